@@ -1,0 +1,17 @@
+package cli
+
+import (
+	"flag"
+
+	"github.com/graftdev/graft/client"
+)
+
+// adminFlag registers --admin on fs. Its default is $GRAFT_ADMIN, then the
+// per-user default path.
+func adminFlag(env *Env, fs *flag.FlagSet) *string {
+	def := env.Getenv("GRAFT_ADMIN")
+	if def == "" {
+		def = client.DefaultSocket(env.Getenv)
+	}
+	return fs.String("admin", def, "supervisor admin `socket` ($GRAFT_ADMIN, else a per-user default)")
+}
