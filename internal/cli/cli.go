@@ -40,12 +40,13 @@ var commands = map[string]command{
 	"checks":   {"list, switch on or off latent checks", cmdChecks},
 	"build":    {"build a Go program instrumented for checks and patching", cmdBuild},
 	"test":     {"go test with the same instrumentation", cmdTest},
+	"alert":    {"make keys, sign and verify advisories that switch checks on", cmdAlert},
 	"patch":    {"make, apply, revert and list in-process patches", cmdPatch},
 	"demo":     {"the whole live-update story on a built-in sample service", cmdDemo},
 	"version":  {"print graft's version", cmdVersion},
 }
 
-var order = []string{"run", "upgrade", "rollback", "status", "shadow", "report", "seal", "checks", "build", "test", "patch", "demo", "version"}
+var order = []string{"run", "upgrade", "rollback", "status", "shadow", "report", "seal", "checks", "alert", "build", "test", "patch", "demo", "version"}
 
 // Run runs graft with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
