@@ -32,6 +32,7 @@ const (
 
 	// supervisor → child
 	CtlHandoff = "handoff" // carries one fd (SCM_RIGHTS): write your state to it
+	CtlReceive = "receive" // carries one fd (SCM_RIGHTS): load state from it, then resume (state going back on rollback)
 	CtlCommit  = "commit"  // the successor serves; stop accepting, hand held work over, stay parked
 	CtlResume  = "resume"  // the upgrade was aborted or rolled back: accept and mutate again
 	CtlPark    = "park"    // stop accepting new work, stay alive (probation)
