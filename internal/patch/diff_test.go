@@ -1,0 +1,190 @@
+package patch
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/tools/txtar"
+
+	"github.com/graftdev/graft/api"
+)
+
+// loadPair writes testdata/diff/NAME.txtar's old/ and new/ trees to a temp
+// dir and loads both.
+func loadPair(t *testing.T, name string) (*Tree, *Tree) {
+	t.Helper()
+	ar, err := txtar.ParseFile(filepath.Join("testdata", "diff", name+".txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range ar.Files {
+		p := filepath.Join(dir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := LoadTree(t.Context(), filepath.Join(dir, "old"), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	new, err := LoadTree(t.Context(), filepath.Join(dir, "new"), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old, new
+}
+
+// want is one expected change: "id kind change ok|refused", and a reason substring.
+type want struct {
+	change string
+	reason string
+}
+
+func TestDiff(t *testing.T) {
+	const p = "example.com/fx."
+	tests := []struct {
+		name     string
+		noPoint  []string
+		want     []want
+		slots    []string
+		admitted bool
+	}{
+		{
+			name: "body",
+			want: []want{
+				{"(*server).allow func changed ok", "patch point"},
+			},
+			slots:    []string{"(*server).allow"},
+			admitted: true,
+		},
+		{
+			name: "signature",
+			want: []want{{"parse func changed refused", "signature change: func(b []byte) int → func(b []byte) (int, error)"}},
+		},
+		{
+			name: "layout",
+			want: []want{
+				{"(*decoder).next func changed ok", "patch point"},
+				{"decoder type changed refused", "adds struct field(s) depth"},
+				{"header type changed refused", "struct layout change"},
+				{"msg type changed refused", "struct tags changed"},
+			},
+			slots: []string{"(*decoder).next"},
+		},
+		{
+			name: "methodset",
+			want: []want{
+				{"(*point).String func added ok", "new method"},
+				{"box.half func added ok", "new method"},
+				{"point type changed refused", "*example.com/fx.point now satisfies fmt.Stringer"},
+			},
+		},
+		{
+			name: "init",
+			want: []want{
+				{"get func changed ok", "patch point"},
+				{"init init changed refused", "init already ran"},
+				{"limit var changed refused", "changed initializer"},
+				{"maxDepth var added ok", "travels in the patch"},
+			},
+			slots: []string{"get"},
+		},
+		{
+			name: "const",
+			want: []want{
+				{"buf var changed refused", "uses changed constant example.com/fx.maxLen"},
+				{"check func changed ok", "patch point"},
+				{"maxLen const changed ok", "untyped int = 100 → untyped int = 50"},
+			},
+			slots: []string{"check"},
+		},
+		{
+			name: "generic",
+			want: []want{
+				{"(*stack).pop func changed refused", "generic function"},
+				{"first func changed refused", "generic function"},
+				{"newHelper func added ok", "generic helper"},
+			},
+		},
+		{
+			name:    "nopoint",
+			noPoint: []string{"leaf", "mid", "taken", "Exported", "T.m"},
+			want: []want{
+				{"Exported func changed refused", "exported"},
+				{"T.m func changed refused", "interface example.com/fx.mer can dispatch"},
+				{"a caller changed ok", "calls example.com/fx.leaf"},
+				{"b caller changed ok", "calls example.com/fx.leaf"},
+				{"leaf func changed ok", "recompiled into its instrumented callers example.com/fx.a, example.com/fx.b"},
+				{"taken func changed refused", "used as a function value"},
+			},
+			slots: []string{"a", "b"},
+		},
+		{
+			name: "helpers",
+			want: []want{
+				{"errDeep var added ok", "travels in the patch"},
+				{"limits type added ok", "new type"},
+				{"maxDepth const added ok", "compiled into the patch"},
+				{"walk func changed ok", "patch point"},
+				{"walkDepth func added ok", "new helper"},
+			},
+			slots:    []string{"walk"},
+			admitted: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, new := loadPair(t, tt.name)
+			var opts Options
+			if tt.noPoint != nil {
+				opts.HasPoint = func(id string) (bool, string) {
+					if slices.Contains(tt.noPoint, strings.TrimPrefix(id, p)) {
+						return false, "inlinable leaf"
+					}
+					return true, ""
+				}
+			}
+			r := Diff(old, new, opts)
+			var got []string
+			for _, c := range r.Changes {
+				verdict := "refused"
+				if c.Admitted {
+					verdict = "ok"
+				}
+				got = append(got, strings.Join([]string{strings.TrimPrefix(c.ID, p), c.Kind, c.Change, verdict}, " "))
+			}
+			var wantIDs []string
+			for _, w := range tt.want {
+				wantIDs = append(wantIDs, w.change)
+			}
+			if !slices.Equal(got, wantIDs) {
+				t.Fatalf("changes:\n got  %q\n want %q\n%+v", got, wantIDs, r.Changes)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(r.Changes[i].Reason, w.reason) {
+					t.Errorf("%s: reason %q does not contain %q", w.change, r.Changes[i].Reason, w.reason)
+				}
+			}
+			var slots []string
+			for _, s := range r.Slots {
+				slots = append(slots, strings.TrimPrefix(s, p))
+			}
+			if !slices.Equal(slots, tt.slots) {
+				t.Errorf("slots = %q, want %q", slots, tt.slots)
+			}
+			if r.Admitted != tt.admitted {
+				t.Errorf("admitted = %v, want %v", r.Admitted, tt.admitted)
+			}
+			if r.Version != api.Version {
+				t.Errorf("version = %d", r.Version)
+			}
+		})
+	}
+}

@@ -1,0 +1,144 @@
+package patch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// Tree is one version of a source tree, loaded and type-checked.
+type Tree struct {
+	Dir    string
+	Module string                       // module path, "" outside modules
+	Pkgs   map[string]*packages.Package // the tree's own packages by import path
+}
+
+// LoadOptions says how to load a tree; the zero value loads ./... with the
+// tree's own go.mod as is.
+type LoadOptions struct {
+	Patterns []string // default ./...
+	// ModMod lets go resolve missing requirements (-mod=mod). Only for
+	// private copies (fetched modules): it may rewrite go.mod.
+	ModMod bool
+	Env    []string // extra environment
+}
+
+const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
+	packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports | packages.NeedModule
+
+// LoadTree loads and type-checks the packages of the tree at dir.
+func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", dir, err)
+	}
+	patterns := opts.Patterns
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	env := append(os.Environ(), "GOWORK=off")
+	if opts.ModMod {
+		env = append(env, "GOFLAGS=-mod=mod")
+	}
+	env = append(env, opts.Env...)
+	cfg := &packages.Config{Context: ctx, Mode: loadMode, Dir: abs, Env: env}
+	pkgs, err := packages.Load(cfg, patterns...)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", dir, err)
+	}
+	t := &Tree{Dir: abs, Pkgs: map[string]*packages.Package{}}
+	var errs []string
+	for _, p := range pkgs {
+		for _, e := range p.Errors {
+			errs = append(errs, e.Error())
+		}
+		if p.Module != nil && t.Module == "" {
+			t.Module = p.Module.Path
+		}
+		if p.Types == nil || len(p.Syntax) == 0 {
+			continue
+		}
+		t.Pkgs[p.PkgPath] = p
+	}
+	if len(errs) > 0 {
+		if len(errs) > 5 {
+			errs = append(errs[:5], fmt.Sprintf("and %d more", len(errs)-5))
+		}
+		return nil, fmt.Errorf("load tree %s: %s", dir, strings.Join(errs, "; "))
+	}
+	if len(t.Pkgs) == 0 {
+		return nil, fmt.Errorf("load tree %s: no Go packages", dir)
+	}
+	return t, nil
+}
+
+// ErrNotModule is returned by FetchModule for an argument that is not MOD@VERSION.
+var ErrNotModule = errors.New("not MODULE@VERSION")
+
+// FetchModule downloads mod@version through the module proxy (go mod
+// download) and copies it into a writable directory under into, adding a
+// go.mod for modules that predate modules. It returns the copy's path.
+func FetchModule(ctx context.Context, spec, into string) (string, error) {
+	path, version, ok := strings.Cut(spec, "@")
+	if !ok || path == "" || version == "" {
+		return "", fmt.Errorf("fetch %q: %w", spec, ErrNotModule)
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", spec)
+	cmd.Dir = into
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	runErr := cmd.Run()
+	var info struct {
+		Dir, Version, Error string
+	}
+	if err := json.Unmarshal(out.Bytes(), &info); err != nil {
+		return "", fmt.Errorf("fetch %s: %v: %s", spec, runErr, strings.TrimSpace(stderr.String()))
+	}
+	if info.Error != "" {
+		return "", fmt.Errorf("fetch %s: %s", spec, info.Error)
+	}
+	dst := filepath.Join(into, strings.ReplaceAll(path, "/", "_")+"@"+info.Version)
+	if err := copyTree(info.Dir, dst); err != nil {
+		return "", fmt.Errorf("fetch %s: %w", spec, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "go.mod")); errors.Is(err, fs.ErrNotExist) {
+		if err := os.WriteFile(filepath.Join(dst, "go.mod"), []byte("module "+path+"\n\ngo 1.16\n"), 0o644); err != nil {
+			return "", fmt.Errorf("fetch %s: %w", spec, err)
+		}
+	}
+	return dst, nil
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}

@@ -1,0 +1,183 @@
+package patch
+
+import (
+	"go/ast"
+	"go/types"
+	"sort"
+	"strings"
+
+	"github.com/graftdev/graft/api"
+)
+
+// ref is one reference to a package-level function.
+type ref struct {
+	from  string // id of the enclosing function, "" at package level
+	value bool   // used as a value, not called
+}
+
+// refs indexes, in the new tree, who references each function.
+func (dd *differ) refs() map[string][]ref {
+	out := map[string][]ref{}
+	for _, path := range sortedKeys(dd.new) {
+		d := dd.new[path]
+		info := d.pkg.TypesInfo
+		for _, f := range d.pkg.Syntax {
+			for _, decl := range f.Decls {
+				from := ""
+				if fd, ok := decl.(*ast.FuncDecl); ok {
+					if obj, ok := info.Defs[fd.Name].(*types.Func); ok {
+						from = funcID(obj)
+						if fd.Recv == nil && fd.Name.Name == "init" {
+							from = path + ".init"
+						}
+					}
+				}
+				called := map[*ast.Ident]bool{}
+				ast.Inspect(decl, func(n ast.Node) bool {
+					if c, ok := n.(*ast.CallExpr); ok {
+						fun := ast.Unparen(c.Fun)
+						if ix, ok := fun.(*ast.IndexExpr); ok {
+							fun = ix.X
+						}
+						switch fun := fun.(type) {
+						case *ast.Ident:
+							called[fun] = true
+						case *ast.SelectorExpr:
+							called[fun.Sel] = true
+						}
+					}
+					return true
+				})
+				ast.Inspect(decl, func(n ast.Node) bool {
+					id, ok := n.(*ast.Ident)
+					if !ok {
+						return true
+					}
+					fn, ok := info.Uses[id].(*types.Func)
+					if !ok {
+						return true
+					}
+					fn = fn.Origin()
+					out[funcID(fn)] = append(out[funcID(fn)], ref{from: from, value: !called[id]})
+					return true
+				})
+			}
+		}
+	}
+	return out
+}
+
+// placePoints decides how each changed function reaches the running
+// program: through its own patch point, or, when it has none (an inlinable
+// leaf the build left out), by recompiling every caller up to ones that
+// have a point.
+func (dd *differ) placePoints(changed []*funcDecl) {
+	has := dd.opts.HasPoint
+	if has == nil {
+		has = func(string) (bool, string) { return true, "" }
+	}
+	slots := map[string]bool{}
+	callers := map[string]string{} // caller id → the callee that brought it in
+	var index map[string][]ref
+	for _, f := range changed {
+		if ok, _ := has(f.id); ok {
+			slots[f.id] = true
+			dd.add(f.id, api.PatchFunc, api.Changed, true, "body replaced through its patch point")
+			continue
+		}
+		_, why := has(f.id)
+		if index == nil {
+			index = dd.refs()
+		}
+		found, refusal := dd.climb(f, index, has)
+		if refusal != "" {
+			dd.add(f.id, api.PatchFunc, api.Changed, false, "no patch point (%s) and %s", why, refusal)
+			continue
+		}
+		dd.add(f.id, api.PatchFunc, api.Changed, true, "no patch point (%s): recompiled into its instrumented callers %s", why, strings.Join(found, ", "))
+		for _, c := range found {
+			if _, ok := callers[c]; !ok {
+				callers[c] = f.id
+			}
+		}
+	}
+	for _, c := range sortedKeys(callers) {
+		if slots[c] {
+			continue
+		}
+		slots[c] = true
+		dd.add(c, api.PatchCaller, api.Changed, true, "unchanged body recompiled: it calls %s, which has no patch point", callers[c])
+	}
+	for s := range slots {
+		dd.report.Slots = append(dd.report.Slots, s)
+	}
+	sort.Strings(dd.report.Slots)
+}
+
+// climb walks up the callers of f until every path ends in a function with
+// a patch point. It refuses when f (or a pointless caller) is used as a
+// value, referenced at package level, exported (callers outside the tree are
+// unknown), a method an interface can reach, or has no caller at all.
+func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (bool, string)) ([]string, string) {
+	seen := map[string]bool{f.id: true}
+	queue := []*types.Func{f.obj}
+	var found []string
+	for len(queue) > 0 {
+		fn := queue[0]
+		queue = queue[1:]
+		id := funcID(fn)
+		if fn.Exported() {
+			return nil, id + " is exported: callers outside the diffed tree would keep the old body"
+		}
+		if sig := fn.Type().(*types.Signature); sig.Recv() != nil {
+			k := methodKey(fn)
+			for name, ms := range dd.ifaces {
+				if ms[k] {
+					return nil, id + " is a method that interface " + name + " can dispatch to"
+				}
+			}
+		}
+		rs := index[id]
+		if len(rs) == 0 {
+			return nil, id + " has no caller in the tree"
+		}
+		for _, r := range rs {
+			switch {
+			case r.value:
+				return nil, id + " is used as a function value (in " + orPkg(r.from) + ")"
+			case r.from == "" || strings.HasSuffix(r.from, ".init"):
+				return nil, id + " is called at package initialization (" + orPkg(r.from) + ")"
+			case seen[r.from]:
+				continue
+			}
+			seen[r.from] = true
+			if ok, _ := has(r.from); ok {
+				found = append(found, r.from)
+				continue
+			}
+			obj := dd.lookupFunc(r.from)
+			if obj == nil {
+				return nil, "caller " + r.from + " cannot be recompiled"
+			}
+			queue = append(queue, obj)
+		}
+	}
+	sort.Strings(found)
+	return found, ""
+}
+
+func orPkg(from string) string {
+	if from == "" {
+		return "a package-level declaration"
+	}
+	return from
+}
+
+func (dd *differ) lookupFunc(id string) *types.Func {
+	for _, d := range dd.new {
+		if f, ok := d.funcs[id]; ok && !f.generic {
+			return f.obj
+		}
+	}
+	return nil
+}
