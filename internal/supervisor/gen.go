@@ -1,0 +1,417 @@
+package supervisor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/proxy"
+)
+
+// generation is one child process. Fields under "guarded by s.mu" change
+// only with the supervisor's lock held.
+type generation struct {
+	n        int
+	role     string // "" for the main line, else a lane's role
+	cmd      []string
+	addr     string // proxy mode: private address
+	rtSocket string
+	backend  *proxy.Backend
+	proc     *os.Process
+	started  time.Time
+
+	// guarded by s.mu
+	state   api.GenState
+	ready   time.Time
+	exited  time.Time
+	exitErr error
+	served  time.Time // when it last became serving
+
+	done     chan struct{} // closed once the process has been waited for
+	readyCh  chan struct{} // closed on READY=1
+	readyOne sync.Once
+	stopping atomic.Bool // graft asked it to stop: its exit is no crash
+
+	ctl    *net.UnixConn // control channel, nil if it could not be made
+	ctlMu  sync.Mutex
+	hello  atomic.Pointer[api.Control]
+	events chan api.Control // parked, handoff-sent, error from the child
+
+	stderr tail
+}
+
+func (g *generation) drains() bool {
+	h := g.hello.Load()
+	return h != nil && h.Drains
+}
+
+func (g *generation) hasState() bool {
+	h := g.hello.Load()
+	return h != nil && h.Drains && len(h.State) > 0
+}
+
+func (g *generation) alive() bool {
+	select {
+	case <-g.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// send writes one control message, with fd attached when not nil.
+func (g *generation) send(m api.Control, fd *os.File) error {
+	if g.ctl == nil {
+		return errors.New("no control channel")
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd != nil {
+		oob = syscall.UnixRights(int(fd.Fd()))
+	}
+	g.ctlMu.Lock()
+	defer g.ctlMu.Unlock()
+	g.ctl.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := g.ctl.WriteMsgUnix(b, oob, nil); err != nil {
+		return fmt.Errorf("send %s to generation %d: %w", m.Type, g.n, err)
+	}
+	return nil
+}
+
+// signal sends sig to the generation's process group, so that shells and
+// their children get it too.
+func (g *generation) signal(sig syscall.Signal) {
+	if g.proc == nil {
+		return
+	}
+	if err := syscall.Kill(-g.proc.Pid, sig); err != nil {
+		g.proc.Signal(sig)
+	}
+}
+
+// startOpts are the parts of a start that vary per generation.
+type startOpts struct {
+	role  string
+	cmd   []string
+	state *os.File // read end of the state stream, or nil
+}
+
+// start launches a generation; it does not wait for readiness.
+func (s *Supervisor) start(so startOpts) (*generation, error) {
+	if len(so.cmd) == 0 {
+		return nil, errors.New("start generation: empty command")
+	}
+	s.mu.Lock()
+	s.nextGen++
+	n := s.nextGen
+	s.mu.Unlock()
+	g := &generation{
+		n: n, role: so.role, cmd: so.cmd,
+		done: make(chan struct{}), readyCh: make(chan struct{}),
+		events:   make(chan api.Control, 8),
+		rtSocket: filepath.Join(s.runDir, fmt.Sprintf("rt-%d.sock", n)),
+		state:    api.GenStarting,
+	}
+	// Resolved anew every time, so a binary replaced on disk is picked up
+	// and a missing one fails here, before anything else happens.
+	path, err := exec.LookPath(so.cmd[0])
+	if err != nil {
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
+	}
+	args := so.cmd
+	env := childEnv(s.env)
+	env = append(env, "GRAFT_GENERATION="+strconv.Itoa(n), "GRAFT_RT_SOCKET="+g.rtSocket)
+	var files []*os.File
+	var closeAfter []io.Closer
+	defer func() {
+		for _, c := range closeAfter {
+			c.Close()
+		}
+	}()
+	if s.proxyMode {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("start generation %d: %w", n, err)
+		}
+		g.addr = "127.0.0.1:" + strconv.Itoa(port)
+		args = substitute(args, port, g.addr)
+		env = append(env, "PORT="+strconv.Itoa(port))
+		g.backend = proxy.NewBackend(n, g.addr)
+	} else if so.role == "" {
+		var names []string
+		for _, l := range s.listeners {
+			files = append(files, l.file)
+			names = append(names, l.spec.Name)
+		}
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	}
+	// Notify socket: a private unixgram socket per generation.
+	notifyPath := filepath.Join(s.runDir, fmt.Sprintf("notify-%d.sock", n))
+	os.Remove(notifyPath)
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("start generation %d: notify socket: %w", n, err)
+	}
+	env = append(env, "NOTIFY_SOCKET="+notifyPath)
+	// Control channel.
+	if parent, child, err := seqpacketPair(); err == nil {
+		closeAfter = append(closeAfter, child)
+		if c, err := net.FileConn(parent); err == nil {
+			g.ctl = c.(*net.UnixConn)
+		}
+		parent.Close()
+		env = append(env, "GRAFT_CONTROL_FD="+strconv.Itoa(3+len(files)))
+		files = append(files, child)
+	} else {
+		s.log.Warn("control channel", "gen", n, "err", err)
+	}
+	if so.state != nil {
+		env = append(env, "GRAFT_STATE_FD="+strconv.Itoa(3+len(files)))
+		files = append(files, so.state)
+	}
+	for _, f := range s.addEnv {
+		env = append(env, f(n)...)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		notify.Close()
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		notify.Close()
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
+	}
+	closeAfter = append(closeAfter, outW, errW)
+	argv := args
+	if !s.proxyMode && so.role == "" {
+		argv = append(append(shimPrefix(), path), args...)
+		path = argv[0]
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        argv,
+		Env:         env,
+		Stdout:      outW,
+		Stderr:      errW,
+		ExtraFiles:  files,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		notify.Close()
+		outR.Close()
+		errR.Close()
+		if g.ctl != nil {
+			g.ctl.Close()
+		}
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
+	}
+	g.proc = cmd.Process
+	g.started = time.Now()
+	s.mu.Lock()
+	s.gens = append(s.gens, g)
+	s.mu.Unlock()
+	s.Event(n, "started", fmt.Sprintf("pid %d: %s", g.proc.Pid, strings.Join(so.cmd, " ")))
+	s.metricStarts.Inc()
+
+	var pipes sync.WaitGroup
+	pipes.Go(func() { s.copyLines(g, outR, "stdout") })
+	pipes.Go(func() { s.copyLines(g, errR, "stderr") })
+	s.wg.Go(func() { s.readNotify(g, notify) })
+	if g.ctl != nil {
+		s.wg.Go(func() { s.readControl(g) })
+	}
+	s.wg.Go(func() {
+		err := cmd.Wait()
+		pipes.Wait()
+		notify.Close()
+		os.Remove(notifyPath)
+		if g.ctl != nil {
+			g.ctl.Close()
+		}
+		s.exited(g, err)
+	})
+	return g, nil
+}
+
+// childEnv is the supervisor's environment without what belongs to graft
+// itself (its own socket activation, notify socket and graft variables).
+func childEnv(base []string) []string {
+	out := make([]string, 0, len(base)+8)
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "LISTEN_FDS", k == "LISTEN_PID", k == "LISTEN_FDNAMES", k == "NOTIFY_SOCKET", k == "PORT",
+			strings.HasPrefix(k, "GRAFT_"):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func substitute(args []string, port int, addr string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		a = strings.ReplaceAll(a, "{port}", strconv.Itoa(port))
+		out[i] = strings.ReplaceAll(a, "{addr}", addr)
+	}
+	return out
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a private port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func seqpacketPair() (parent, child *os.File, err error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "graft-control"), os.NewFile(uintptr(fds[1]), "graft-control-child"), nil
+}
+
+func streamPair() (r, w *os.File, err error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "graft-state-r"), os.NewFile(uintptr(fds[1]), "graft-state-w"), nil
+}
+
+func (s *Supervisor) copyLines(g *generation, r io.ReadCloser, stream string) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	label := "gen " + strconv.Itoa(g.n)
+	if g.role != "" {
+		label = g.role + " " + strconv.Itoa(g.n)
+	}
+	for sc.Scan() {
+		line := sc.Bytes()
+		if stream == "stderr" {
+			g.stderr.write(line)
+		}
+		if s.output != nil {
+			s.outMu.Lock()
+			fmt.Fprintf(s.output, "[%s %s] %s\n", label, stream, line)
+			s.outMu.Unlock()
+		} else {
+			s.log.Info("child output", "gen", g.n, "role", g.role, "stream", stream, "line", string(line))
+		}
+	}
+}
+
+func (s *Supervisor) readNotify(g *generation, c *net.UnixConn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		for line := range strings.SplitSeq(string(buf[:n]), "\n") {
+			if line == "READY=1" {
+				g.readyOne.Do(func() { close(g.readyCh) })
+			}
+		}
+	}
+}
+
+func (s *Supervisor) readControl(g *generation) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, 256)
+	for {
+		n, oobn, _, _, err := g.ctl.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			return
+		}
+		if oobn > 0 {
+			closeRights(oob[:oobn]) // children never send fds; do not leak them
+		}
+		var m api.Control
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			s.log.Warn("malformed control message", "gen", g.n, "err", err)
+			continue
+		}
+		switch m.Type {
+		case api.CtlHello:
+			g.hello.Store(&m)
+			s.Event(g.n, "hello", fmt.Sprintf("drains=%v state=%v rt=%v", m.Drains, m.State, m.RT))
+		case api.CtlParked, api.CtlHandoffSent, api.CtlError:
+			if m.Type == api.CtlError {
+				s.Event(g.n, "child-error", m.Error)
+			}
+			select {
+			case g.events <- m:
+			default:
+			}
+		}
+	}
+}
+
+func closeRights(oob []byte) {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return
+	}
+	for _, m := range msgs {
+		fds, err := syscall.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}
+}
+
+// tail keeps the last 64 KiB written to it.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailCap = 64 << 10
+
+func (t *tail) write(line []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, line...)
+	t.buf = append(t.buf, '\n')
+	if len(t.buf) > tailCap {
+		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-tailCap:]...)
+	}
+}
+
+func (t *tail) bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf...)
+}

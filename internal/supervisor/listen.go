@@ -1,0 +1,178 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ListenSpec is one public socket: --listen NAME=ADDR.
+type ListenSpec struct {
+	Name string
+	Addr string // "host:port" or "unix:/path"
+}
+
+// ParseListen parses NAME=ADDR.
+func ParseListen(s string) (ListenSpec, error) {
+	name, addr, ok := strings.Cut(s, "=")
+	if !ok || name == "" || addr == "" {
+		return ListenSpec{}, fmt.Errorf("parse listen %q: want NAME=ADDR", s)
+	}
+	if strings.ContainsAny(name, ":= \t\n") {
+		return ListenSpec{}, fmt.Errorf("parse listen %q: name may not hold ':', '=' or spaces", s)
+	}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return ListenSpec{}, fmt.Errorf("parse listen %q: empty unix path", s)
+		}
+		return ListenSpec{Name: name, Addr: addr}, nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		return ListenSpec{}, fmt.Errorf("parse listen %q: %w", s, err)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return ListenSpec{}, fmt.Errorf("parse listen %q: bad port %q", s, port)
+	}
+	return ListenSpec{Name: name, Addr: addr}, nil
+}
+
+// Inherited is a socket graft itself received by socket activation.
+type Inherited struct {
+	Name string
+	File *os.File
+}
+
+// InheritedSockets reads graft's own systemd socket-activation environment
+// (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES) and returns the sockets by name.
+// It returns nothing when the variables are absent or meant for another
+// process.
+func InheritedSockets(getenv func(string) string, pid int) []Inherited {
+	if getenv("LISTEN_PID") != strconv.Itoa(pid) {
+		return nil
+	}
+	n, err := strconv.Atoi(getenv("LISTEN_FDS"))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	names := strings.Split(getenv("LISTEN_FDNAMES"), ":")
+	var out []Inherited
+	for i := range n {
+		fd := 3 + i
+		syscall.CloseOnExec(fd)
+		name := "LISTEN_FD_" + strconv.Itoa(fd)
+		if i < len(names) && names[i] != "" {
+			name = names[i]
+		}
+		out = append(out, Inherited{Name: name, File: os.NewFile(uintptr(fd), name)})
+	}
+	return out
+}
+
+// listener is one public socket and the file handed to generations.
+type listener struct {
+	spec ListenSpec
+	ln   net.Listener
+	file *os.File // a dup of ln's fd, passed to every socket-mode generation
+}
+
+func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, error) {
+	byName := map[string]*os.File{}
+	for _, in := range inherited {
+		byName[in.Name] = in.File
+	}
+	var out []*listener
+	fail := func(err error) ([]*listener, error) {
+		for _, l := range out {
+			l.close()
+		}
+		return nil, err
+	}
+	for _, sp := range specs {
+		var (
+			ln  net.Listener
+			err error
+		)
+		if f, ok := byName[sp.Name]; ok {
+			ln, err = net.FileListener(f)
+			f.Close()
+			if err != nil {
+				return fail(fmt.Errorf("adopt inherited socket %s: %w", sp.Name, err))
+			}
+		} else {
+			ln, err = listen(sp.Addr)
+			if err != nil {
+				return fail(fmt.Errorf("listen %s=%s: %w", sp.Name, sp.Addr, err))
+			}
+		}
+		l := &listener{spec: sp, ln: ln}
+		if f, ok := ln.(interface{ File() (*os.File, error) }); ok {
+			if l.file, err = f.File(); err != nil {
+				ln.Close()
+				return fail(fmt.Errorf("listener %s: dup: %w", sp.Name, err))
+			}
+		}
+		if ul, ok := ln.(*net.UnixListener); ok {
+			// graft owns the path; generations only ever get the fd.
+			ul.SetUnlinkOnClose(true)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	return net.Listen("unix", path)
+}
+
+// removeStale removes a unix socket file nothing answers on; it refuses to
+// touch one that answers or a file that is not a socket.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("%s: %w", path, ErrInUse)
+	}
+	return os.Remove(path)
+}
+
+// ErrInUse is returned when another process answers on a socket graft was
+// asked to create.
+var ErrInUse = errors.New("another process answers on this socket")
+
+func (l *listener) addr() string {
+	if l.spec.Addr != "" && strings.HasPrefix(l.spec.Addr, "unix:") {
+		return l.spec.Addr
+	}
+	if a := l.ln.Addr(); a.Network() == "unix" {
+		return "unix:" + a.String()
+	} else {
+		return a.String()
+	}
+}
+
+func (l *listener) close() {
+	if l.file != nil {
+		l.file.Close()
+	}
+	l.ln.Close()
+}

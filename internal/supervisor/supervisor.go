@@ -1,0 +1,787 @@
+// Package supervisor runs a service as numbered generations of child
+// processes behind listeners it owns, and replaces one generation with the
+// next without failing requests: readiness, cutover, probation with the
+// previous generation parked, automatic rollback, drain, crash restarts with
+// backoff, and the admin API (graft run, upgrade, rollback, status).
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/proxy"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Supervisor. Zero values of durations get defaults.
+type Options struct {
+	Listen    []ListenSpec
+	Inherited []Inherited // graft's own socket-activated sockets, by name
+	Command   []string    // the first generation's command line
+	Proxy     bool        // proxy mode; otherwise socket mode
+	Ready     string      // --ready spec; "" = the mode's default
+
+	Probation    time.Duration // default 30s
+	Drain        time.Duration // default 30s
+	StartTimeout time.Duration // default 60s
+	StopSignal   syscall.Signal
+
+	AdminSocket string // "" = no unix admin socket (tests may use Handler)
+	AdminTCP    string // "" = none; requires AdminToken
+	AdminToken  string
+	MetricsAddr string
+
+	// NotifySocket is graft's own NOTIFY_SOCKET: READY=1 goes there once
+	// the first generation serves.
+	NotifySocket string
+	Env          []string  // base environment of generations; nil = os.Environ()
+	RuntimeDir   string    // private dir for notify and rt sockets; "" = a new temp dir
+	Logger       *slog.Logger
+	Output       io.Writer // child output as "[gen N stream] line"; nil = logged through Logger
+	// RestartBackoff is the first delay before restarting a crashed serving
+	// generation; it doubles up to MaxRestartBackoff. Defaults 100ms, 30s.
+	RestartBackoff    time.Duration
+	MaxRestartBackoff time.Duration
+}
+
+// Supervisor owns the listeners and the generations of one service.
+type Supervisor struct {
+	opts      Options
+	log       *slog.Logger
+	output    io.Writer
+	outMu     sync.Mutex
+	env       []string
+	runDir    string
+	ownRunDir bool
+	proxyMode bool
+	ready     ReadySpec
+	listeners []*listener
+	proxy     *proxy.Proxy
+	mux       *http.ServeMux
+	reg       *prometheus.Registry
+	probeHTTP *http.Client
+
+	busy chan struct{} // one transition (upgrade, rollback, restart) at a time
+
+	mu        sync.Mutex
+	ctx       context.Context
+	nextGen   int
+	gens      []*generation
+	serving   *generation
+	parked    *generation
+	prevCmd   []string // the command line before the last cutover (rollback target)
+	probation int      // bumped at each cutover: stale probation timers do nothing
+	// probationEnd is when the current probation ends; a serving generation
+	// that crashes before it is rolled back even without a parked one.
+	probationEnd time.Time
+	events    []api.Event
+	upgrading bool
+	backoff   time.Duration
+	restartOn bool // a restart loop is running
+	notified  bool
+	onCrash   []func(Crash)
+	addEnv    []func(gen int) []string
+	started   bool
+
+	wg sync.WaitGroup
+
+	metrics
+}
+
+// Crash describes a generation that died without being asked to.
+type Crash struct {
+	Gen      int
+	Time     time.Time
+	Err      error           // exit status or signal
+	Stderr   []byte          // the last 64 KiB of its stderr (panic traces)
+	InFlight []proxy.Request // proxy mode: requests in flight to it when it died
+	Serving  bool            // it was the serving generation
+}
+
+// Errors of transitions.
+var (
+	ErrBusy       = errors.New("another upgrade or rollback is in progress (upgrades are serialized; retry when it has finished)")
+	ErrNoRollback = errors.New("nothing to roll back to")
+	ErrNotServing = errors.New("no generation serves")
+)
+
+// New checks opts, opens the listeners and prepares the admin API. Nothing
+// is started before Run.
+func New(opts Options) (*Supervisor, error) {
+	if len(opts.Command) == 0 {
+		return nil, errors.New("new supervisor: no command")
+	}
+	if len(opts.Listen) == 0 {
+		return nil, errors.New("new supervisor: no listener (--listen NAME=ADDR)")
+	}
+	if opts.AdminTCP != "" && opts.AdminToken == "" {
+		return nil, errors.New("new supervisor: a TCP admin address needs a token")
+	}
+	ready, err := ParseReady(opts.Ready, opts.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("new supervisor: %w", err)
+	}
+	setDefault(&opts.Probation, 30*time.Second)
+	setDefault(&opts.Drain, 30*time.Second)
+	setDefault(&opts.StartTimeout, 60*time.Second)
+	setDefault(&opts.RestartBackoff, 100*time.Millisecond)
+	setDefault(&opts.MaxRestartBackoff, 30*time.Second)
+	if opts.StopSignal == 0 {
+		opts.StopSignal = syscall.SIGTERM
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{
+		opts:      opts,
+		log:       log.With("component", "supervisor"),
+		output:    opts.Output,
+		env:       opts.Env,
+		proxyMode: opts.Proxy,
+		ready:     ready,
+		mux:       http.NewServeMux(),
+		reg:       prometheus.NewRegistry(),
+		busy:      make(chan struct{}, 1),
+		probeHTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		backoff:   opts.RestartBackoff,
+	}
+	if s.env == nil {
+		s.env = os.Environ()
+	}
+	s.runDir = opts.RuntimeDir
+	if s.runDir == "" {
+		if s.runDir, err = os.MkdirTemp("", "graft-run-"); err != nil {
+			return nil, fmt.Errorf("new supervisor: runtime dir: %w", err)
+		}
+		s.ownRunDir = true
+	} else if err := os.MkdirAll(s.runDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new supervisor: runtime dir: %w", err)
+	}
+	if s.listeners, err = openListeners(opts.Listen, opts.Inherited); err != nil {
+		s.cleanupDir()
+		return nil, fmt.Errorf("new supervisor: %w", err)
+	}
+	if s.proxyMode {
+		s.proxy = proxy.New(proxy.Options{Logger: log})
+	}
+	s.initMetrics()
+	s.routes()
+	return s, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+func (s *Supervisor) cleanupDir() {
+	if s.ownRunDir {
+		os.RemoveAll(s.runDir)
+	}
+}
+
+// Handle mounts an extra admin API route (Go 1.22 patterns). Call before Run.
+func (s *Supervisor) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// OnCrash registers f, called when a generation dies unexpectedly, before
+// the restart decision. Call before Run.
+func (s *Supervisor) OnCrash(f func(Crash)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCrash = append(s.onCrash, f)
+}
+
+// AddEnv registers f, whose "K=V" strings are added to each new
+// generation's environment. Call before Run.
+func (s *Supervisor) AddEnv(f func(gen int) []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addEnv = append(s.addEnv, f)
+}
+
+// Registry is where features register their metrics; it is served on
+// /metrics.
+func (s *Supervisor) Registry() *prometheus.Registry { return s.reg }
+
+// Proxy returns the proxy in proxy mode, else nil.
+func (s *Supervisor) Proxy() *proxy.Proxy { return s.proxy }
+
+// Logger returns the supervisor's logger.
+func (s *Supervisor) Logger() *slog.Logger { return s.log }
+
+// Addrs returns the public listeners' addresses, in --listen order.
+func (s *Supervisor) Addrs() []string {
+	var out []string
+	for _, l := range s.listeners {
+		out = append(out, l.addr())
+	}
+	return out
+}
+
+// Serving returns the serving generation and its GRAFT_RT_SOCKET path
+// (0, "" when none serves).
+func (s *Supervisor) Serving() (gen int, rtSocket string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving == nil {
+		return 0, ""
+	}
+	return s.serving.n, s.serving.rtSocket
+}
+
+// Event adds an entry to the recent events shown by graft status.
+func (s *Supervisor) Event(gen int, kind, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.eventLocked(gen, kind, msg)
+}
+
+const maxEvents = 200
+
+func (s *Supervisor) eventLocked(gen int, kind, msg string) {
+	s.events = append(s.events, api.Event{Time: time.Now(), Generation: gen, Kind: kind, Message: msg})
+	if len(s.events) > maxEvents {
+		s.events = append(s.events[:0:0], s.events[len(s.events)-maxEvents:]...)
+	}
+	s.log.Info(msg, "event", kind, "gen", gen)
+}
+
+// Run starts the first generation and supervises until ctx ends; then it
+// stops every generation (within the drain deadline) and closes the
+// listeners.
+func (s *Supervisor) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("run supervisor: already running")
+	}
+	s.started, s.ctx = true, ctx
+	s.mu.Unlock()
+	defer s.cleanupDir()
+
+	admin, err := s.startAdmin(ctx)
+	if err != nil {
+		for _, l := range s.listeners {
+			l.close()
+		}
+		return err
+	}
+	var serveWG sync.WaitGroup
+	if s.proxyMode {
+		for _, l := range s.listeners {
+			serveWG.Go(func() { s.proxy.Serve(l.ln) })
+		}
+	}
+	s.wg.Go(func() { s.first(ctx) })
+
+	<-ctx.Done()
+	s.shutdown()
+	if s.proxyMode {
+		sctx, cancel := context.WithTimeout(context.Background(), s.opts.Drain)
+		s.proxy.Shutdown(sctx)
+		cancel()
+	}
+	admin.close()
+	for _, l := range s.listeners {
+		l.close()
+	}
+	serveWG.Wait()
+	s.wg.Wait()
+	return nil
+}
+
+// first brings up the first generation; failures go to the restart loop.
+func (s *Supervisor) first(ctx context.Context) {
+	if !s.acquire() {
+		return
+	}
+	g, err := s.startReady(ctx, startOpts{cmd: s.opts.Command})
+	if err != nil {
+		s.Event(0, "start-failed", err.Error())
+		s.release()
+		s.scheduleRestart(s.opts.Command)
+		return
+	}
+	s.cutover(g, nil, false)
+	s.release()
+}
+
+// shutdown stops every live generation in parallel.
+func (s *Supervisor) shutdown() {
+	s.mu.Lock()
+	var live []*generation
+	for _, g := range s.gens {
+		if g.alive() {
+			live = append(live, g)
+		}
+	}
+	s.serving, s.parked = nil, nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, g := range live {
+		wg.Go(func() { s.stop(g, s.opts.Drain) })
+	}
+	wg.Wait()
+}
+
+func (s *Supervisor) acquire() bool {
+	select {
+	case s.busy <- struct{}{}:
+		s.mu.Lock()
+		s.upgrading = true
+		s.mu.Unlock()
+		return true
+	default:
+		return false
+	}
+}
+
+// release ends a transition; if it left nothing serving, a restart loop
+// takes over.
+func (s *Supervisor) release() {
+	s.mu.Lock()
+	s.upgrading = false
+	none := s.serving == nil && s.ctx.Err() == nil
+	var cmd []string
+	if none {
+		cmd = s.lastCmdLocked()
+	}
+	s.mu.Unlock()
+	<-s.busy
+	if none {
+		s.scheduleRestart(cmd)
+	}
+}
+
+func (s *Supervisor) lastCmdLocked() []string {
+	for i := len(s.gens) - 1; i >= 0; i-- {
+		if s.gens[i].role == "" {
+			return s.gens[i].cmd
+		}
+	}
+	return s.opts.Command
+}
+
+// startReady starts a generation and waits for it to be ready.
+func (s *Supervisor) startReady(ctx context.Context, so startOpts) (*generation, error) {
+	g, err := s.start(so)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(ctx, g); err != nil {
+		g.stopping.Store(true)
+		s.kill(g)
+		return nil, err
+	}
+	return g, nil
+}
+
+// waitReady waits until g is ready, exits, or the start timeout passes.
+func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.StartTimeout)
+	defer cancel()
+	fail := func(why string) error {
+		s.Event(g.n, "not-ready", why)
+		return fmt.Errorf("generation %d not ready: %s", g.n, why)
+	}
+	var tick <-chan time.Time
+	var delay <-chan time.Time
+	switch s.ready.Kind {
+	case ReadyTCP, ReadyHTTP:
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	case ReadyDelay:
+		delay = time.After(s.ready.Delay)
+	}
+	for {
+		select {
+		case <-g.readyCh:
+			if s.ready.Kind == ReadyNotify {
+				return s.markReady(g)
+			}
+		case <-delay:
+			return s.markReady(g)
+		case <-tick:
+			if s.ready.probe(ctx, s.probeHTTP, g.addr) == nil {
+				return s.markReady(g)
+			}
+		case <-g.done:
+			return fail("exited before ready: " + exitReason(g))
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fail(fmt.Sprintf("no readiness within %s", s.opts.StartTimeout))
+			}
+			return fail(ctx.Err().Error())
+		case m := <-g.events:
+			if m.Type == api.CtlError {
+				return fail("child reported: " + m.Error)
+			}
+		}
+	}
+}
+
+func (s *Supervisor) markReady(g *generation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !g.alive() {
+		return fmt.Errorf("generation %d exited at readiness", g.n)
+	}
+	g.ready = time.Now()
+	g.state = api.GenReady
+	s.eventLocked(g.n, "ready", fmt.Sprintf("ready after %s", g.ready.Sub(g.started).Round(time.Millisecond)))
+	return nil
+}
+
+func exitReason(g *generation) string {
+	if g.exitErr != nil {
+		return g.exitErr.Error()
+	}
+	return "exit status 0"
+}
+
+// cutover makes g serve. old (may be nil) is parked when it can be brought
+// back instantly (proxy mode, or a child that speaks park/resume), else it
+// drains at once. committed means old already handed its state to g.
+func (s *Supervisor) cutover(g, old *generation, committed bool) {
+	s.mu.Lock()
+	g.state = api.GenServing
+	g.served = time.Now()
+	s.serving = g
+	if s.proxyMode {
+		s.proxy.SetPrimary(g.backend)
+	}
+	s.eventLocked(g.n, "serving", "serving")
+	var drainOld bool
+	if old != nil {
+		s.prevCmd = old.cmd
+		switch {
+		case !old.alive():
+		case s.proxyMode:
+			s.proxy.SetFallback(old.backend)
+			old.state, s.parked = api.GenParked, old
+		case old.drains():
+			msg := api.CtlPark
+			if committed {
+				msg = api.CtlCommit
+			}
+			if err := old.send(api.Control{Type: msg}, nil); err != nil {
+				drainOld = true
+			} else {
+				old.state, s.parked = api.GenParked, old
+			}
+		default:
+			drainOld = true
+		}
+		if s.parked == old {
+			s.eventLocked(old.n, "parked", fmt.Sprintf("parked for %s of probation", s.opts.Probation))
+		}
+	}
+	s.probation++
+	token := s.probation
+	if old != nil {
+		s.probationEnd = time.Now().Add(s.opts.Probation)
+	} else {
+		s.probationEnd = time.Time{}
+	}
+	notify := !s.notified
+	s.notified = true
+	s.mu.Unlock()
+	s.metricCutover()
+	if notify && s.opts.NotifySocket != "" {
+		if err := sdNotify(s.opts.NotifySocket, "READY=1"); err != nil {
+			s.log.Warn("sd_notify", "err", err)
+		}
+	}
+	if drainOld {
+		s.wg.Go(func() { s.stop(old, s.opts.Drain) })
+	}
+	if old != nil {
+		s.wg.Go(func() { s.watchProbation(g, token) })
+	}
+}
+
+// watchProbation ends the probation that began with cutover token: it
+// probes g's health (proxy mode tcp/http readiness) and rolls back when g
+// fails twice in a row; at the end the parked generation drains.
+func (s *Supervisor) watchProbation(g *generation, token int) {
+	end := time.NewTimer(s.opts.Probation)
+	defer end.Stop()
+	var tick <-chan time.Time
+	if s.proxyMode && (s.ready.Kind == ReadyTCP || s.ready.Kind == ReadyHTTP) {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	}
+	fails := 0
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-g.done:
+			return // exited() decides
+		case <-tick:
+			if err := s.ready.probe(s.ctx, s.probeHTTP, g.addr); err != nil {
+				fails++
+				if fails >= 2 && s.current(token) {
+					s.Event(g.n, "unhealthy", "health probe failed during probation: "+err.Error())
+					if s.acquire() {
+						_, err := s.rollbackLocked(s.ctx, "health probe failed during probation")
+						s.release()
+						if err != nil {
+							s.Event(g.n, "rollback-failed", err.Error())
+						}
+					}
+					return
+				}
+			} else {
+				fails = 0
+			}
+		case <-end.C:
+			s.endProbation(token)
+			return
+		}
+	}
+}
+
+func (s *Supervisor) current(token int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.probation == token
+}
+
+// endProbation drains the parked generation if the probation token is still
+// the current one (token 0: whatever probation runs).
+func (s *Supervisor) endProbation(token int) {
+	s.mu.Lock()
+	p := s.parked
+	if token == 0 || token == s.probation {
+		s.probationEnd = time.Time{}
+	}
+	if p == nil || (token != 0 && token != s.probation) {
+		s.mu.Unlock()
+		return
+	}
+	s.parked = nil
+	s.probationEnd = time.Time{}
+	if s.proxyMode {
+		s.proxy.SetFallback(nil)
+	}
+	s.eventLocked(p.n, "probation-end", "probation over; draining")
+	s.mu.Unlock()
+	s.wg.Go(func() { s.stop(p, s.opts.Drain) })
+}
+
+// stop drains g within d: proxy mode waits for its in-flight requests;
+// children that speak the control protocol get drain, others the stop
+// signal; SIGKILL at the deadline.
+func (s *Supervisor) stop(g *generation, d time.Duration) {
+	g.stopping.Store(true)
+	if !g.alive() {
+		return
+	}
+	s.mu.Lock()
+	if g.state != api.GenExited {
+		g.state = api.GenDraining
+	}
+	s.mu.Unlock()
+	deadline := time.Now().Add(d)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if g.backend != nil {
+		g.backend.Idle(ctx)
+		g.backend.Close()
+	}
+	if g.drains() && g.send(api.Control{Type: api.CtlDrain, DeadlineMS: time.Until(deadline).Milliseconds()}, nil) == nil {
+	} else {
+		g.signal(s.opts.StopSignal)
+	}
+	select {
+	case <-g.done:
+		return
+	case <-ctx.Done():
+	}
+	s.Event(g.n, "kill", fmt.Sprintf("still running after the %s drain deadline: SIGKILL", d))
+	s.kill(g)
+}
+
+// kill SIGKILLs g's process group and waits for it.
+func (s *Supervisor) kill(g *generation) {
+	g.stopping.Store(true)
+	g.signal(syscall.SIGKILL)
+	<-g.done
+}
+
+// exited records g's exit and reacts to a crash.
+func (s *Supervisor) exited(g *generation, err error) {
+	s.mu.Lock()
+	g.state = api.GenExited
+	g.exited = time.Now()
+	g.exitErr = err
+	wasServing := s.serving == g
+	wasParked := s.parked == g
+	expected := g.stopping.Load()
+	if wasParked {
+		s.parked = nil
+		if s.proxyMode {
+			s.proxy.SetFallback(nil)
+		}
+	}
+	if wasServing {
+		s.serving = nil
+		if s.proxyMode {
+			s.proxy.SetPrimary(nil)
+		}
+	}
+	reason := "exit status 0"
+	if err != nil {
+		reason = err.Error()
+	}
+	s.eventLocked(g.n, "exited", reason)
+	crashed := !expected && g.role == "" && (wasServing || wasParked)
+	var hooks []func(Crash)
+	if crashed {
+		s.eventLocked(g.n, "crash", fmt.Sprintf("generation %d died unexpectedly: %s", g.n, reason))
+		hooks = append(hooks, s.onCrash...)
+	}
+	inProbation := wasServing && (s.parked != nil || time.Now().Before(s.probationEnd)) && s.prevCmd != nil
+	ctxDone := s.ctx.Err() != nil
+	s.mu.Unlock()
+	if crashed {
+		s.metricCrash()
+		c := Crash{Gen: g.n, Time: g.exited, Err: err, Stderr: g.stderr.bytes(), Serving: wasServing}
+		if g.backend != nil {
+			c.InFlight = g.backend.InFlight()
+		}
+		for _, f := range hooks {
+			f(c)
+		}
+	}
+	close(g.done)
+	if g.backend != nil && !wasServing {
+		g.backend.Close()
+	}
+	if !crashed || !wasServing || ctxDone {
+		return
+	}
+	if inProbation {
+		s.wg.Go(func() {
+			if !s.acquire() {
+				return // the transition in progress ends with a restart if nothing serves
+			}
+			_, err := s.rollbackLocked(s.ctx, fmt.Sprintf("generation %d exited during probation", g.n))
+			if err != nil {
+				s.Event(g.n, "rollback-failed", err.Error())
+			}
+			s.release()
+		})
+		return
+	}
+	s.scheduleRestart(g.cmd)
+}
+
+// scheduleRestart starts the restart loop unless one runs.
+func (s *Supervisor) scheduleRestart(cmd []string) {
+	s.mu.Lock()
+	if s.restartOn || s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.restartOn = true
+	s.mu.Unlock()
+	s.wg.Go(func() { s.restartLoop(cmd) })
+}
+
+// restartLoop brings a generation back with exponential backoff until one
+// serves, something else (an upgrade) made one serve, or Run ends.
+func (s *Supervisor) restartLoop(cmd []string) {
+	defer func() {
+		s.mu.Lock()
+		s.restartOn = false
+		s.mu.Unlock()
+	}()
+	for {
+		s.mu.Lock()
+		delay := s.backoff
+		s.backoff = min(2*s.backoff, s.opts.MaxRestartBackoff)
+		s.mu.Unlock()
+		s.Event(0, "restart", fmt.Sprintf("restarting in %s", delay))
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if !s.acquire() {
+			continue // an upgrade is in progress; look again after the next delay
+		}
+		s.mu.Lock()
+		serving := s.serving != nil
+		s.mu.Unlock()
+		if serving {
+			<-s.busy
+			s.mu.Lock()
+			s.upgrading = false
+			s.mu.Unlock()
+			return
+		}
+		s.metricRestarts.Inc()
+		g, err := s.startReady(s.ctx, startOpts{cmd: cmd})
+		if err == nil {
+			s.cutover(g, nil, false)
+			s.wg.Go(func() { s.resetBackoff(g) })
+		} else {
+			s.Event(0, "restart-failed", err.Error())
+		}
+		s.mu.Lock()
+		s.upgrading = false
+		s.mu.Unlock()
+		<-s.busy
+		if err == nil {
+			return
+		}
+	}
+}
+
+// resetBackoff resets the restart delay once g has served stably.
+func (s *Supervisor) resetBackoff(g *generation) {
+	stable := max(10*time.Second, 10*s.opts.RestartBackoff)
+	select {
+	case <-time.After(stable):
+		s.mu.Lock()
+		if s.serving == g {
+			s.backoff = s.opts.RestartBackoff
+		}
+		s.mu.Unlock()
+	case <-g.done:
+	case <-s.ctx.Done():
+	}
+}
+
+// sdNotify sends state to a systemd notify socket.
+func sdNotify(path, state string) error {
+	if path[0] == '@' {
+		path = "\x00" + path[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", path, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(state)); err != nil {
+		return fmt.Errorf("notify %s: %w", path, err)
+	}
+	return nil
+}
+
