@@ -15,9 +15,9 @@ var ErrMoved = errors.New("state moved to another generation")
 type gateMode int
 
 const (
-	gateOpen   gateMode = iota // mutations run
-	gateHeld                   // a handoff is in progress or awaits its outcome: mutations wait
-	gateMoved                  // the state belongs to another generation: mutations go there
+	gateOpen  gateMode = iota // mutations run
+	gateHeld                  // a handoff is in progress or awaits its outcome: mutations wait
+	gateMoved                 // the state belongs to another generation: mutations go there
 )
 
 // gate serializes mutations against handoffs: any number of mutations run
