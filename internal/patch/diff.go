@@ -43,6 +43,7 @@ type funcDecl struct {
 	obj     *types.Func
 	text    string // printed declaration without comments
 	sig     string
+	oldSig  string // set when the signature changed
 	generic bool
 }
 
@@ -109,7 +110,7 @@ func (d *pkgDecls) valueSpec(tok token.Token, spec *ast.ValueSpec, qual types.Qu
 			b.WriteString(printNode(d.pkg.Fset, v))
 			ast.Inspect(v, func(n ast.Node) bool {
 				if id, ok := n.(*ast.Ident); ok {
-					if c, ok := info.Uses[id].(*types.Const); ok && c.Parent() == c.Pkg().Scope() {
+					if c, ok := info.Uses[id].(*types.Const); ok && c.Pkg() != nil && c.Parent() == c.Pkg().Scope() {
 						uses = append(uses, c.Pkg().Path()+"."+c.Name())
 					}
 				}
@@ -243,7 +244,8 @@ func readSource(name string) ([]byte, error) {
 // whether a patch can carry it into a running program.
 func Diff(old, new *Tree, opts Options) *api.PatchReport {
 	r := &api.PatchReport{Version: api.Version, From: old.Dir, To: new.Dir}
-	dd := &differ{opts: opts, report: r, old: map[string]*pkgDecls{}, new: map[string]*pkgDecls{}}
+	dd := &differ{opts: opts, report: r, old: map[string]*pkgDecls{}, new: map[string]*pkgDecls{},
+		oldReq: old.Requires, newReq: new.Requires}
 	for path, p := range old.Pkgs {
 		dd.old[path] = collect(p)
 	}
@@ -275,6 +277,8 @@ type differ struct {
 	old, new map[string]*pkgDecls
 	ifaces   map[string]methodSet // interface (printed) → its method set
 	dirty    map[string]bool      // ids of changed constants
+	oldReq   map[string]string
+	newReq   map[string]string
 }
 
 func (dd *differ) add(id, kind, change string, ok bool, format string, args ...any) {
@@ -313,7 +317,9 @@ func (dd *differ) run() {
 			}
 		}
 	}
-	var changed []*funcDecl // admitted so far, before patch points
+	dd.diffRequires()
+	var changed []*funcDecl  // admitted so far, before patch points
+	var resigned []*funcDecl // unexported, signature changed: travel as new functions
 	for _, path := range paths {
 		n, o := dd.new[path], dd.old[path]
 		if o == nil {
@@ -342,8 +348,11 @@ func (dd *differ) run() {
 			switch {
 			case of.generic || nf.generic:
 				dd.add(id, api.PatchFunc, api.Changed, false, "generic function (%s): instantiations are compiled into their callers' shapes and have no patch point", why)
+			case of.sig != nf.sig && nf.obj.Exported():
+				dd.add(id, api.PatchFunc, api.Changed, false, "signature change of an exported function (callers outside the tree keep the old one): %s → %s", of.sig, nf.sig)
 			case of.sig != nf.sig:
-				dd.add(id, api.PatchFunc, api.Changed, false, "signature change: %s → %s", of.sig, nf.sig)
+				nf.oldSig = of.sig
+				resigned = append(resigned, nf)
 			default:
 				changed = append(changed, nf)
 			}
@@ -354,7 +363,23 @@ func (dd *differ) run() {
 			}
 		}
 	}
-	dd.placePoints(changed)
+	dd.placePoints(changed, resigned)
+}
+
+// diffRequires refuses a change of the tree's module requirements: the
+// plugin must link exactly the running program's version of every other
+// module, so a fix that lives in a dependency is made from that
+// dependency's two versions instead.
+func (dd *differ) diffRequires() {
+	for _, path := range sortedKeys(dd.newReq) {
+		ov, nv := dd.oldReq[path], dd.newReq[path]
+		switch {
+		case ov == "":
+			dd.add(path, "module", api.Added, false, "new requirement %s %s: a patch links only what the running program already has", path, nv)
+		case ov != nv:
+			dd.add(path, "module", api.Changed, false, "requirement %s %s → %s: the plugin must link the running program's version; patch %s itself (--from %s@%s --to %s@%s)", path, ov, nv, path, path, ov, path, nv)
+		}
+	}
 }
 
 func (dd *differ) addedFunc(f *funcDecl) {

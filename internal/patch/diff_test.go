@@ -66,7 +66,13 @@ func TestDiff(t *testing.T) {
 		},
 		{
 			name: "signature",
-			want: []want{{"parse func changed refused", "signature change: func(b []byte) int → func(b []byte) (int, error)"}},
+			want: []want{
+				{"Exp func changed refused", "signature change of an exported function"},
+				{"Handle func changed ok", "patch point"},
+				{"orphan func changed refused", "has no caller in the tree"},
+				{"parse func changed ok", "signature change (func(b []byte) int → func(b []byte) (int, error)): travels in the patch as a new function; callers recompiled: example.com/fx.Handle"},
+			},
+			slots: []string{"Handle"},
 		},
 		{
 			name: "layout",

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/tools/go/packages"
 )
 
@@ -20,6 +21,8 @@ type Tree struct {
 	Dir    string
 	Module string                       // module path, "" outside modules
 	Pkgs   map[string]*packages.Package // the tree's own packages by import path
+	// Requires are the go.mod requirements, module path → version.
+	Requires map[string]string
 }
 
 // LoadOptions says how to load a tree; the zero value loads ./... with the
@@ -77,6 +80,14 @@ func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) 
 	}
 	if len(t.Pkgs) == 0 {
 		return nil, fmt.Errorf("load tree %s: no Go packages", dir)
+	}
+	t.Requires = map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(abs, "go.mod")); err == nil {
+		if f, err := modfile.ParseLax("go.mod", b, nil); err == nil {
+			for _, r := range f.Require {
+				t.Requires[r.Mod.Path] = r.Mod.Version
+			}
+		}
 	}
 	return t, nil
 }

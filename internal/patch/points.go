@@ -71,7 +71,7 @@ func (dd *differ) refs() map[string][]ref {
 // program: through its own patch point, or, when it has none (an inlinable
 // leaf the build left out), by recompiling every caller up to ones that
 // have a point.
-func (dd *differ) placePoints(changed []*funcDecl) {
+func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 	has := dd.opts.HasPoint
 	if has == nil {
 		has = func(string) (bool, string) { return true, "" }
@@ -101,12 +101,31 @@ func (dd *differ) placePoints(changed []*funcDecl) {
 			}
 		}
 	}
+	// A new signature is a new function: it travels in the patch, and every
+	// caller (all in its package, since it is unexported) is recompiled to
+	// call it.
+	for _, f := range resigned {
+		if index == nil {
+			index = dd.refs()
+		}
+		found, refusal := dd.climb(f, index, has)
+		if refusal != "" {
+			dd.add(f.id, api.PatchFunc, api.Changed, false, "signature change (%s → %s) and %s", f.oldSig, f.sig, refusal)
+			continue
+		}
+		dd.add(f.id, api.PatchFunc, api.Changed, true, "signature change (%s → %s): travels in the patch as a new function; callers recompiled: %s", f.oldSig, f.sig, strings.Join(found, ", "))
+		for _, c := range found {
+			if _, ok := callers[c]; !ok {
+				callers[c] = f.id
+			}
+		}
+	}
 	for _, c := range sortedKeys(callers) {
 		if slots[c] {
 			continue
 		}
 		slots[c] = true
-		dd.add(c, api.PatchCaller, api.Changed, true, "unchanged body recompiled: it calls %s, which has no patch point", callers[c])
+		dd.add(c, api.PatchCaller, api.Changed, true, "unchanged body recompiled: it calls %s, which has no patch point or a new signature", callers[c])
 	}
 	for s := range slots {
 		dd.report.Slots = append(dd.report.Slots, s)
@@ -131,8 +150,8 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 		}
 		if sig := fn.Type().(*types.Signature); sig.Recv() != nil {
 			k := methodKey(fn)
-			for name, ms := range dd.ifaces {
-				if ms[k] {
+			for _, name := range sortedKeys(dd.ifaces) {
+				if dd.ifaces[name][k] {
 					return nil, id + " is a method that interface " + name + " can dispatch to"
 				}
 			}
