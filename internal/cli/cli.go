@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/graftdev/graft/internal/demo"
 )
 
 // ErrUsage marks an error whose message has already been printed together
@@ -67,6 +69,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		usage(stdout)
 		return nil
+	}
+	if name == demo.ServiceArg {
+		return cmdDemoService(ctx, env, args[1:])
 	}
 	cmd, ok := commands[name]
 	if !ok {
