@@ -44,8 +44,8 @@ type Options struct {
 	// NotifySocket is graft's own NOTIFY_SOCKET: READY=1 goes there once
 	// the first generation serves.
 	NotifySocket string
-	Env          []string  // base environment of generations; nil = os.Environ()
-	RuntimeDir   string    // private dir for notify and rt sockets; "" = a new temp dir
+	Env          []string // base environment of generations; nil = os.Environ()
+	RuntimeDir   string   // private dir for notify and rt sockets; "" = a new temp dir
 	Logger       *slog.Logger
 	Output       io.Writer // child output as "[gen N stream] line"; nil = logged through Logger
 	// RestartBackoff is the first delay before restarting a crashed serving
@@ -84,14 +84,15 @@ type Supervisor struct {
 	// probationEnd is when the current probation ends; a serving generation
 	// that crashes before it is rolled back even without a parked one.
 	probationEnd time.Time
-	events    []api.Event
-	upgrading bool
-	backoff   time.Duration
-	restartOn bool // a restart loop is running
-	notified  bool
-	onCrash   []func(Crash)
-	addEnv    []func(gen int) []string
-	started   bool
+	events       []api.Event
+	changed      chan struct{} // closed and replaced at every event
+	upgrading    bool
+	backoff      time.Duration
+	restartOn    bool // a restart loop is running
+	notified     bool
+	onCrash      []func(Crash)
+	addEnv       []func(gen int) []string
+	started      bool
 
 	wg sync.WaitGroup
 
@@ -155,6 +156,7 @@ func New(opts Options) (*Supervisor, error) {
 		busy:      make(chan struct{}, 1),
 		probeHTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		backoff:   opts.RestartBackoff,
+		changed:   make(chan struct{}),
 	}
 	if s.env == nil {
 		s.env = os.Environ()
@@ -256,6 +258,25 @@ func (s *Supervisor) eventLocked(gen int, kind, msg string) {
 		s.events = append(s.events[:0:0], s.events[len(s.events)-maxEvents:]...)
 	}
 	s.log.Info(msg, "event", kind, "gen", gen)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// WaitFor waits until cond holds for the status (checked at every event).
+func (s *Supervisor) WaitFor(ctx context.Context, cond func(*api.Status) bool) error {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond(s.Status()) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Run starts the first generation and supervises until ctx ends; then it
@@ -381,8 +402,7 @@ func (s *Supervisor) startReady(ctx context.Context, so startOpts) (*generation,
 		return nil, err
 	}
 	if err := s.waitReady(ctx, g); err != nil {
-		g.stopping.Store(true)
-		s.kill(g)
+		s.abort(g)
 		return nil, err
 	}
 	return g, nil
@@ -595,6 +615,7 @@ func (s *Supervisor) stop(g *generation, d time.Duration) {
 	s.mu.Lock()
 	if g.state != api.GenExited {
 		g.state = api.GenDraining
+		s.eventLocked(g.n, "draining", fmt.Sprintf("draining within %s", d))
 	}
 	s.mu.Unlock()
 	deadline := time.Now().Add(d)
@@ -615,6 +636,13 @@ func (s *Supervisor) stop(g *generation, d time.Duration) {
 	}
 	s.Event(g.n, "kill", fmt.Sprintf("still running after the %s drain deadline: SIGKILL", d))
 	s.kill(g)
+}
+
+// abort stops a generation that did not become ready. It gets the drain
+// (not SIGKILL at once): in socket mode it may already have accepted
+// connections from the shared socket.
+func (s *Supervisor) abort(g *generation) {
+	s.stop(g, min(s.opts.Drain, 5*time.Second))
 }
 
 // kill SIGKILLs g's process group and waits for it.
@@ -784,4 +812,3 @@ func sdNotify(path, state string) error {
 	}
 	return nil
 }
-

@@ -78,7 +78,7 @@ func (s *Supervisor) replace(ctx context.Context, old *generation, cmd []string)
 		s.Event(old.n, "handoff", fmt.Sprintf("state to generation %d", g.n))
 	}
 	if err := s.waitReady(ctx, g); err != nil {
-		s.kill(g)
+		s.abort(g)
 		if withState {
 			// Its state is intact: it only wrote a copy.
 			if err := old.send(api.Control{Type: api.CtlResume}, nil); err != nil {
