@@ -2,27 +2,39 @@ package proxy
 
 import (
 	"context"
-	"net/http"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // Backend is one upstream (a generation's private address) with its own
-// pool of keep-alive connections.
+// pool of keep-alive connections, made for a single address: a LIFO stack
+// of idle connections, no per-connection goroutines.
 type Backend struct {
 	gen  int
 	addr string
-	tr   *http.Transport
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu      sync.Mutex
 	closed  bool
-	flights map[uint64]*Request // requests now in flight, immutable once added
-	tunnels int                 // upgraded connections now open
-	idle    chan struct{}       // closed when nothing is in flight; nil until awaited
+	idle    []*upconn            // LIFO: the most recently used is the warmest
+	flights flight               // sentinel of the in-flight list
+	nflight int                  //
+	tunnels map[*upconn]struct{} // upgraded connections now open
+	idleCh  chan struct{}        // closed when nothing is in flight; nil until awaited
 
 	nReq, nFail atomic.Uint64
 }
+
+const (
+	maxIdlePerBackend = 512
+	// A connection idle longer than this is checked for a close from the
+	// backend (idle timeout) before a request is written to it.
+	staleCheckAfter = 250 * time.Millisecond
+	dialTimeout     = 5 * time.Second
+)
 
 // BackendStats are a backend's counts.
 type BackendStats struct {
@@ -35,18 +47,10 @@ type BackendStats struct {
 // NewBackend returns a backend for the generation gen listening on addr
 // ("127.0.0.1:port").
 func NewBackend(gen int, addr string) *Backend {
-	return &Backend{
-		gen:     gen,
-		addr:    addr,
-		flights: make(map[uint64]*Request),
-		tr: &http.Transport{
-			Proxy:               nil,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
+	d := &net.Dialer{Timeout: dialTimeout}
+	b := &Backend{gen: gen, addr: addr, dial: d.DialContext, tunnels: make(map[*upconn]struct{})}
+	b.flights.next, b.flights.prev = &b.flights, &b.flights
+	return b
 }
 
 // Gen returns the generation number given to NewBackend.
@@ -58,7 +62,7 @@ func (b *Backend) Addr() string { return b.addr }
 // Stats returns the backend's counts.
 func (b *Backend) Stats() BackendStats {
 	b.mu.Lock()
-	n, t := len(b.flights), b.tunnels
+	n, t := b.nflight, len(b.tunnels)
 	b.mu.Unlock()
 	return BackendStats{Requests: b.nReq.Load(), Failures: b.nFail.Load(), InFlight: n, Tunnels: t}
 }
@@ -67,11 +71,11 @@ func (b *Backend) Stats() BackendStats {
 // attribution. Upgraded connections are not listed once they are tunnels.
 func (b *Backend) InFlight() []Request {
 	b.mu.Lock()
-	out := make([]Request, 0, len(b.flights))
-	for _, r := range b.flights {
-		out = append(out, copyRequest(r))
+	defer b.mu.Unlock()
+	out := make([]Request, 0, b.nflight)
+	for f := b.flights.next; f != &b.flights; f = f.next {
+		out = append(out, f.x.snapshot(b.gen))
 	}
-	b.mu.Unlock()
 	return out
 }
 
@@ -79,14 +83,14 @@ func (b *Backend) InFlight() []Request {
 // ctx's error.
 func (b *Backend) Idle(ctx context.Context) error {
 	b.mu.Lock()
-	if len(b.flights) == 0 && b.tunnels == 0 {
+	if b.nflight == 0 && len(b.tunnels) == 0 {
 		b.mu.Unlock()
 		return nil
 	}
-	if b.idle == nil {
-		b.idle = make(chan struct{})
+	if b.idleCh == nil {
+		b.idleCh = make(chan struct{})
 	}
-	ch := b.idle
+	ch := b.idleCh
 	b.mu.Unlock()
 	select {
 	case <-ch:
@@ -96,59 +100,159 @@ func (b *Backend) Idle(ctx context.Context) error {
 	}
 }
 
-// Close closes b's idle upstream connections at once; connections in use
-// are closed when their exchange ends. b takes no more requests: a request
-// routed to it afterwards goes to the current primary instead.
+// Close closes b's idle upstream connections and its tunnels at once;
+// connections in use by a request are closed when their exchange ends. b
+// takes no more requests: a request routed to it afterwards goes to the
+// current primary instead (nothing has been sent, so even a POST may).
 func (b *Backend) Close() {
 	b.mu.Lock()
 	b.closed = true
+	idle := b.idle
+	b.idle = nil
+	var tunnels []*upconn
+	for u := range b.tunnels {
+		tunnels = append(tunnels, u)
+	}
 	b.mu.Unlock()
-	b.tr.CloseIdleConnections()
+	for _, u := range idle {
+		u.c.Close()
+	}
+	for _, u := range tunnels {
+		u.c.Close()
+	}
 }
 
-// acquire registers r as in flight; false when b is closed (nothing was sent).
-func (b *Backend) acquire(r *Request) bool {
+func (b *Backend) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// flight is a node of a backend's intrusive in-flight list: registering a
+// request costs no allocation.
+type flight struct {
+	prev, next *flight
+	x          *exchange
+}
+
+// acquire registers f as in flight; false when b is closed (nothing sent).
+func (b *Backend) acquire(f *flight) bool {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return false
 	}
-	b.flights[r.ID] = r
+	f.prev, f.next = b.flights.prev, &b.flights
+	b.flights.prev.next = f
+	b.flights.prev = f
+	b.nflight++
 	b.mu.Unlock()
 	b.nReq.Add(1)
 	return true
 }
 
-// release ends r's flight; tunnel moves it to the tunnel count instead.
-func (b *Backend) release(id uint64, tunnel bool) {
+// release ends f's flight and, when u is non-nil, returns u to the pool.
+func (b *Backend) release(f *flight, u *upconn) {
 	b.mu.Lock()
-	delete(b.flights, id)
-	if tunnel {
-		b.tunnels++
+	f.prev.next = f.next
+	f.next.prev = f.prev
+	f.prev, f.next = nil, nil
+	b.nflight--
+	if u != nil {
+		if b.closed || len(b.idle) >= maxIdlePerBackend {
+			defer u.c.Close()
+		} else {
+			u.idleSince = time.Now()
+			b.idle = append(b.idle, u)
+		}
 	}
 	b.wakeLocked()
 	b.mu.Unlock()
 }
 
-func (b *Backend) releaseTunnel() {
+// startTunnel moves f's request to the tunnel set.
+func (b *Backend) startTunnel(f *flight, u *upconn) {
 	b.mu.Lock()
-	b.tunnels--
+	f.prev.next = f.next
+	f.next.prev = f.prev
+	f.prev, f.next = nil, nil
+	b.nflight--
+	b.tunnels[u] = struct{}{}
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		u.c.Close()
+	}
+}
+
+func (b *Backend) endTunnel(u *upconn) {
+	b.mu.Lock()
+	delete(b.tunnels, u)
 	b.wakeLocked()
 	b.mu.Unlock()
 }
 
 func (b *Backend) wakeLocked() {
-	if len(b.flights) == 0 && b.tunnels == 0 && b.idle != nil {
-		close(b.idle)
-		b.idle = nil
+	if b.nflight == 0 && len(b.tunnels) == 0 && b.idleCh != nil {
+		close(b.idleCh)
+		b.idleCh = nil
 	}
 }
 
-func copyRequest(r *Request) Request {
-	c := *r
-	c.Header = r.Header.Clone()
-	if r.Body != nil {
-		c.Body = append([]byte(nil), r.Body...)
+// upconn is one connection to a backend.
+type upconn struct {
+	c         net.Conn
+	in        rbuf
+	reused    bool
+	idleSince time.Time
+}
+
+// get returns a pooled connection or dials a new one.
+func (b *Backend) get(ctx context.Context) (*upconn, error) {
+	for {
+		b.mu.Lock()
+		n := len(b.idle)
+		if n == 0 {
+			b.mu.Unlock()
+			break
+		}
+		u := b.idle[n-1]
+		b.idle[n-1] = nil
+		b.idle = b.idle[:n-1]
+		b.mu.Unlock()
+		if time.Since(u.idleSince) > staleCheckAfter && !alive(u.c) {
+			u.c.Close()
+			continue
+		}
+		u.reused = true
+		return u, nil
 	}
-	return c
+	c, err := b.dial(ctx, "tcp", b.addr)
+	if err != nil {
+		return nil, err
+	}
+	u := &upconn{c: c}
+	u.in = rbuf{c: c, b: make([]byte, rbufSize)}
+	return u, nil
+}
+
+// alive reports whether an idle connection is still open: a peek that
+// would block means nothing (no EOF, no stray bytes) arrived while idle.
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	live := false
+	err = rc.Read(func(fd uintptr) bool {
+		var buf [1]byte
+		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		live = rerr == syscall.EAGAIN
+		return true
+	})
+	return err == nil && live
 }

@@ -131,7 +131,7 @@ func (p *Proxy) Serve(ln net.Listener) error { return p.srv.serve(ln) }
 
 // Shutdown stops accepting, lets in-flight requests finish, and closes the
 // client connections; it returns ctx's error if they do not finish in time.
-func (p *Proxy) Shutdown(ctx context.Context) error { return p.srv.shutdown(ctx) }
+func (p *Proxy) Shutdown(ctx context.Context) error { return p.srv.shutdownAll(ctx) }
 
 // SetPrimary makes new requests go to b; nil means none, and requests then
 // wait up to WaitForBackend for one.
@@ -168,10 +168,9 @@ func (p *Proxy) Stats() Stats {
 	}
 }
 
-// waitPrimary returns the primary, waiting up to WaitForBackend (or until
-// ctx ends) when there is none or it is not (a closed backend); nil when
+// waitPrimary returns the primary, waiting up to WaitForBackend when there is none or it is not (a closed backend); nil when
 // none came.
-func (p *Proxy) waitPrimary(ctx context.Context, not *Backend) *Backend {
+func (p *Proxy) waitPrimary(not *Backend) *Backend {
 	if b := p.primary.Load(); b != nil && b != not {
 		return b
 	}
@@ -187,8 +186,6 @@ func (p *Proxy) waitPrimary(ctx context.Context, not *Backend) *Backend {
 		select {
 		case <-ch:
 		case <-timer.C:
-			return nil
-		case <-ctx.Done():
 			return nil
 		}
 	}

@@ -1,0 +1,775 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// exchange is one request/response through the proxy; a client
+// connection reuses one for all its requests, so the hot path allocates
+// nothing when no hook is set.
+type exchange struct {
+	cc *clientConn
+	fl flight
+
+	// Immutable while the request is in flight (InFlight reads them under
+	// the backend's lock).
+	id      uint64
+	gen     int
+	start   time.Time
+	hd      head
+	headBuf []byte
+	bodyLen int64
+	capBuf  []byte       // full-length buffer; capLen bytes of body copied so far
+	capLen  atomic.Int64 // published after the bytes are written
+
+	rh      head
+	reqBody bodyReader
+	rspBody bodyReader
+	wbuf    []byte
+}
+
+// outcome of one attempt to forward a request to a backend.
+type outcome int
+
+const (
+	outDone        outcome = iota // an answer was relayed (or the client is gone)
+	outNotSent                    // no connection: nothing reached the backend
+	outNoResponse                 // sent (maybe in part); not one response byte came back
+	outServerError                // a 5xx head arrived and nothing was relayed yet
+)
+
+var ctxBackground = context.Background()
+
+// run handles the request whose head is the first n buffered bytes; it
+// reports whether the client connection stays open.
+func (x *exchange) run(n int) bool {
+	cc, p := x.cc, x.cc.p
+	p.nReq.Add(1)
+	x.id = p.nextID.Add(1)
+	x.start = time.Now()
+	x.headBuf = append(x.headBuf[:0], cc.in.buffered()[:n]...)
+	cc.in.r += n
+	if err := x.hd.parseRequest(x.headBuf); err != nil {
+		status := http.StatusBadRequest
+		switch {
+		case errors.Is(err, errBadVersion):
+			status = http.StatusHTTPVersionNotSupported
+		case errors.Is(err, errBadEncoding) && x.hd.minor == 1:
+			status = http.StatusNotImplemented
+		}
+		cc.writeError(status, err.Error())
+		return false
+	}
+	hd := &x.hd
+	if string(hd.method) == "CONNECT" {
+		cc.writeError(http.StatusMethodNotAllowed, "CONNECT is not supported")
+		return false
+	}
+
+	mode := frameNone
+	x.bodyLen = 0
+	switch {
+	case hd.chunked:
+		mode = frameChunked
+		x.bodyLen = -1
+	case hd.contentLength >= 0:
+		mode = frameLength
+		x.bodyLen = hd.contentLength
+	}
+	x.reqBody.init(&cc.in, mode, hd.contentLength)
+	x.capLen.Store(0)
+	need := 0
+	if mode == frameChunked || hd.contentLength > 0 {
+		need = p.bodyCap
+		if mode == frameLength && hd.contentLength < int64(need) {
+			need = int(hd.contentLength)
+		}
+	}
+	if cap(x.capBuf) < need {
+		x.capBuf = make([]byte, need)
+	}
+	x.capBuf = x.capBuf[:need]
+
+	hooks := p.hooks.Load()
+	// A body held whole can be sent twice (retries) and in one write. A
+	// known length within the cap is read before routing (as nginx buffers
+	// request bodies); a chunked body only as far as it already arrived,
+	// unless Inspect wants it, so a slow stream still streams.
+	buffered := x.reqBody.done
+	if !buffered {
+		block := mode == frameLength || (hooks != nil && hooks.InspectBody)
+		if hd.expect100 && block && len(cc.in.buffered()) == 0 {
+			if _, err := cc.c.Write(continueLine); err != nil {
+				return false
+			}
+			hd.expect100 = false
+		}
+		if err := x.preread(block); err != nil {
+			cc.writeError(http.StatusBadRequest, "bad request body")
+			return false
+		}
+		buffered = x.reqBody.done
+		if buffered && mode == frameChunked {
+			x.bodyLen = x.capLen.Load()
+		}
+	}
+
+	if hooks != nil && hooks.Inspect != nil {
+		p.nInspected.Add(1)
+		req := x.snapshot(0)
+		if ans := hooks.Inspect(&req); ans != nil {
+			p.nBlocked.Add(1)
+			keep := buffered && !hd.closeConn && !cc.s.isClosing()
+			return cc.writeAnswer(ans, keep, hd.minor) && keep
+		}
+	}
+
+	retriable := buffered && idempotent(string(hd.method))
+	b := p.waitPrimary(nil)
+	retried := false
+	for {
+		if b == nil {
+			p.nFail.Add(1)
+			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusServiceUnavailable, "no backend available", !buffered))
+			return buffered && !hd.closeConn
+		}
+		x.gen = b.gen
+		if !b.acquire(&x.fl) {
+			// Closed after we picked it: nothing was sent, so any request,
+			// POST included, may go to whoever serves now.
+			b = p.waitPrimary(b)
+			continue
+		}
+		out, keep, reused := x.forward(b, buffered, hooks, retriable && !retried)
+		if out == outDone {
+			return keep
+		}
+		b.nFail.Add(1)
+		var next *Backend
+		if !retried && (out == outNotSent || retriable) {
+			next = p.retryTarget(b, out == outServerError, reused)
+			if next == nil && out != outServerError && b.isClosed() {
+				// The supervisor closed it (crash): wait for the replacement.
+				if next = p.waitPrimary(b); next != nil {
+					p.nRetry.Add(1)
+				}
+			}
+		}
+		if next == nil {
+			p.nFail.Add(1)
+			p.logf("upstream failed", "gen", b.gen, "outcome", int(out))
+			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", !buffered))
+			return buffered && !hd.closeConn
+		}
+		retried = true
+		b = next
+	}
+}
+
+var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// idempotent reports whether a request may be sent twice (its body, if
+// any, being held whole).
+func idempotent(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// retryTarget picks where a failed request goes: the new primary if it
+// changed, else the fallback; a request that failed on a reused
+// connection may go again to the same backend on a fresh one (the backend
+// may have closed the idle connection as the request went out).
+func (p *Proxy) retryTarget(failed *Backend, serverError, reused bool) *Backend {
+	if !serverError {
+		if nb := p.primary.Load(); nb != nil && nb != failed {
+			p.nRetry.Add(1)
+			return nb
+		}
+	}
+	if fb := p.fallback.Load(); fb != nil && fb != failed {
+		p.nRetry.Add(1)
+		p.nFallback.Add(1)
+		return fb
+	}
+	if reused && !serverError && !failed.isClosed() {
+		p.nRetry.Add(1)
+		return failed
+	}
+	return nil
+}
+
+// preread copies body data into the capture buffer: all of it up to the
+// cap when block is set, else only what has already arrived.
+func (x *exchange) preread(block bool) error {
+	for int(x.capLen.Load()) < len(x.capBuf) {
+		p, err := x.reqBody.nextBuffered(len(x.capBuf) - int(x.capLen.Load()))
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			if !block {
+				return nil
+			}
+			if err := x.reqBody.fill(); err != nil {
+				return err
+			}
+			continue
+		}
+		x.capture(p)
+	}
+	// At the cap: a body of exactly the cap's length may have ended.
+	if !x.reqBody.done && x.reqBody.mode == frameChunked {
+		if _, err := x.reqBody.nextBuffered(0); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// capture copies the start of p into the capture buffer.
+func (x *exchange) capture(p []byte) {
+	l := int(x.capLen.Load())
+	if l < len(x.capBuf) {
+		n := copy(x.capBuf[l:], p)
+		x.capLen.Store(int64(l + n))
+	}
+}
+
+// forward sends the request to b and relays the answer to the client. It
+// releases b's flight before returning.
+func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry bool) (out outcome, keep, reused bool) {
+	cc, p := x.cc, x.cc.p
+	hd := &x.hd
+	u, err := b.get(ctxBackground)
+	if err != nil {
+		b.release(&x.fl, nil)
+		return outNotSent, false, false
+	}
+	reused = u.reused
+	upgrade := hd.connUpgrade && len(hd.upgrade) > 0
+
+	// Request head (and the held body) in one write.
+	w := x.appendRequestHead(x.wbuf[:0], buffered, upgrade)
+	body := x.capBuf[:x.capLen.Load()]
+	if !buffered && x.reqBody.mode == frameChunked {
+		if len(body) > 0 {
+			w = appendChunk(w, body)
+		}
+	} else {
+		w = append(w, body...)
+	}
+	x.wbuf = w
+	if _, err := u.c.Write(w); err != nil {
+		u.c.Close()
+		b.release(&x.fl, nil)
+		return outNoResponse, false, reused
+	}
+	var pump chan error
+	if !buffered {
+		pump = make(chan error, 1)
+		go x.pump(u, pump)
+	}
+
+	// Response head; interim 1xx answers other than 101 are dropped.
+	before := u.in.n - int64(len(u.in.buffered()))
+	var n int
+	for {
+		n, err = u.in.readHead()
+		if err == nil {
+			err = x.rh.parseResponse(u.in.buffered()[:n])
+		}
+		if err != nil || x.rh.status >= 200 || x.rh.status == 101 {
+			break
+		}
+		u.in.r += n
+	}
+	if err != nil {
+		u.c.Close()
+		pumpErr := waitPump(pump)
+		b.release(&x.fl, nil)
+		if u.in.n == before && pump == nil {
+			return outNoResponse, false, reused
+		}
+		if pumpErr != nil && errors.Is(pumpErr, errClientGone) {
+			return outDone, false, reused
+		}
+		p.nFail.Add(1)
+		b.nFail.Add(1)
+		cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", true))
+		return outDone, false, reused
+	}
+	if x.rh.status >= 500 && mayRetry && pump == nil {
+		if fb := p.fallback.Load(); fb != nil && fb != b {
+			u.c.Close()
+			b.release(&x.fl, nil)
+			return outServerError, false, reused
+		}
+	}
+	u.in.r += n
+
+	if upgrade && x.rh.status == http.StatusSwitchingProtocols {
+		waitPump(pump) // an upgrade request carries no body worth waiting for
+		x.tunnel(b, u)
+		return outDone, false, reused
+	}
+	keep, upOK := x.relay(b, u, hooks, buffered)
+	if pump != nil {
+		if err := <-pump; err != nil {
+			keep, upOK = false, false
+		}
+	}
+	if upOK && x.rh.minor == 1 && !x.rh.closeConn && !upgrade && len(u.in.buffered()) == 0 {
+		b.release(&x.fl, u)
+	} else {
+		u.c.Close()
+		b.release(&x.fl, nil)
+	}
+	return outDone, keep, reused
+}
+
+func waitPump(pump chan error) error {
+	if pump == nil {
+		return nil
+	}
+	return <-pump
+}
+
+// pump streams the rest of a request body that was not held whole.
+func (x *exchange) pump(u *upconn, done chan<- error) {
+	chunked := x.reqBody.mode == frameChunked
+	var w []byte // pump's own batch; the main goroutine uses x.wbuf
+	if x.hd.expect100 && len(x.cc.in.buffered()) == 0 {
+		if _, err := x.cc.c.Write(continueLine); err != nil {
+			u.c.Close()
+			done <- errClientGone
+			return
+		}
+	}
+	for {
+		piece, err := x.reqBody.nextBuffered(ioSize)
+		if err == io.EOF {
+			if chunked {
+				w = append(w, lastChunk...)
+			}
+			if len(w) > 0 {
+				if _, err := u.c.Write(w); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+			return
+		}
+		if err != nil {
+			u.c.Close()
+			done <- errors.Join(errClientGone, err)
+			return
+		}
+		if piece == nil {
+			if len(w) > 0 {
+				if _, err := u.c.Write(w); err != nil {
+					done <- err
+					return
+				}
+				w = w[:0]
+			}
+			if err := x.reqBody.fill(); err != nil {
+				u.c.Close()
+				done <- errors.Join(errClientGone, err)
+				return
+			}
+			continue
+		}
+		x.capture(piece)
+		if chunked {
+			w = appendChunk(w, piece)
+		} else {
+			w = append(w, piece...)
+		}
+		if len(w) >= ioSize {
+			if _, err := u.c.Write(w); err != nil {
+				done <- err
+				return
+			}
+			w = w[:0]
+		}
+	}
+}
+
+// relay writes the response whose head is in x.rh to the client, streaming
+// its body. keep reports whether the client connection may carry another
+// request; upOK whether the upstream connection ended cleanly between
+// messages.
+func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (keep, upOK bool) {
+	cc, p := x.cc, x.cc.p
+	hd, rh := &x.hd, &x.rh
+	mode := frameClose
+	switch {
+	case string(hd.method) == "HEAD" || rh.status < 200 || rh.status == 204 || rh.status == 304:
+		mode = frameNone
+	case rh.chunked:
+		mode = frameChunked
+	case rh.contentLength >= 0:
+		mode = frameLength
+	}
+	x.rspBody.init(&u.in, mode, rh.contentLength)
+	rechunk := (mode == frameChunked || mode == frameClose) && hd.minor == 1
+	keep = reqDone && !hd.closeConn && !cc.s.isClosing() && (hd.minor == 1 || mode == frameNone || mode == frameLength)
+
+	w := x.appendResponseHead(x.wbuf[:0], mode, rechunk, keep)
+	observe := hooks != nil && hooks.Observe != nil
+	var rcap []byte
+	var rhdr http.Header
+	if observe {
+		rhdr = x.responseHeader() // before the body overwrites the head's bytes
+	}
+	var total int64
+	for {
+		piece, err := x.rspBody.nextBuffered(ioSize)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			x.wbuf = w
+			return x.abort(b, w)
+		}
+		if piece == nil {
+			if len(w) > 0 {
+				if _, err := cc.c.Write(w); err != nil {
+					x.wbuf = w
+					return false, false
+				}
+				w = w[:0]
+			}
+			if err := x.rspBody.fill(); err != nil {
+				x.wbuf = w
+				return x.abort(b, nil)
+			}
+			continue
+		}
+		total += int64(len(piece))
+		if observe && len(rcap) < p.bodyCap {
+			rcap = append(rcap, piece[:min(len(piece), p.bodyCap-len(rcap))]...)
+		}
+		if rechunk {
+			w = appendChunk(w, piece)
+		} else {
+			w = append(w, piece...)
+		}
+		if len(w) >= ioSize {
+			if _, err := cc.c.Write(w); err != nil {
+				x.wbuf = w
+				return false, false
+			}
+			w = w[:0]
+		}
+	}
+	if rechunk {
+		w = append(w, lastChunk...)
+	}
+	if len(w) > 0 {
+		if _, err := cc.c.Write(w); err != nil {
+			x.wbuf = w
+			return false, false
+		}
+	}
+	x.wbuf = w
+	if observe {
+		x.observe(hooks, rhdr, rcap, total)
+	}
+	return keep, mode != frameClose
+}
+
+// abort ends a response whose body broke off upstream: what was batched
+// goes out, then the client connection is closed so the client cannot take
+// the truncated answer for a complete one.
+func (x *exchange) abort(b *Backend, pending []byte) (keep, upOK bool) {
+	if len(pending) > 0 {
+		x.cc.c.Write(pending)
+	}
+	b.nFail.Add(1)
+	return false, false
+}
+
+// observe hands the finished exchange to Hooks.Observe; the client has its
+// whole answer by now.
+func (x *exchange) observe(hooks *Hooks, hdr http.Header, body []byte, total int64) {
+	req := x.snapshot(x.gen)
+	if x.reqBody.done && req.BodyLen < 0 {
+		req.BodyLen = int64(x.capLen.Load())
+	}
+	resp := &Response{
+		Status:  x.rh.status,
+		Header:  hdr,
+		Body:    body,
+		BodyLen: total,
+		Latency: time.Since(x.start),
+	}
+	hooks.Observe(&req, resp)
+}
+
+// appendRequestHead writes the upstream request head: hop-by-hop fields
+// dropped, X-Forwarded-For extended, framing restated.
+func (x *exchange) appendRequestHead(w []byte, buffered, upgrade bool) []byte {
+	hd := &x.hd
+	w = append(w, hd.method...)
+	w = append(w, ' ')
+	w = append(w, hd.target...)
+	w = append(w, " HTTP/1.1\r\n"...)
+	for i := range hd.headers {
+		f := &hd.headers[i]
+		if f.hop {
+			continue
+		}
+		w = append(w, f.name...)
+		w = append(w, ": "...)
+		w = append(w, f.value...)
+		w = append(w, '\r', '\n')
+	}
+	w = x.appendXFF(w)
+	switch {
+	case buffered && (x.reqBody.mode != frameNone):
+		w = append(w, "Content-Length: "...)
+		w = strconv.AppendInt(w, x.capLen.Load(), 10)
+		w = append(w, '\r', '\n')
+	case x.reqBody.mode == frameChunked:
+		w = append(w, "Transfer-Encoding: chunked\r\n"...)
+	case x.reqBody.mode == frameLength:
+		w = append(w, "Content-Length: "...)
+		w = strconv.AppendInt(w, hd.contentLength, 10)
+		w = append(w, '\r', '\n')
+	}
+	if upgrade {
+		w = append(w, "Connection: Upgrade\r\nUpgrade: "...)
+		w = append(w, hd.upgrade...)
+		w = append(w, '\r', '\n')
+	}
+	return append(w, '\r', '\n')
+}
+
+func (x *exchange) appendXFF(w []byte) []byte {
+	ip := x.cc.ip
+	if ip == nil && x.hd.xffCount == 0 {
+		return w
+	}
+	w = append(w, "X-Forwarded-For: "...)
+	first := true
+	if x.hd.xffCount > 0 {
+		for i := range x.hd.headers {
+			f := &x.hd.headers[i]
+			if len(f.name) == 15 && equalFold(f.name, "x-forwarded-for") {
+				if !first {
+					w = append(w, ", "...)
+				}
+				w = append(w, f.value...)
+				first = false
+			}
+		}
+	}
+	if ip != nil {
+		if !first {
+			w = append(w, ", "...)
+		}
+		w = append(w, ip...)
+	}
+	return append(w, '\r', '\n')
+}
+
+// appendResponseHead writes the client's response head.
+func (x *exchange) appendResponseHead(w []byte, mode int, rechunk, keep bool) []byte {
+	rh := &x.rh
+	w = append(w, "HTTP/1.1 "...)
+	w = strconv.AppendInt(w, int64(rh.status), 10)
+	w = append(w, ' ')
+	w = append(w, rh.reason...)
+	w = append(w, '\r', '\n')
+	for i := range rh.headers {
+		f := &rh.headers[i]
+		if f.hop {
+			continue
+		}
+		w = append(w, f.name...)
+		w = append(w, ": "...)
+		w = append(w, f.value...)
+		w = append(w, '\r', '\n')
+	}
+	switch {
+	case mode == frameLength || (mode == frameNone && rh.contentLength >= 0):
+		w = append(w, "Content-Length: "...)
+		w = strconv.AppendInt(w, rh.contentLength, 10)
+		w = append(w, '\r', '\n')
+	case rechunk || (mode == frameNone && rh.chunked):
+		w = append(w, "Transfer-Encoding: chunked\r\n"...)
+	}
+	switch {
+	case !keep:
+		w = append(w, "Connection: close\r\n"...)
+	case x.hd.minor == 0:
+		w = append(w, "Connection: keep-alive\r\n"...)
+	}
+	return append(w, '\r', '\n')
+}
+
+// snapshot materializes the request as a Request (hooks, InFlight).
+func (x *exchange) snapshot(gen int) Request {
+	hd := &x.hd
+	path, query := splitTarget(hd.target)
+	r := Request{
+		ID:       x.id,
+		Time:     x.start,
+		Gen:      gen,
+		Method:   string(hd.method),
+		Path:     path,
+		RawQuery: query,
+		Header:   make(http.Header, len(hd.headers)),
+		BodyLen:  x.bodyLen,
+	}
+	for i := range hd.headers {
+		f := &hd.headers[i]
+		if f.hop {
+			continue
+		}
+		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
+		r.Header[k] = append(r.Header[k], string(f.value))
+	}
+	if xff := x.appendXFF(nil); xff != nil {
+		r.Header["X-Forwarded-For"] = []string{string(xff[len("X-Forwarded-For: ") : len(xff)-2])}
+	}
+	if n := x.capLen.Load(); n > 0 {
+		r.Body = append([]byte(nil), x.capBuf[:n]...)
+	}
+	return r
+}
+
+func (x *exchange) responseHeader() http.Header {
+	h := make(http.Header, len(x.rh.headers))
+	for i := range x.rh.headers {
+		f := &x.rh.headers[i]
+		if f.hop {
+			continue
+		}
+		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
+		h[k] = append(h[k], string(f.value))
+	}
+	if x.rh.contentLength >= 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(x.rh.contentLength, 10)}
+	}
+	return h
+}
+
+// splitTarget returns the decoded path and raw query of a request target
+// (origin form, absolute form or "*").
+func splitTarget(t []byte) (path, query string) {
+	s := string(t)
+	if len(s) > 0 && s[0] != '/' && s != "*" {
+		// absolute form: scheme://authority/path?query
+		if i := indexString(s, "://"); i >= 0 {
+			s = s[i+3:]
+			if j := indexAny(s, "/?"); j >= 0 {
+				s = s[j:]
+			} else {
+				s = "/"
+			}
+		}
+	}
+	if i := indexString(s, "?"); i >= 0 {
+		s, query = s[:i], s[i+1:]
+	}
+	if p, err := url.PathUnescape(s); err == nil {
+		s = p
+	}
+	if s == "" {
+		s = "/"
+	}
+	return s, query
+}
+
+func indexString(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func indexAny(s, chars string) int {
+	for i := 0; i < len(s); i++ {
+		for j := 0; j < len(chars); j++ {
+			if s[i] == chars[j] {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// writeAnswer writes an Inspect answer.
+func (cc *clientConn) writeAnswer(a *Answer, keep bool, minor int) bool {
+	status := a.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w := append([]byte(nil), "HTTP/1.1 "...)
+	w = strconv.AppendInt(w, int64(status), 10)
+	w = append(w, ' ')
+	w = append(w, http.StatusText(status)...)
+	w = append(w, '\r', '\n')
+	for k, vs := range a.Header {
+		switch textproto.CanonicalMIMEHeaderKey(k) {
+		case "Content-Length", "Connection", "Transfer-Encoding":
+			continue
+		}
+		for _, v := range vs {
+			w = append(w, k...)
+			w = append(w, ": "...)
+			w = append(w, v...)
+			w = append(w, '\r', '\n')
+		}
+	}
+	w = append(w, "Content-Length: "...)
+	w = strconv.AppendInt(w, int64(len(a.Body)), 10)
+	w = append(w, '\r', '\n')
+	if !keep {
+		w = append(w, "Connection: close\r\n"...)
+	} else if minor == 0 {
+		w = append(w, "Connection: keep-alive\r\n"...)
+	}
+	w = append(w, '\r', '\n')
+	w = append(w, a.Body...)
+	_, err := cc.c.Write(w)
+	return err == nil
+}
+
+// errorResponse appends a plain-text answer generated by the proxy.
+func errorResponse(w []byte, status int, msg string, closeConn bool) []byte {
+	w = append(w, "HTTP/1.1 "...)
+	w = strconv.AppendInt(w, int64(status), 10)
+	w = append(w, ' ')
+	w = append(w, http.StatusText(status)...)
+	w = append(w, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	w = strconv.AppendInt(w, int64(len(msg)+1), 10)
+	if closeConn {
+		w = append(w, "\r\nConnection: close"...)
+	}
+	w = append(w, "\r\n\r\n"...)
+	w = append(w, msg...)
+	return append(w, '\n')
+}
+
+var _ net.Conn = (*net.TCPConn)(nil)

@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"time"
+)
+
+// tunnelLinger bounds how long one direction of a tunnel may stay open
+// after the other has ended.
+const tunnelLinger = 5 * time.Second
+
+// tunnel relays a 101 Switching Protocols answer and then passes raw bytes
+// both ways until either side is done (WebSocket and other upgrades).
+func (x *exchange) tunnel(b *Backend, u *upconn) {
+	cc := x.cc
+	w := x.appendResponseHead(x.wbuf[:0], frameNone, false, true)
+	// appendResponseHead dropped the hop-by-hop Connection/Upgrade fields,
+	// which a 101 must carry: restate them before the blank line.
+	w = w[:len(w)-2]
+	w = append(w, "Connection: Upgrade\r\nUpgrade: "...)
+	w = append(w, x.rh.upgrade...)
+	w = append(w, "\r\n\r\n"...)
+	w = append(w, u.in.buffered()...) // backend bytes that came with the head
+	u.in.r = u.in.w
+	x.wbuf = w[:0]
+
+	b.startTunnel(&x.fl, u)
+	cc.tmu.Lock()
+	cc.tunnel = u
+	cc.tmu.Unlock()
+	defer func() {
+		cc.tmu.Lock()
+		cc.tunnel = nil
+		cc.tmu.Unlock()
+		u.c.Close()
+		b.endTunnel(u)
+	}()
+	if _, err := cc.c.Write(w); err != nil {
+		return
+	}
+	if pending := cc.in.buffered(); len(pending) > 0 {
+		// Client bytes that followed the request head.
+		if _, err := u.c.Write(pending); err != nil {
+			return
+		}
+		cc.in.r = cc.in.w
+	}
+	cc.c.SetReadDeadline(time.Time{})
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(u.c, cc.c)
+		closeWrite(u.c)
+		u.c.SetReadDeadline(time.Now().Add(tunnelLinger))
+	}()
+	io.Copy(cc.c, u.c)
+	closeWrite(cc.c)
+	cc.c.SetReadDeadline(time.Now().Add(tunnelLinger))
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+}
