@@ -10,8 +10,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-
-	"github.com/graftdev/graft/api"
 )
 
 // OpFunc answers an admin op registered with HandleOp; arg is the request's
@@ -120,10 +118,10 @@ func serveConn(c net.Conn) {
 	enc := json.NewEncoder(c)
 	dec := json.NewDecoder(r)
 	for {
-		var req api.RTRequest
+		var req Request
 		if err := dec.Decode(&req); err != nil {
 			if !errors.Is(err, io.EOF) {
-				enc.Encode(api.RTResponse{Version: api.Version, Error: "bad request: " + err.Error()})
+				enc.Encode(Response{Version: wireVersion, Error: "bad request: " + err.Error()})
 			}
 			return
 		}
@@ -135,14 +133,14 @@ func serveConn(c net.Conn) {
 
 // Do answers one admin request in process; the socket server calls it, and
 // so can tests and linked-in packages.
-func Do(req api.RTRequest) api.RTResponse {
-	resp := api.RTResponse{Version: api.Version, PID: os.Getpid()}
+func Do(req Request) Response {
+	resp := Response{Version: wireVersion, PID: os.Getpid()}
 	switch req.Op {
 	case "list":
 		l := List()
 		resp.List = &l
 		for _, p := range Patches() {
-			resp.Patches = append(resp.Patches, api.RTPatch{ID: p.ID, Funcs: p.Funcs})
+			resp.Patches = append(resp.Patches, PatchInfo{ID: p.ID, Funcs: p.Funcs})
 		}
 	case "on", "off":
 		on := req.Op == "on"
@@ -202,15 +200,15 @@ func Do(req api.RTRequest) api.RTResponse {
 }
 
 // List returns every point and site as checks, with rt's counters.
-func List() api.CheckList {
-	l := api.CheckList{Version: api.Version,
+func List() CheckList {
+	l := CheckList{Version: wireVersion,
 		Stopped: siteStops.Load(), SealedCalls: sealedCalls.Load(), Recovered: recovered.Load()}
 	for _, s := range AllSites() {
-		l.Checks = append(l.Checks, api.Check{ID: s.ID, Kind: s.Kind, Provider: "rt", On: s.On, Limit: s.Limit,
+		l.Checks = append(l.Checks, Check{ID: s.ID, Kind: s.Kind, Provider: "rt", On: s.On, Limit: s.Limit,
 			Package: s.Package, Func: s.Func, File: s.File, Line: s.Line, Point: s.Point})
 	}
 	for _, p := range Points() {
-		l.Checks = append(l.Checks, api.Check{ID: p.ID, Kind: "point", Provider: "rt", On: p.Sealed, Patched: p.Patched,
+		l.Checks = append(l.Checks, Check{ID: p.ID, Kind: "point", Provider: "rt", On: p.Sealed, Patched: p.Patched,
 			Package: p.Package, Func: p.Func, File: p.File, Line: p.Line})
 	}
 	return l

@@ -82,11 +82,15 @@ var (
 	recovered   atomic.Int64
 )
 
-// Register records p under info.ID; generated init functions call it. A
-// point named in GRAFT_SEALED starts sealed.
-func Register(p *Point, info PointInfo) {
+// Register records p under info.ID; generated init functions call it with
+// a nil value of the replacement type (info.Type is set from it). A point
+// named in GRAFT_SEALED starts sealed.
+func Register(p *Point, info PointInfo, nilFn any) {
 	mu.Lock()
 	defer mu.Unlock()
+	if nilFn != nil {
+		info.Type = reflect.TypeOf(nilFn)
+	}
 	if _, dup := points[info.ID]; dup {
 		// Two packages cannot produce the same id; a duplicate means the
 		// same package was linked twice (plugins): keep the first.

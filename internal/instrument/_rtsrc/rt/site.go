@@ -1,0 +1,287 @@
+package rt
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// Site kinds.
+const (
+	KindMake   = "make"   // make with a non-constant length or capacity
+	KindIndex  = "index"  // index with a non-constant index
+	KindSlice  = "slice"  // slice expression with non-constant bounds
+	KindDiv    = "div"    // integer division or modulo by a non-constant
+	KindAssert = "assert" // single-value type assertion
+	KindDepth  = "depth"  // recursion depth of a recursive function
+	KindLoop   = "loop"   // iterations of one execution of a for loop without range
+)
+
+// Default limits of sites switched on without one.
+const (
+	DefaultMakeLimit  = 1 << 24 // elements
+	DefaultDepthLimit = 5000    // nested calls of one recursive function on one goroutine
+	DefaultLoopBudget = 100_000_000
+)
+
+// Site is one latent check site. The zero value is off; generated code
+// declares one package-level Site per site and registers it.
+type Site struct {
+	on    atomic.Bool
+	limit atomic.Int64
+	info  *SiteInfo
+	point *Point
+}
+
+// SiteInfo describes a site.
+type SiteInfo struct {
+	ID      string // Point + ":" + kind + ":" + hash of the site's path in the function's syntax tree
+	Kind    string
+	Point   string // id of the enclosing function's point
+	Package string
+	Func    string
+	File    string
+	Line    int
+}
+
+var (
+	sites     = map[string]*Site{}
+	envSites  = map[string]int64{} // GRAFT_SITES ids not registered yet → limit
+	siteStops atomic.Int64
+)
+
+// RegisterSite records s, which lives in the function of point p. A site
+// named in GRAFT_SITES starts on.
+func RegisterSite(s *Site, p *Point, info SiteInfo) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := sites[info.ID]; dup {
+		return
+	}
+	inf := info
+	s.info = &inf
+	s.point = p
+	sites[info.ID] = s
+	if lim, ok := envSites[info.ID]; ok {
+		delete(envSites, info.ID)
+		setSiteLocked(s, true, lim)
+	}
+}
+
+// ErrNoSite is returned for an id that names no registered site.
+var ErrNoSite = errors.New("no such check site")
+
+// SetSite switches the site id on or off; limit (when > 0) replaces the
+// kind's default limit.
+func SetSite(id string, on bool, limit int64) error {
+	mu.Lock()
+	defer mu.Unlock()
+	s, ok := sites[id]
+	if !ok {
+		return fmt.Errorf("switch %s: %w", id, ErrNoSite)
+	}
+	setSiteLocked(s, on, limit)
+	return nil
+}
+
+func setSiteLocked(s *Site, on bool, limit int64) {
+	if limit > 0 {
+		s.limit.Store(limit)
+	}
+	if s.on.Load() == on {
+		return
+	}
+	s.on.Store(on)
+	d := -1
+	if on {
+		d = 1
+	}
+	if s.point != nil {
+		s.point.sitesOn += d
+	}
+	addArmedLocked(d) // refreshes every word when crossing zero
+	if s.point != nil {
+		s.point.store()
+	}
+}
+
+// SiteState is one site as Sites reports it.
+type SiteState struct {
+	SiteInfo
+	On    bool
+	Limit int64 // 0: the kind's default
+}
+
+// AllSites lists every registered site, sorted by id.
+func AllSites() []SiteState {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]SiteState, 0, len(sites))
+	for _, s := range sites {
+		out = append(out, SiteState{SiteInfo: *s.info, On: s.on.Load(), Limit: s.limit.Load()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (s *Site) lim(def int64) int64 {
+	if l := s.limit.Load(); l > 0 {
+		return l
+	}
+	return def
+}
+
+func (s *Site) stop(format string, args ...any) {
+	siteStops.Add(1)
+	id, kind := "?", "?"
+	if s.info != nil {
+		id, kind = s.info.ID, s.info.Kind
+	}
+	panic(&Error{Kind: kind, ID: id, Detail: fmt.Sprintf(format, args...)})
+}
+
+// The check functions below are what generated code wraps around operands.
+// Each is small enough to inline: while the function's word has no Sites
+// bit, a check is one test of a register.
+
+// Len checks a make length or capacity: 0 ≤ n ≤ limit.
+func Len(w uint32, s *Site, n int64) int {
+	if w&Sites != 0 && s.on.Load() {
+		s.checkLen(n)
+	}
+	return int(n)
+}
+
+func (s *Site) checkLen(n int64) {
+	if lim := s.lim(DefaultMakeLimit); n < 0 || n > lim {
+		s.stop("make size %d outside [0,%d]", n, lim)
+	}
+}
+
+// Index checks an index: 0 ≤ i < n.
+func Index(w uint32, s *Site, i int64, n int) int {
+	if w&Sites != 0 && s.on.Load() && (i < 0 || i >= int64(n)) {
+		s.stop("index %d out of range [0,%d)", i, n)
+	}
+	return int(i)
+}
+
+// Bound checks a slice bound: 0 ≤ i ≤ n.
+func Bound(w uint32, s *Site, i int64, n int) int {
+	if w&Sites != 0 && s.on.Load() && (i < 0 || i > int64(n)) {
+		s.stop("slice bound %d out of range [0,%d]", i, n)
+	}
+	return int(i)
+}
+
+// Div checks a divisor and returns a shift count of 0, so that generated
+// code can write b<<Div(...) and keep b's type.
+func Div(w uint32, s *Site, d int64) uint {
+	if w&Sites != 0 && d == 0 && s.on.Load() {
+		s.stop("integer division by zero")
+	}
+	return 0
+}
+
+// Assert checks that x holds a *T's T (t is (*T)(nil)) and returns x.
+func Assert(w uint32, s *Site, x any, t any) any {
+	if w&Sites != 0 && s.on.Load() {
+		s.checkAssert(x, t)
+	}
+	return x
+}
+
+func (s *Site) checkAssert(x, t any) {
+	want := reflect.TypeOf(t).Elem()
+	got := reflect.TypeOf(x)
+	if got == nil {
+		s.stop("type assertion to %v on nil", want)
+	}
+	if want.Kind() == reflect.Interface {
+		if !got.Implements(want) {
+			s.stop("type assertion: %v does not implement %v", got, want)
+		}
+		return
+	}
+	if got != want {
+		s.stop("type assertion: %v is not %v", got, want)
+	}
+}
+
+// Loop counts one iteration of a loop execution in *c.
+func Loop(w uint32, s *Site, c *int) {
+	if w&Sites != 0 && s.on.Load() {
+		*c++
+		if lim := s.lim(DefaultLoopBudget); int64(*c) > lim {
+			s.stop("loop ran more than %d iterations", lim)
+		}
+	}
+}
+
+// depth counts nested calls per site and goroutine; only switched-on depth
+// sites touch it.
+var depth sync.Map // depthKey → *int64
+
+type depthKey struct {
+	s   *Site
+	gid uint64
+}
+
+// Enter counts one more nested call of the recursive function of s on this
+// goroutine; generated code calls it only while s may be on, and defers
+// Leave when it returns true.
+func Enter(s *Site) bool {
+	if !s.on.Load() {
+		return false
+	}
+	k := depthKey{s, goid()}
+	v, _ := depth.LoadOrStore(k, new(int64))
+	n := v.(*int64)
+	*n++
+	if lim := s.lim(DefaultDepthLimit); *n > lim {
+		*n--
+		if *n == 0 {
+			depth.Delete(k)
+		}
+		s.stop("recursion deeper than %d", lim)
+	}
+	return true
+}
+
+// Leave undoes Enter.
+func Leave(s *Site) {
+	k := depthKey{s, goid()}
+	v, ok := depth.Load(k)
+	if !ok {
+		return
+	}
+	n := v.(*int64)
+	*n--
+	if *n <= 0 {
+		depth.Delete(k)
+	}
+}
+
+// goid parses the current goroutine's id from its stack header; slow (about
+// a microsecond), which is why only switched-on depth sites call it.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	// "goroutine 123 [running]:..."
+	const prefix = "goroutine "
+	if len(b) < len(prefix) {
+		return 0
+	}
+	b = b[len(prefix):]
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	id, _ := strconv.ParseUint(string(b[:i]), 10, 64)
+	return id
+}

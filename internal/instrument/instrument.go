@@ -1,0 +1,477 @@
+// Package instrument drives `graft build` and `graft test`: it selects the
+// packages to instrument, rewrites them (package rewrite) into a
+// content-addressed cache, writes a go build overlay and a -modfile copy of
+// go.mod that links rt, and builds the manifest. Prepare is also the API
+// graft patch uses to build plugins against exactly the same build.
+package instrument
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/rewrite"
+)
+
+// Options says what to build; the zero value builds the package in the
+// current directory.
+type Options struct {
+	Dir        string   // a directory inside the module; "" = the current directory
+	Patterns   []string // the packages go build / go test gets; default ["."]
+	Instrument []string // import-path patterns to instrument besides the main module's packages
+	Flags      []string // go build flags, passed to every go command (-tags, -race, -gcflags, -trimpath, ...)
+	Tests      bool     // also instrument main-module packages only tests import
+	Patchable  bool     // link github.com/graftdev/graft/rt/rtplugin into main packages (plugin loading; needs cgo)
+	CacheDir   string   // default: os.UserCacheDir()/graft
+	Rewrite    rewrite.Config
+	Logger     *slog.Logger
+	Go         string // the go command; default "go"
+}
+
+// Build is a prepared instrumented build.
+type Build struct {
+	Dir      string // main module root; go commands run here
+	Overlay  string // overlay JSON file
+	Modfile  string // -modfile, or "" when the main module is graft itself
+	Env      []string
+	Manifest api.Manifest
+
+	goTool  string
+	mod     string // "-mod=..." or ""
+	flags   []string
+	overlay map[string]string
+	cache   string
+}
+
+// GoFlags returns the flags every go command on this build needs: overlay,
+// modfile and the user's build flags.
+func (b *Build) GoFlags() []string {
+	f := []string{"-overlay=" + b.Overlay}
+	if b.Modfile != "" {
+		f = append(f, "-modfile="+b.Modfile)
+	}
+	if b.mod != "" {
+		f = append(f, b.mod)
+	}
+	return append(f, b.flags...)
+}
+
+// Command returns `go VERB <GoFlags> ARGS...` in the module root. extra adds
+// overlay entries (absolute path → contents), e.g. a plugin package that
+// exists in no tree; they are written content-addressed into the cache.
+func (b *Build) Command(ctx context.Context, verb string, extra map[string]string, args ...string) (*exec.Cmd, error) {
+	return b.command(ctx, verb, extra, true, args)
+}
+
+// CommandOwnFlags is Command without Options.Flags: for callers that pass
+// the user's whole go command line themselves (graft build, graft test).
+func (b *Build) CommandOwnFlags(ctx context.Context, verb string, args ...string) (*exec.Cmd, error) {
+	return b.command(ctx, verb, nil, false, args)
+}
+
+func (b *Build) command(ctx context.Context, verb string, extra map[string]string, userFlags bool, args []string) (*exec.Cmd, error) {
+	ov := b.Overlay
+	if len(extra) > 0 {
+		m := make(map[string]string, len(b.overlay)+len(extra))
+		for k, v := range b.overlay {
+			m[k] = v
+		}
+		for path, content := range extra {
+			if !filepath.IsAbs(path) {
+				return nil, fmt.Errorf("command: overlay path %s is not absolute", path)
+			}
+			f, err := putFile(b.cache, []byte(content), filepath.Ext(path))
+			if err != nil {
+				return nil, fmt.Errorf("command: %w", err)
+			}
+			m[path] = f
+		}
+		var err error
+		if ov, err = writeOverlay(b.cache, m); err != nil {
+			return nil, fmt.Errorf("command: %w", err)
+		}
+	}
+	full := []string{verb, "-overlay=" + ov}
+	if b.Modfile != "" {
+		full = append(full, "-modfile="+b.Modfile)
+	}
+	if b.mod != "" {
+		full = append(full, b.mod)
+	}
+	if userFlags {
+		full = append(full, b.flags...)
+	}
+	full = append(full, args...)
+	cmd := exec.CommandContext(ctx, b.goTool, full...)
+	cmd.Dir = b.Dir
+	cmd.Env = b.Env
+	return cmd, nil
+}
+
+// WriteManifest writes the manifest as indented JSON.
+func (b *Build) WriteManifest(path string) error {
+	data, err := json.MarshalIndent(&b.Manifest, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
+}
+
+// prep is the state of one Prepare.
+type prep struct {
+	opts   Options
+	dir    string
+	env    []string
+	goTool string
+	cache  string
+	log    *slog.Logger
+}
+
+// ErrNoModule is returned outside a Go module.
+var ErrNoModule = errors.New("not inside a Go module (no go.mod)")
+
+// Prepare rewrites what opts selects and returns the build.
+func Prepare(ctx context.Context, opts Options) (*Build, error) {
+	p := &prep{opts: opts, goTool: opts.Go, log: opts.Logger}
+	if p.goTool == "" {
+		p.goTool = "go"
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p.log = p.log.With("component", "instrument")
+	var err error
+	if p.dir, err = filepath.Abs(orDot(opts.Dir)); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	p.env = append(os.Environ(), "GOWORK=off")
+	p.cache = opts.CacheDir
+	if p.cache == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("prepare: cache dir: %w", err)
+		}
+		p.cache = filepath.Join(uc, "graft")
+	}
+	if err := os.MkdirAll(filepath.Join(p.cache, "files"), 0o755); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return p.run(ctx)
+}
+
+func orDot(s string) string {
+	if s == "" {
+		return "."
+	}
+	return s
+}
+
+func (p *prep) run(ctx context.Context) (*Build, error) {
+	out, err := p.goCmd(ctx, "env", "-json", "GOMOD", "GOVERSION", "GOOS", "GOARCH")
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	var ge struct{ GOMOD, GOVERSION, GOOS, GOARCH string }
+	if err := json.Unmarshal(out, &ge); err != nil {
+		return nil, fmt.Errorf("prepare: go env: %w", err)
+	}
+	if ge.GOMOD == "" || ge.GOMOD == os.DevNull {
+		return nil, fmt.Errorf("prepare %s: %w", p.dir, ErrNoModule)
+	}
+	root := filepath.Dir(ge.GOMOD)
+	gomod, err := os.ReadFile(ge.GOMOD)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	modPath := modulePath(gomod)
+
+	b := &Build{Dir: p.dir, Env: p.env, goTool: p.goTool, cache: p.cache, flags: append([]string(nil), p.opts.Flags...)}
+	rth := rtHash()
+	if modPath != rtModule {
+		if requires(gomod, rtModule) {
+			p.log.Warn("module already requires graft: linking rt at its required version", "module", modPath)
+		} else {
+			rtDir, err := extractRT(p.cache, rth)
+			if err != nil {
+				return nil, fmt.Errorf("prepare: %w", err)
+			}
+			if b.Modfile, err = p.modfile(root, gomod, rtDir); err != nil {
+				return nil, fmt.Errorf("prepare: %w", err)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(root, "vendor")); err == nil && fi.IsDir() && !hasModFlag(p.opts.Flags) {
+			b.mod = "-mod=mod"
+		}
+	}
+
+	patterns := p.opts.Patterns
+	if len(patterns) == 0 {
+		patterns = []string{"."}
+	}
+	sel := selectFlags(p.opts.Flags)
+	pkgs, err := p.list(ctx, sel, patterns, true, p.opts.Tests)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	extra := map[string]bool{}
+	if len(p.opts.Instrument) > 0 {
+		xs, err := p.list(ctx, sel, p.opts.Instrument, false, false)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: --instrument: %w", err)
+		}
+		for _, x := range xs {
+			extra[x.ImportPath] = true
+		}
+	}
+	byPath := map[string]*listPkg{}
+	var targets []*listPkg
+	for _, lp := range pkgs {
+		if lp.ForTest != "" || strings.HasSuffix(lp.ImportPath, ".test") || lp.Standard {
+			continue
+		}
+		if _, dup := byPath[lp.ImportPath]; dup {
+			continue
+		}
+		byPath[lp.ImportPath] = lp
+		if lp.ImportPath == rtModule+"/rt" || strings.HasPrefix(lp.ImportPath, rtModule+"/rt/") || lp.Error != nil || len(lp.GoFiles) == 0 {
+			continue
+		}
+		if (lp.Module != nil && lp.Module.Main) || extra[lp.ImportPath] {
+			targets = append(targets, lp)
+		}
+	}
+	sort.Slice(targets, func(i, j int) bool { return targets[i].ImportPath < targets[j].ImportPath })
+
+	keys := newKeyer(p, byPath, ge.GOVERSION+"/"+ge.GOOS+"/"+ge.GOARCH, sel)
+	results := map[string]*pkgResult{}
+	var misses []*listPkg
+	for _, lp := range targets {
+		k, err := keys.key(lp.ImportPath)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		if r := p.loadResult(k); r != nil {
+			results[lp.ImportPath] = r
+			continue
+		}
+		misses = append(misses, lp)
+	}
+	if len(misses) > 0 {
+		p.log.Debug("rewriting", "packages", len(misses), "cached", len(targets)-len(misses))
+		fresh, err := p.rewrite(ctx, root, sel, misses)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		for path, r := range fresh {
+			results[path] = r
+			k, _ := keys.key(path)
+			p.storeResult(k, r)
+		}
+	}
+
+	b.overlay = map[string]string{}
+	m := &b.Manifest
+	m.Version = api.Version
+	m.Points, m.Skipped, m.Sites = []api.Point{}, []api.Skipped{}, []api.Site{}
+	for _, lp := range targets {
+		r := results[lp.ImportPath]
+		if r == nil {
+			continue
+		}
+		for orig, f := range r.Files {
+			b.overlay[orig] = filepath.Join(p.cache, "files", f)
+		}
+		m.Points = append(m.Points, r.Points...)
+		m.Skipped = append(m.Skipped, r.Skipped...)
+		m.Sites = append(m.Sites, r.Sites...)
+		m.Build.Packages = append(m.Build.Packages, lp.ImportPath)
+	}
+	if p.opts.Patchable {
+		for _, lp := range pkgs {
+			if lp.Name == "main" && lp.ForTest == "" && lp.Module != nil && lp.Module.Main && !strings.HasSuffix(lp.ImportPath, ".test") {
+				src := "package main\n\nimport _ \"" + rtModule + "/rt/rtplugin\"\n"
+				f, err := putFile(p.cache, []byte(src), ".go")
+				if err != nil {
+					return nil, fmt.Errorf("prepare: %w", err)
+				}
+				b.overlay[filepath.Join(lp.Dir, "zz_graft_plugin.go")] = f
+			}
+		}
+	}
+	if b.Overlay, err = writeOverlay(p.cache, b.overlay); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+
+	// The build id covers the rewritten files (their names are content
+	// hashes), every main-module package's sources and its dependencies'
+	// versions (the package keys), go.mod/go.sum, toolchain, rt and flags.
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n%q\n%s\n", rewrite.Version, rth, ge.GOVERSION+"/"+ge.GOOS+"/"+ge.GOARCH, p.opts.Flags, b.mod)
+	ovb, _ := os.ReadFile(b.Overlay)
+	h.Write(ovb)
+	if b.Modfile != "" {
+		mb, _ := os.ReadFile(b.Modfile)
+		h.Write(mb)
+		sb, _ := os.ReadFile(strings.TrimSuffix(b.Modfile, ".mod") + ".sum")
+		h.Write(sb)
+	} else {
+		h.Write(gomod)
+	}
+	var roots []string
+	for path, lp := range byPath {
+		if lp.Module != nil && lp.Module.Main {
+			roots = append(roots, path)
+		}
+	}
+	sort.Strings(roots)
+	for _, path := range roots {
+		k, err := keys.key(path)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		fmt.Fprintf(h, "%s %s\n", path, k)
+	}
+	m.Build = api.ManifestBuild{
+		ID: hex.EncodeToString(h.Sum(nil)), Module: modPath, Dir: root,
+		Go: ge.GOVERSION, GOOS: ge.GOOS, GOARCH: ge.GOARCH, Graft: rewrite.Version, RT: rth,
+		Flags: append([]string{}, p.opts.Flags...), Packages: m.Build.Packages,
+		Overlay: b.Overlay, Modfile: b.Modfile,
+	}
+	if m.Build.Packages == nil {
+		m.Build.Packages = []string{}
+	}
+	return b, nil
+}
+
+// modfile writes a copy of go.mod requiring rt (replaced by the extracted
+// source) and a copy of go.sum beside it, content-addressed.
+func (p *prep) modfile(root string, gomod []byte, rtDir string) (string, error) {
+	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	mod := string(gomod)
+	if !strings.HasSuffix(mod, "\n") {
+		mod += "\n"
+	}
+	mod += fmt.Sprintf("\n// added by graft build\nrequire %s v0.0.0-00010101000000-000000000000\n\nreplace %s => %s\n", rtModule, rtModule, rtDir)
+	sum := sha256.Sum256([]byte(mod + "\x00" + string(gosum)))
+	dir := filepath.Join(p.cache, "mod", hex.EncodeToString(sum[:12]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	mf := filepath.Join(dir, "go.mod")
+	// Rewritten each time: go may add to go.sum copies; content is ours.
+	if err := os.WriteFile(mf, []byte(mod), 0o644); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.sum")); os.IsNotExist(err) {
+		if err := os.WriteFile(filepath.Join(dir, "go.sum"), gosum, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return mf, nil
+}
+
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`)
+		}
+	}
+	return ""
+}
+
+// requires reports whether go.mod requires module m (a plain text scan:
+// require lines and blocks name modules first).
+func requires(gomod []byte, m string) bool {
+	in := false
+	for _, line := range strings.Split(string(gomod), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "require" && len(f) >= 2 && f[1] == "(":
+			in = true
+		case in && f[0] == ")":
+			in = false
+		case in && f[0] == m, f[0] == "require" && len(f) >= 2 && f[1] == m:
+			return true
+		}
+	}
+	return false
+}
+
+func hasModFlag(flags []string) bool {
+	for _, f := range flags {
+		if strings.HasPrefix(f, "-mod=") || strings.HasPrefix(f, "--mod=") {
+			return true
+		}
+	}
+	return false
+}
+
+// selectFlags keeps the flags that change which files and packages a build
+// sees, for go list and go/packages.
+func selectFlags(flags []string) []string {
+	var out []string
+	for i := 0; i < len(flags); i++ {
+		f := strings.TrimPrefix(flags[i], "-")
+		f = strings.TrimPrefix(f, "-")
+		name, _, hasVal := strings.Cut(f, "=")
+		switch name {
+		case "tags", "mod":
+			out = append(out, flags[i])
+			if !hasVal && i+1 < len(flags) {
+				i++
+				out = append(out, flags[i])
+			}
+		case "race", "msan", "asan", "cover":
+			out = append(out, flags[i])
+		}
+	}
+	return out
+}
+
+// putFile stores content under its hash in cache/files and returns the
+// path.
+func putFile(cache string, content []byte, ext string) (string, error) {
+	sum := sha256.Sum256(content)
+	name := hex.EncodeToString(sum[:16]) + ext
+	path := filepath.Join(cache, "files", name)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp" + fmt.Sprint(os.Getpid())
+	if err := os.WriteFile(tmp, content, 0o444); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp, path)
+}
+
+func writeOverlay(cache string, m map[string]string) (string, error) {
+	data, err := json.MarshalIndent(struct {
+		Replace map[string]string
+	}{m}, "", " ") // encoding/json sorts map keys: deterministic
+	if err != nil {
+		return "", err
+	}
+	return putFile(cache, data, ".json")
+}

@@ -1,0 +1,261 @@
+package rewrite
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"strings"
+
+	"github.com/graftdev/graft/api"
+)
+
+var errorType = types.Universe.Lookup("error").Type()
+
+// funcDecl gives fd a patch point and its check sites, or records why not.
+func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
+	switch {
+	case fd.Body == nil:
+		r.skip(fd, fs.name, "no body")
+		return
+	case fd.Name.Name == "init" && fd.Recv == nil:
+		r.skip(fd, fs.name, "init")
+		return
+	case fd.Name.Name == "_":
+		r.skip(fd, fs.name, "blank name")
+		return
+	case fd.Type.TypeParams != nil || genericRecv(fd):
+		r.skip(fd, fs.name, "generic")
+		return
+	}
+	for _, d := range unsafeDirectives {
+		if hasDirective(fd, d) {
+			r.skip(fd, fs.name, "directive //go:"+d)
+			return
+		}
+	}
+	if r.cfg.Budget > 0 {
+		if n, leaf := r.leafSize(fd.Body); leaf && n <= r.cfg.Budget {
+			r.skip(fd, fs.name, fmt.Sprintf("inlinable leaf (%d nodes <= budget %d)", n, r.cfg.Budget))
+			return
+		}
+	}
+	r.n++
+	k := r.n
+	pv := fmt.Sprintf("_graft_p%d", k)
+	id, fn := r.funcID(fd)
+
+	// Name the receiver, unnamed or blank parameters, and (for functions
+	// with an error result) the results, so the prologue can pass them on.
+	var args []string
+	var typs []string
+	if fd.Recv != nil {
+		f := fd.Recv.List[0]
+		args = append(args, r.nameField(fs, f, "_graft_recv", 0)...)
+		typs = append(typs, fs.text(f.Type))
+	}
+	variadic := false
+	for i, f := range fd.Type.Params.List {
+		names := r.nameField(fs, f, "_graft_a", i)
+		t := fs.text(f.Type)
+		if _, ok := f.Type.(*ast.Ellipsis); ok {
+			variadic = true
+		}
+		for range names {
+			typs = append(typs, t)
+		}
+		args = append(args, names...)
+	}
+	if variadic {
+		args[len(args)-1] += "..."
+	}
+	var results []string
+	var resTypes []string
+	errRet := false
+	if fl := fd.Type.Results; fl != nil && len(fl.List) > 0 {
+		last := fl.List[len(fl.List)-1]
+		if t := r.in.Info.TypeOf(last.Type); t != nil && types.Identical(t, errorType) {
+			errRet = true
+		}
+		for _, f := range fl.List {
+			n := len(f.Names)
+			if n == 0 {
+				n = 1
+			}
+			for range n {
+				resTypes = append(resTypes, fs.text(f.Type))
+			}
+		}
+		if errRet {
+			if fl.Opening == token.NoPos {
+				fs.add(edit{off: fs.off(fl.Pos()), end: fs.off(fl.Pos()), text: "(", class: 2, span: 1 << 30})
+				fs.add(edit{off: fs.off(fl.End()), end: fs.off(fl.End()), text: ")", class: 0, span: 1 << 30})
+			}
+			for i, f := range fl.List {
+				results = append(results, r.nameField(fs, f, "_graft_r", i)...)
+			}
+		}
+	}
+	alias := fmt.Sprintf("_graft_t%d", k)
+	sig := "func(" + strings.Join(typs, ", ") + ")"
+	switch {
+	case len(resTypes) == 1:
+		sig += " " + resTypes[0]
+	case len(resTypes) > 1:
+		sig += " (" + strings.Join(resTypes, ", ") + ")"
+	}
+
+	// Sites first: they decide whether the prologue enters depth counting.
+	var sites []siteRef
+	if !r.cfg.NoSites {
+		sites = r.sites(fs, fd, id, fn)
+	}
+
+	var pro strings.Builder
+	fmt.Fprintf(&pro, " _graft_w := %s.Load(); if _graft_w != 0 {", pv)
+	if errRet {
+		fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Catch != 0 { defer _graft_rt.Recover(&%s) };", results[len(results)-1])
+	}
+	for _, s := range sites {
+		if s.kind == kindDepth {
+			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Sites != 0 && _graft_rt.Enter(&%s) { defer _graft_rt.Leave(&%s) };", s.v, s.v)
+		}
+	}
+	fmt.Fprintf(&pro, " if _graft_w&(_graft_rt.Sealed|_graft_rt.Patched) != 0 { if _graft_f, _ := %s.Fn().(%s); _graft_f != nil { ", pv, alias)
+	call := "_graft_f(" + strings.Join(args, ", ") + ")"
+	if len(resTypes) > 0 {
+		pro.WriteString("return " + call)
+	} else {
+		pro.WriteString(call + "; return")
+	}
+	pro.WriteString(" }; if _graft_w&_graft_rt.Sealed != 0 { ")
+	if errRet {
+		fmt.Fprintf(&pro, "%s = %s.Err(); return", results[len(results)-1], pv)
+	} else {
+		fmt.Fprintf(&pro, "panic(%s.Err())", pv)
+	}
+	pro.WriteString(" } } }; _ = _graft_w;")
+	lb := fs.off(fd.Body.Lbrace) + 1
+	fs.add(edit{off: lb, end: lb, text: pro.String(), class: -1})
+
+	tf := fs.tf
+	fmt.Fprintf(&fs.tail, "type %s = %s\n\nvar %s _graft_rt.Point\n", alias, sig, pv)
+	fmt.Fprintf(&fs.inits, "\t_graft_rt.Register(&%s, _graft_rt.PointInfo{ID: %q, Package: %q, Func: %q, File: %q, Line: %d, ErrorRet: %v}, (%s)(nil))\n",
+		pv, id, r.in.PkgPath, fn, fs.name, tf.Line(fd.Pos()), errRet, alias)
+	for _, s := range sites {
+		fmt.Fprintf(&fs.tail, "var %s _graft_rt.Site\n", s.v)
+		fmt.Fprintf(&fs.inits, "\t_graft_rt.RegisterSite(&%s, &%s, _graft_rt.SiteInfo{ID: %q, Kind: %q, Point: %q, Package: %q, Func: %q, File: %q, Line: %d})\n",
+			s.v, pv, s.site.ID, s.site.Kind, id, r.in.PkgPath, fn, fs.name, s.site.Line)
+		r.out.Sites = append(r.out.Sites, s.site)
+	}
+	fs.tail.WriteString("\n")
+	r.out.Points = append(r.out.Points, api.Point{ID: id, Package: r.in.PkgPath, Func: fn, File: fs.name,
+		Line: tf.Line(fd.Pos()), EndLine: tf.Line(fd.End()), Type: r.typeString(fd), ErrorRet: errRet, Sites: len(sites)})
+}
+
+// nameField returns the names of f's entries, giving unnamed and blank ones
+// generated names (prefix + index) by inserting or replacing text.
+func (r *rewriter) nameField(fs *fileState, f *ast.Field, prefix string, i int) []string {
+	if len(f.Names) == 0 {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		if prefix == "_graft_recv" {
+			name = prefix
+		}
+		o := fs.off(f.Type.Pos())
+		fs.add(edit{off: o, end: o, text: name + " ", class: 2, span: 1 << 29})
+		return []string{name}
+	}
+	var out []string
+	for j, n := range f.Names {
+		if n.Name == "_" {
+			name := fmt.Sprintf("%s%d_%d", prefix, i, j)
+			if prefix == "_graft_recv" {
+				name = prefix
+			}
+			o := fs.off(n.Pos())
+			fs.add(edit{off: o, end: o + 1, text: name, class: 1})
+			out = append(out, name)
+			continue
+		}
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// typeString spells the replacement type with package-qualified names.
+func (r *rewriter) typeString(fd *ast.FuncDecl) string {
+	obj, ok := r.in.Info.Defs[fd.Name].(*types.Func)
+	if !ok {
+		return ""
+	}
+	sig := obj.Type().(*types.Signature)
+	var params []*types.Var
+	if recv := sig.Recv(); recv != nil {
+		params = append(params, recv)
+	}
+	for i := 0; i < sig.Params().Len(); i++ {
+		params = append(params, sig.Params().At(i))
+	}
+	var res []*types.Var
+	for i := 0; i < sig.Results().Len(); i++ {
+		res = append(res, sig.Results().At(i))
+	}
+	flat := types.NewSignatureType(nil, nil, nil, types.NewTuple(params...), types.NewTuple(res...), sig.Variadic())
+	return types.TypeString(flat, nil)
+}
+
+func genericRecv(fd *ast.FuncDecl) bool {
+	if fd.Recv == nil || len(fd.Recv.List) == 0 {
+		return false
+	}
+	t := fd.Recv.List[0].Type
+	if s, ok := t.(*ast.StarExpr); ok {
+		t = s.X
+	}
+	if p, ok := t.(*ast.ParenExpr); ok {
+		t = p.X
+	}
+	switch t.(type) {
+	case *ast.IndexExpr, *ast.IndexListExpr:
+		return true
+	}
+	return false
+}
+
+// leafSize counts body's nodes and reports whether it calls nothing but
+// builtins and conversions and holds no closures, defers or go statements.
+func (r *rewriter) leafSize(body *ast.BlockStmt) (int, bool) {
+	n, leaf := 0, true
+	ast.Inspect(body, func(x ast.Node) bool {
+		if x == nil {
+			return false
+		}
+		n++
+		switch x := x.(type) {
+		case *ast.FuncLit, *ast.DeferStmt, *ast.GoStmt, *ast.SelectStmt:
+			leaf = false
+		case *ast.CallExpr:
+			if tv, ok := r.in.Info.Types[x.Fun]; ok && tv.IsType() {
+				break
+			}
+			if id, ok := unparen(x.Fun).(*ast.Ident); ok {
+				if _, ok := r.in.Info.Uses[id].(*types.Builtin); ok && id.Name != "panic" && id.Name != "recover" {
+					break
+				}
+			}
+			leaf = false
+		}
+		return true
+	})
+	return n, leaf
+}
+
+func unparen(e ast.Expr) ast.Expr {
+	for {
+		p, ok := e.(*ast.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.X
+	}
+}

@@ -1,0 +1,304 @@
+package rewrite
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"strings"
+
+	"github.com/graftdev/graft/api"
+)
+
+const (
+	kindMake   = "make"
+	kindIndex  = "index"
+	kindSlice  = "slice"
+	kindDiv    = "div"
+	kindAssert = "assert"
+	kindDepth  = "depth"
+	kindLoop   = "loop"
+)
+
+type siteRef struct {
+	v    string // generated variable
+	kind string
+	site api.Site
+}
+
+// sites finds fd's check sites, adds their edits and returns them.
+func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteRef {
+	var out []siteRef
+	seen := map[string]int{}
+	newSite := func(kind string, n ast.Node, path []int) string {
+		h := siteHash(kind, path)
+		sid := id + ":" + kind + ":" + h
+		if c := seen[sid]; c > 0 {
+			sid = fmt.Sprintf("%s.%d", sid, c)
+		}
+		seen[id+":"+kind+":"+h]++
+		r.n++
+		v := fmt.Sprintf("_graft_s%d", r.n)
+		pos := r.in.Fset.Position(n.Pos())
+		out = append(out, siteRef{v: v, kind: kind, site: api.Site{ID: sid, Kind: kind, Point: id,
+			Package: r.in.PkgPath, Func: fn, File: fs.name, Line: pos.Line, Col: pos.Column}})
+		return v
+	}
+
+	if r.recursive(fd) {
+		newSite(kindDepth, fd, nil)
+	}
+	hasGoto := false
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if b, ok := n.(*ast.BranchStmt); ok && b.Tok == token.GOTO {
+			hasGoto = true
+		}
+		return true
+	})
+
+	loops := 0
+	var path []int
+	var counters []int
+	counters = append(counters, 0)
+	var stack []ast.Node
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if n == nil {
+			path = path[:len(path)-1]
+			counters = counters[:len(counters)-1]
+			stack = stack[:len(stack)-1]
+			return false
+		}
+		idx := counters[len(counters)-1]
+		counters[len(counters)-1]++
+		path = append(path, idx)
+		counters = append(counters, 0)
+		var parent ast.Node
+		if len(stack) > 0 {
+			parent = stack[len(stack)-1]
+		}
+		stack = append(stack, n)
+		p := append([]int(nil), path...)
+
+		switch x := n.(type) {
+		case *ast.CallExpr:
+			if !r.isBuiltin(x.Fun, "make") || len(x.Args) < 2 {
+				break
+			}
+			for _, a := range x.Args[1:] {
+				if r.constant(a) || !r.integer(a) || multiline(fs, a) {
+					continue
+				}
+				v := newSite(kindMake, a, p)
+				fs.wrap(a, "_graft_rt.Len(_graft_w, &"+v+", int64(", "))")
+			}
+		case *ast.IndexExpr:
+			if r.constant(x.Index) || !r.integer(x.Index) {
+				break
+			}
+			lenOf, ok := r.indexable(fs, x.X)
+			if !ok || !pure(x.Index) || multiline(fs, x.Index) {
+				break
+			}
+			if parent != nil {
+				// The target of a compound or ++ assignment to a string
+				// index cannot occur; other parents are fine.
+				_ = parent
+			}
+			v := newSite(kindIndex, x, p)
+			fs.wrap(x.Index, "_graft_rt.Index(_graft_w, &"+v+", int64(", "), len("+lenOf+"))")
+		case *ast.SliceExpr:
+			lenOf, ok := r.indexable(fs, x.X)
+			if !ok {
+				break
+			}
+			capOf := "cap(" + lenOf + ")"
+			if t := r.in.Info.TypeOf(x.X); t != nil {
+				if b, ok := t.Underlying().(*types.Basic); ok && b.Info()&types.IsString != 0 {
+					capOf = "len(" + lenOf + ")"
+				}
+			}
+			var bounds []ast.Expr
+			for _, b := range []ast.Expr{x.Low, x.High, x.Max} {
+				if b != nil && !r.constant(b) && r.integer(b) && pure(b) && !multiline(fs, b) {
+					bounds = append(bounds, b)
+				}
+			}
+			if len(bounds) == 0 {
+				break
+			}
+			v := newSite(kindSlice, x, p)
+			for _, b := range bounds {
+				limit := capOf
+				if b == x.Low && x.High != nil && pure(x.High) && !multiline(fs, x.High) {
+					limit = "int(" + fs.text(x.High) + ")"
+				}
+				fs.wrap(b, "_graft_rt.Bound(_graft_w, &"+v+", int64(", "), "+limit+")")
+			}
+		case *ast.BinaryExpr:
+			if x.Op != token.QUO && x.Op != token.REM {
+				break
+			}
+			if !r.integer(x) || r.constant(x.Y) || !pure(x.Y) || multiline(fs, x.Y) {
+				break
+			}
+			v := newSite(kindDiv, x, p)
+			fs.wrap(x.Y, "(", " << _graft_rt.Div(_graft_w, &"+v+", int64("+fs.text(x.Y)+")))")
+		case *ast.AssignStmt:
+			if (x.Tok != token.QUO_ASSIGN && x.Tok != token.REM_ASSIGN) || len(x.Rhs) != 1 {
+				break
+			}
+			y := x.Rhs[0]
+			if !r.integer(x.Lhs[0]) || r.constant(y) || !pure(y) || multiline(fs, y) {
+				break
+			}
+			v := newSite(kindDiv, x, p)
+			fs.wrap(y, "(", " << _graft_rt.Div(_graft_w, &"+v+", int64("+fs.text(y)+")))")
+		case *ast.TypeAssertExpr:
+			if x.Type == nil {
+				break // type switch
+			}
+			if tv, ok := r.in.Info.Types[x]; !ok || tv.Type == nil {
+				break
+			} else if _, tuple := tv.Type.(*types.Tuple); tuple {
+				break // comma-ok form cannot fail
+			}
+			if multiline(fs, x.Type) {
+				break
+			}
+			v := newSite(kindAssert, x, p)
+			fs.wrap(x.X, "_graft_rt.Assert(_graft_w, &"+v+", ", ", (*"+fs.text(x.Type)+")(nil))")
+		case *ast.ForStmt:
+			if hasGoto || x.Body == nil {
+				break
+			}
+			v := newSite(kindLoop, x, p)
+			loops++
+			c := fmt.Sprintf("_graft_c%d", loops)
+			var stmt ast.Node = x
+			if l, ok := parent.(*ast.LabeledStmt); ok && l.Stmt == x {
+				stmt = l
+			}
+			s, e := fs.off(stmt.Pos()), fs.off(stmt.End())
+			fs.add(edit{off: s, end: s, text: c + " := 0; ", class: 2, span: e - s + 1})
+			lb := fs.off(x.Body.Lbrace) + 1
+			fs.add(edit{off: lb, end: lb, text: " _graft_rt.Loop(_graft_w, &" + v + ", &" + c + ");", class: -1})
+		}
+		return true
+	})
+	return out
+}
+
+// recursive reports whether fd's body calls fd itself (directly, not
+// through a closure value or interface).
+func (r *rewriter) recursive(fd *ast.FuncDecl) bool {
+	self := r.in.Info.Defs[fd.Name]
+	if self == nil {
+		return false
+	}
+	found := false
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if found {
+			return false
+		}
+		c, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		switch f := unparen(c.Fun).(type) {
+		case *ast.Ident:
+			found = r.in.Info.Uses[f] == self
+		case *ast.SelectorExpr:
+			if sel, ok := r.in.Info.Selections[f]; ok {
+				found = sel.Obj() == self
+			} else {
+				found = r.in.Info.Uses[f.Sel] == self
+			}
+		}
+		return true
+	})
+	return found
+}
+
+func (r *rewriter) isBuiltin(e ast.Expr, name string) bool {
+	id, ok := unparen(e).(*ast.Ident)
+	if !ok || id.Name != name {
+		return false
+	}
+	_, ok = r.in.Info.Uses[id].(*types.Builtin)
+	return ok
+}
+
+func (r *rewriter) constant(e ast.Expr) bool {
+	tv, ok := r.in.Info.Types[e]
+	return !ok || tv.Value != nil
+}
+
+// integer reports whether e is a typed integer value (not a type parameter).
+func (r *rewriter) integer(e ast.Expr) bool {
+	tv, ok := r.in.Info.Types[e]
+	if !ok || !tv.IsValue() || tv.Type == nil {
+		return false
+	}
+	if _, ok := tv.Type.(*types.TypeParam); ok {
+		return false
+	}
+	b, ok := tv.Type.Underlying().(*types.Basic)
+	return ok && b.Info()&types.IsInteger != 0 && b.Info()&types.IsUntyped == 0
+}
+
+// indexable returns the text to take len of when x is a side-effect-free
+// slice, string, array or pointer-to-array operand.
+func (r *rewriter) indexable(fs *fileState, x ast.Expr) (string, bool) {
+	tv, ok := r.in.Info.Types[x]
+	if !ok || !tv.IsValue() || tv.Type == nil || !pure(x) || multiline(fs, x) {
+		return "", false
+	}
+	switch t := tv.Type.(type) {
+	case *types.TypeParam:
+		return "", false
+	case *types.Pointer:
+		if _, ok := t.Elem().Underlying().(*types.Array); !ok {
+			return "", false
+		}
+		return fs.text(x), true
+	}
+	switch u := tv.Type.Underlying().(type) {
+	case *types.Slice, *types.Array:
+		return fs.text(x), true
+	case *types.Basic:
+		if u.Info()&types.IsString != 0 && u.Info()&types.IsUntyped == 0 {
+			return fs.text(x), true
+		}
+	}
+	return "", false
+}
+
+// pure reports whether evaluating e twice has no effect beyond evaluating
+// it once: no calls (but conversions and len/cap), receives or closures.
+func pure(e ast.Expr) bool {
+	switch x := e.(type) {
+	case *ast.Ident, *ast.BasicLit:
+		return true
+	case *ast.ParenExpr:
+		return pure(x.X)
+	case *ast.SelectorExpr:
+		return pure(x.X)
+	case *ast.StarExpr:
+		return pure(x.X)
+	case *ast.UnaryExpr:
+		return x.Op != token.ARROW && pure(x.X)
+	case *ast.BinaryExpr:
+		return pure(x.X) && pure(x.Y)
+	case *ast.IndexExpr:
+		return pure(x.X) && pure(x.Index)
+	case *ast.CallExpr:
+		if id, ok := x.Fun.(*ast.Ident); ok && (id.Name == "len" || id.Name == "cap") && len(x.Args) == 1 {
+			return pure(x.Args[0])
+		}
+	}
+	return false
+}
+
+func multiline(fs *fileState, n ast.Node) bool {
+	return strings.ContainsAny(fs.text(n), "\n")
+}
