@@ -1,0 +1,420 @@
+// Package heal keeps a service up against inputs that crash it: it
+// attributes each crash of a generation to the requests in flight, derives
+// the narrowest rule that matches the crashing requests and no recent benign
+// one, confirms it, and seals matching requests off at the proxy with a
+// clear answer until a fix ships. Rules persist across supervisor restarts
+// and expire.
+package heal
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/graftdev/graft/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures a Healer; the zero value works (rules in memory only,
+// 24h expiry, 503 answers).
+type Options struct {
+	Logger *slog.Logger // nil: log nothing
+	// StorePath is the rule file; "" keeps rules in memory only.
+	StorePath string
+	// TTL is how long an installed rule lives; 0 means 24h, negative never.
+	TTL time.Duration
+	// Status is the sealed answer's status; 0 means 503.
+	Status int
+	// Window is how long a crash is remembered for confirmation; 0 means
+	// 10 minutes. History bounds how many; 0 means 16.
+	Window  time.Duration
+	History int
+	// Confirm is how many crashes of the same signature install a rule;
+	// 0 means 2. A crash with a single request in flight always confirms.
+	Confirm int
+	// Registerer gets the metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// Healer is the self-healing state of one supervisor.
+type Healer struct {
+	log     *slog.Logger
+	opts    Options
+	store   *store
+	benign  *sample
+	metrics *metrics
+
+	hits atomic.Uint64 // total sealed requests, to know when to save
+
+	mu      sync.Mutex
+	crashes []crashRecord
+
+	now func() time.Time // clock seam
+}
+
+type crashRecord struct {
+	gen      int
+	time     time.Time
+	site     string
+	suspects []*profile
+}
+
+// New loads the rule store and returns a Healer.
+func New(opts Options) (*Healer, error) {
+	if opts.TTL == 0 {
+		opts.TTL = 24 * time.Hour
+	}
+	if opts.Status == 0 {
+		opts.Status = http.StatusServiceUnavailable
+	}
+	if opts.Window <= 0 {
+		opts.Window = 10 * time.Minute
+	}
+	if opts.History <= 0 {
+		opts.History = 16
+	}
+	if opts.Confirm <= 0 {
+		opts.Confirm = 2
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Healer{
+		log:    log.With("component", "heal"),
+		opts:   opts,
+		store:  newStore(opts.StorePath),
+		benign: newSample(1024, 256, 128),
+		now:    time.Now,
+	}
+	bad, err := h.store.load()
+	if err != nil {
+		return nil, fmt.Errorf("new healer: %w", err)
+	}
+	for _, e := range bad {
+		h.log.Warn("skipping stored seal rule", "err", e)
+	}
+	h.metrics = newMetrics(opts.Registerer, func() float64 { return float64(h.store.set.Load().n) })
+	if n := len(h.store.rules); n > 0 {
+		h.log.Info("seal rules loaded", "rules", n, "path", opts.StorePath)
+	}
+	return h, nil
+}
+
+// Check returns the sealed answer's status, headers and body for in, and
+// true, when an installed rule matches it. It is the request path's hot
+// spot: it allocates nothing unless a rule with predicates is a candidate.
+func (h *Healer) Check(in *Input) (status int, hdr http.Header, body []byte, ok bool) {
+	m := h.store.set.Load()
+	if m.n == 0 {
+		return 0, nil, nil, false
+	}
+	now := h.now()
+	r := m.match(in, now)
+	if r == nil {
+		return 0, nil, nil, false
+	}
+	r.hits.Add(1)
+	r.lastHit.Store(now.UnixNano())
+	h.metrics.hits.Inc()
+	h.hits.Add(1)
+	h.log.Debug("sealed request", "rule", r.ID, "method", in.Method, "path", in.Path)
+	hdr = http.Header{
+		"Content-Type":  {"application/json"},
+		"X-Graft-Rule":  {r.ID},
+		"Cache-Control": {"no-store"},
+	}
+	return r.Status, hdr, r.answer, true
+}
+
+// NeedsBody reports whether some installed rule looks at request bodies.
+func (h *Healer) NeedsBody() bool { return h.store.set.Load().NeedsBody() }
+
+// Benign records a request that completed without crashing its generation,
+// as evidence against rules that would match it.
+func (h *Healer) Benign(in *Input) { h.benign.add(in) }
+
+// CrashReport is what the supervisor knows about a generation's death.
+type CrashReport struct {
+	Gen      int
+	Time     time.Time
+	Err      string   // exit status or signal
+	Stderr   []byte   // tail of its stderr
+	InFlight []*Input // requests in flight to it when it died
+}
+
+// Crash attributes a crash to its in-flight requests and installs a rule
+// when the confirmation policy is met: the same signature (crash site and
+// route) crashed Confirm times, or the crash had a single request in flight.
+// It returns the rules it installed.
+func (h *Healer) Crash(c CrashReport) []api.SealRule {
+	if c.Time.IsZero() {
+		c.Time = h.now()
+	}
+	site := CrashSite(c.Stderr)
+	if site == "" {
+		site = c.Err
+	}
+	rec := crashRecord{gen: c.Gen, time: c.Time, site: site}
+	for _, in := range c.InFlight {
+		rec.suspects = append(rec.suspects, newProfile(in))
+	}
+	h.metrics.crashes.Inc()
+	h.metrics.suspects.Add(float64(len(rec.suspects)))
+	h.log.Info("crash attributed", "gen", c.Gen, "site", site, "in_flight", len(rec.suspects), "err", c.Err)
+	if len(rec.suspects) == 0 {
+		h.metrics.unattributed.Inc()
+	}
+
+	h.mu.Lock()
+	cutoff := c.Time.Add(-h.opts.Window)
+	kept := h.crashes[:0]
+	for _, old := range h.crashes {
+		if old.time.After(cutoff) {
+			kept = append(kept, old)
+		}
+	}
+	h.crashes = append(kept, rec)
+	if len(h.crashes) > h.opts.History {
+		h.crashes = h.crashes[len(h.crashes)-h.opts.History:]
+	}
+	history := append([]crashRecord(nil), h.crashes...)
+	h.mu.Unlock()
+
+	m, why := h.propose(history)
+	if m == nil {
+		if why != "" {
+			h.log.Info("no rule yet", "gen", c.Gen, "why", why)
+		}
+		return nil
+	}
+	r, _, err := h.install(m, "auto", 0, why, h.opts.TTL)
+	if err != nil {
+		h.log.Error("install seal rule", "rule", m.String(), "err", err)
+		return nil
+	}
+	return []api.SealRule{r}
+}
+
+// propose applies the confirmation policy to the crash history (latest
+// last) and returns the rule to install and why, or nil and why not.
+func (h *Healer) propose(history []crashRecord) (*Match, string) {
+	last := history[len(history)-1]
+	if len(last.suspects) == 0 {
+		return nil, "no request was in flight"
+	}
+	var single *Match
+	var singleWhy string
+	if len(last.suspects) == 1 {
+		s := last.suspects[0]
+		m, err := derive([]*profile{s}, h.benignFor(s.head))
+		if err != nil {
+			return nil, err.Error()
+		}
+		single = m
+		singleWhy = fmt.Sprintf("generation %d crashed (%s) with this request the only one in flight", last.gen, last.site)
+	}
+	// Find Confirm-1 earlier crashes of the same site, and the group of
+	// one suspect per crash whose generalization is narrowest and still
+	// spares every benign request seen.
+	var same []crashRecord
+	for i := len(history) - 2; i >= 0; i-- {
+		if history[i].site == last.site && len(history[i].suspects) > 0 {
+			same = append(same, history[i])
+		}
+	}
+	need := h.opts.Confirm - 1
+	if len(same) < need {
+		if single != nil {
+			return single, singleWhy
+		}
+		return nil, fmt.Sprintf("%d requests in flight; waiting for the same crash (%s) again to confirm", len(last.suspects), last.site)
+	}
+	same = same[:need]
+	var best *Match
+	var bestGens []int
+	benign := map[head][]*profile{}
+	for _, s := range last.suspects {
+		groups := [][]*profile{{s}}
+		for _, old := range same {
+			var next [][]*profile
+			for _, g := range groups {
+				for _, o := range old.suspects {
+					if o.head == s.head {
+						next = append(next, append(append([]*profile(nil), g...), o))
+					}
+				}
+			}
+			groups = next
+		}
+		for _, g := range groups {
+			bs, ok := benign[s.head]
+			if !ok {
+				bs = h.benignFor(s.head)
+				benign[s.head] = bs
+			}
+			m, err := derive(g, bs)
+			if err != nil {
+				continue
+			}
+			if best == nil || narrowness(m) > narrowness(best) {
+				best = m
+				bestGens = nil
+				bestGens = append(bestGens, last.gen)
+				for _, old := range same {
+					bestGens = append(bestGens, old.gen)
+				}
+			}
+		}
+	}
+	if best == nil && single != nil {
+		return single, singleWhy
+	}
+	if best == nil {
+		return nil, fmt.Sprintf("crash (%s) repeated, but no rule separates its in-flight requests from benign ones", last.site)
+	}
+	gens := make([]string, len(bestGens))
+	for i, g := range bestGens {
+		gens[i] = fmt.Sprint(g)
+	}
+	return best, fmt.Sprintf("generations %s crashed (%s) with a matching request in flight", strings.Join(gens, ", "), last.site)
+}
+
+// narrowness orders derived rules: more predicates is narrower, and a rule
+// on an exact path is narrower than one on its route template.
+func narrowness(m *Match) int {
+	n := 2 * len(m.preds)
+	if !strings.Contains(m.Path, "{") {
+		n++
+	}
+	return n
+}
+
+func (h *Healer) benignFor(hd head) []*profile {
+	var out []*profile
+	for _, l := range h.benign.snapshot(hd) {
+		// Only requests on the same route can be matched by a rule derived
+		// for it; skip the JSON walk for the others.
+		if l.in.Method != hd.method && !(hd.method == "GET" && l.in.Method == "HEAD") {
+			continue
+		}
+		if Template(l.in.Path) != hd.template {
+			continue
+		}
+		out = append(out, l.get())
+	}
+	return out
+}
+
+// Add installs a rule by hand.
+func (h *Healer) Add(req api.SealAddRequest) (api.SealRule, bool, error) {
+	m, err := ParseMatch(req.Match)
+	if err != nil {
+		return api.SealRule{}, false, err
+	}
+	ttl := h.opts.TTL
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil {
+			return api.SealRule{}, false, fmt.Errorf("add seal rule: ttl: %w", err)
+		}
+		ttl = d
+		if d == 0 {
+			ttl = -1
+		}
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "added by hand"
+	}
+	return h.install(m, "manual", req.Status, reason, ttl)
+}
+
+func (h *Healer) install(m *Match, source string, status int, reason string, ttl time.Duration) (api.SealRule, bool, error) {
+	if status == 0 {
+		status = h.opts.Status
+	}
+	now := h.now().UTC()
+	w := api.SealRule{
+		Match:   m.String(),
+		Action:  api.SealActionReject,
+		Status:  status,
+		Reason:  reason,
+		Source:  source,
+		Created: now,
+	}
+	if ttl > 0 {
+		w.Expires = now.Add(ttl)
+	}
+	r, err := compile(w)
+	if err != nil {
+		return api.SealRule{}, false, fmt.Errorf("install seal rule: %w", err)
+	}
+	got, existed, err := h.store.add(r)
+	if err != nil {
+		return api.SealRule{}, false, fmt.Errorf("install seal rule: %w", err)
+	}
+	if !existed {
+		h.metrics.installs.WithLabelValues(source).Inc()
+		h.log.Info("seal rule installed", "rule", got.ID, "match", got.Match, "source", source, "reason", reason, "expires", w.Expires)
+	}
+	return got.wire(), existed, nil
+}
+
+// Remove deletes a rule; ok is false when no rule has that id.
+func (h *Healer) Remove(id string) (ok bool, err error) {
+	r, err := h.store.remove(id)
+	if r == nil {
+		return false, err
+	}
+	h.metrics.removed.Inc()
+	h.log.Info("seal rule removed", "rule", id, "match", r.Match, "hits", r.hits.Load())
+	return true, err
+}
+
+// List returns the installed rules, oldest first.
+func (h *Healer) List() []api.SealRule { return h.store.list() }
+
+// Run expires rules and saves hit counts until ctx ends, then saves once
+// more.
+func (h *Healer) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastFlush time.Time
+	var lastHits uint64
+	for {
+		select {
+		case <-ctx.Done():
+			if err := h.store.flush(); err != nil {
+				h.log.Warn("save seal rules", "err", err)
+			}
+			return nil
+		case <-tick.C:
+		}
+		h.expire()
+		// Hit counts change on every sealed request; write them at most
+		// every 10s, and only when they changed.
+		if hits := h.hits.Load(); hits != lastHits && time.Since(lastFlush) > 10*time.Second {
+			lastHits, lastFlush = hits, time.Now()
+			if err := h.store.flush(); err != nil {
+				h.log.Warn("save seal rules", "err", err)
+			}
+		}
+	}
+}
+
+func (h *Healer) expire() {
+	gone, err := h.store.expire(h.now())
+	for _, r := range gone {
+		h.metrics.expired.Inc()
+		h.log.Info("seal rule expired", "rule", r.ID, "match", r.Match, "hits", r.hits.Load())
+	}
+	if err != nil {
+		h.log.Warn("save seal rules", "err", err)
+	}
+}
