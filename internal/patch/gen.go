@@ -26,7 +26,7 @@ const RTImport = "github.com/graftdev/graft/rt"
 //
 // It exports GraftInit, which resolves every symbol of the running
 // program the patch uses and returns an error instead of panicking (a panic
-// in a plugin kills the host), and GraftReplacements, the new bodies by
+// in a plugin kills the host), and Replacements, the new bodies by
 // patch point id.
 type Plugin struct {
 	Source []byte
@@ -94,7 +94,7 @@ func Generate(old, new *Tree, r *api.PatchReport) (*Plugin, error) {
 		b.WriteString("\t" + l + "\n")
 	}
 	b.WriteString("\treturn nil\n}\n\n")
-	b.WriteString("// GraftReplacements are the new bodies, by patch point id.\nvar GraftReplacements = map[string]any{\n")
+	b.WriteString("// Replacements are the new bodies, by patch point id.\nvar Replacements = map[string]any{\n")
 	for _, id := range r.Slots {
 		fmt.Fprintf(&b, "\t%q: %s,\n", id, g.pluginName(id))
 	}
