@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -23,8 +24,8 @@ import (
 // LIVE_ROLE set it runs a server instead of the tests.
 func TestMain(m *testing.M) {
 	livetest.MaybeShim()
-	if role := os.Getenv("LIVE_ROLE"); role != "" {
-		if err := runChild(role); err != nil {
+	if cfg, ok := childConfig(os.Args); ok {
+		if err := runChild(cfg); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
 		}
@@ -122,21 +123,51 @@ func sum(m map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func runChild(role string) error {
-	switch role {
-	case "kv":
-	default:
-		return fmt.Errorf("unknown role %q", role)
+// child is what a generation started from the test binary does, given on
+// its command line after the word live-child as key=value words (argv, not
+// the environment, so that graft upgrade -- CMD can change it).
+type child struct {
+	version     int  // kv's schema version: 1 or 2
+	failDecode  bool // the decoder rejects every state
+	blockBefore bool // never calls Ready (never reads its state)
+}
+
+func childConfig(args []string) (child, bool) {
+	c := child{version: 2}
+	i := slices.Index(args, "live-child")
+	if i < 0 {
+		return c, false
 	}
-	ver, _ := strconv.Atoi(os.Getenv("LIVE_KV_VERSION"))
-	if ver == 0 {
-		ver = 2
+	for _, a := range args[i+1:] {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "version":
+			c.version, _ = strconv.Atoi(v)
+		case "fail-decode":
+			c.failDecode = true
+		case "block-before-ready":
+			c.blockBefore = true
+		}
 	}
+	return c, true
+}
+
+// childArgs is the command line of a kv generation.
+func childArgs(words ...string) []string {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return append([]string{self, "-test.run=^$", "live-child"}, words...)
+}
+
+func runChild(cfg child) error {
+	ver := cfg.version
 	g := live.New(live.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	defer g.Close()
 	s := &kv{version: ver, m: map[string]recV2{}}
 	decode := s.decode
-	if os.Getenv("LIVE_FAIL_DECODE") == "1" {
+	if cfg.failDecode {
 		decode = func(io.Reader) error { return errors.New("decoder rejects this state") }
 	}
 	if err := g.Register(live.Item{Name: "kv", Version: ver, Encode: s.encode, Decode: decode}); err != nil {
@@ -150,7 +181,7 @@ func runChild(role string) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("LIVE_BLOCK_BEFORE_READY") == "1" {
+	if cfg.blockBefore {
 		select {} // never reads its state: the test kills it mid-handoff
 	}
 	if err := g.Ready(); err != nil {

@@ -18,12 +18,27 @@ import (
 	"github.com/graftdev/graft/live/livetest"
 )
 
-// cluster is a livetest supervisor running the kv child.
-type cluster struct {
+// kvClient talks to the kv child through the supervisor's listener.
+type kvClient struct {
 	t      *testing.T
-	sup    *livetest.Supervisor
 	base   string
 	client *http.Client
+}
+
+func newKVClient(t *testing.T, addr string) *kvClient {
+	return &kvClient{
+		t:    t,
+		base: "http://" + addr,
+		// A well-behaved pool: it drops idle connections itself, so a
+		// draining generation is never forced to cut one.
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 500 * time.Millisecond}},
+	}
+}
+
+// cluster is a livetest supervisor running the kv child.
+type cluster struct {
+	*kvClient
+	sup    *livetest.Supervisor
 	mu     sync.Mutex
 	gens   []*livetest.Generation
 	drains sync.WaitGroup
@@ -37,14 +52,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.File.Close() })
-	c := &cluster{
-		t:    t,
-		sup:  livetest.New(t.TempDir(), ln),
-		base: "http://" + addr,
-		// A well-behaved pool: it drops idle connections itself, so a
-		// draining generation is never forced to cut one.
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 500 * time.Millisecond}},
-	}
+	c := &cluster{kvClient: newKVClient(t, addr), sup: livetest.New(t.TempDir(), ln)}
 	t.Cleanup(func() {
 		c.drains.Wait()
 		c.mu.Lock()
@@ -60,13 +68,9 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) cmd(env ...string) *exec.Cmd {
-	self, err := os.Executable()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append([]string{"LIVE_ROLE=kv"}, env...)
+func (c *cluster) cmd(words ...string) *exec.Cmd {
+	args := childArgs(words...)
+	cmd := exec.Command(args[0], args[1:]...)
 	if os.Getenv("LIVE_DEBUG") != "" {
 		cmd.Stderr = os.Stderr
 	}
@@ -80,9 +84,9 @@ func (c *cluster) track(g *livetest.Generation) *livetest.Generation {
 	return g
 }
 
-func (c *cluster) start(env ...string) *livetest.Generation {
+func (c *cluster) start(words ...string) *livetest.Generation {
 	c.t.Helper()
-	g, err := c.sup.StartFirst(c.t.Context(), c.cmd(env...))
+	g, err := c.sup.StartFirst(c.t.Context(), c.cmd(words...))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -110,7 +114,7 @@ func (c *cluster) drainErrors() error {
 	return errors.Join(c.errs...)
 }
 
-func (c *cluster) set(ctx context.Context, k, v string) error {
+func (c *kvClient) set(ctx context.Context, k, v string) error {
 	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/set", strings.NewReader(url.Values{"k": {k}, "v": {v}}.Encode()))
 	if err != nil {
 		return err
@@ -128,7 +132,7 @@ func (c *cluster) set(ctx context.Context, k, v string) error {
 	return nil
 }
 
-func (c *cluster) get(path string) (string, error) {
+func (c *kvClient) get(path string) (string, error) {
 	resp, err := c.client.Get(c.base + path)
 	if err != nil {
 		return "", err
@@ -142,7 +146,7 @@ func (c *cluster) get(path string) (string, error) {
 }
 
 // sumOf asks the server for its key count and checksum.
-func (c *cluster) sumOf() (n int, sum string, ver int) {
+func (c *kvClient) sumOf() (n int, sum string, ver int) {
 	c.t.Helper()
 	s, err := c.get("/sum")
 	if err != nil {
@@ -156,7 +160,7 @@ func (c *cluster) sumOf() (n int, sum string, ver int) {
 }
 
 // fill writes keys k0..k(n-1) and returns what was written.
-func (c *cluster) fill(n int) map[string]string {
+func (c *kvClient) fill(n int) map[string]string {
 	c.t.Helper()
 	want := make(map[string]string, n)
 	var mu sync.Mutex
@@ -195,7 +199,7 @@ type writers struct {
 	errs   []string
 }
 
-func (c *cluster) write(ctx context.Context, n, count int, want map[string]string) *writers {
+func (c *kvClient) write(ctx context.Context, n, count int, want map[string]string) *writers {
 	ws := &writers{want: want}
 	for w := range count {
 		ws.wg.Go(func() {
@@ -263,11 +267,11 @@ func TestKeysSurviveUpgradesUnderWrites(t *testing.T) {
 
 func TestMigrationBetweenVersions(t *testing.T) {
 	c := newCluster(t)
-	v1 := c.start("LIVE_KV_VERSION=1")
+	v1 := c.start("version=1")
 	want := c.fill(100)
 
 	// v1 → v2: Val renamed to Value, Writes added (migrated as 1).
-	v2, _, err := c.sup.Upgrade(t.Context(), v1, c.cmd("LIVE_KV_VERSION=2"))
+	v2, _, err := c.sup.Upgrade(t.Context(), v1, c.cmd("version=2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +311,7 @@ func TestFailingDecodeRollsBack(t *testing.T) {
 	c := newCluster(t)
 	old := c.start()
 	want := c.fill(500)
-	ng, _, err := c.sup.Upgrade(t.Context(), old, c.cmd("LIVE_FAIL_DECODE=1"))
+	ng, _, err := c.sup.Upgrade(t.Context(), old, c.cmd("fail-decode"))
 	if !errors.Is(err, livetest.ErrRolledBack) || !strings.Contains(err.Error(), "decoder rejects") {
 		t.Fatalf("upgrade with a failing decoder: %v, %v; want rolled back with the decoder's reason", ng, err)
 	}
@@ -337,7 +341,7 @@ func TestKilledMidHandoffLeavesOldServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ng, err := c.sup.Start(c.cmd("LIVE_BLOCK_BEFORE_READY=1"), r)
+	ng, err := c.sup.Start(c.cmd("block-before-ready"), r)
 	r.Close()
 	if err != nil {
 		t.Fatal(err)
