@@ -1,0 +1,376 @@
+package shadow
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graftdev/graft/api"
+)
+
+// service is a small JSON service whose answers carry nondeterministic
+// fields: a timestamp, a random id, a coin flip, and map keys in Go's
+// random order. bug seeds a regression.
+type service struct {
+	bug     string
+	methods sync.Map // method → *atomic.Int64, what reached it
+	hits    atomic.Int64
+}
+
+func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.hits.Add(1)
+	v, _ := s.methods.LoadOrStore(r.Method, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+	id := strings.TrimPrefix(r.URL.Path, "/users/")
+	fields := map[string]string{
+		"id":    id,
+		"name":  fmt.Sprintf("%q", "user"+id),
+		"plan":  `"free"`,
+		"at":    fmt.Sprintf("%q", time.Now().Format(time.RFC3339Nano)),
+		"trace": fmt.Sprintf("%q", fmt.Sprintf("%x", rand.Uint64())),
+		"coin":  fmt.Sprint(rand.IntN(2) == 0),
+	}
+	status := 200
+	switch s.bug {
+	case "value":
+		fields["plan"] = `"pro"`
+	case "missing":
+		delete(fields, "name")
+	case "type":
+		fields["id"] = fmt.Sprintf("%q", id)
+	case "status":
+		status = 203
+	case "header":
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	var b strings.Builder
+	b.WriteString("{")
+	first := true
+	for k, v := range fields { // Go's map order: random on purpose
+		if !first {
+			b.WriteString(",")
+		}
+		first = false
+		fmt.Fprintf(&b, "%q:%s", k, v)
+	}
+	b.WriteString("}")
+	w.Header().Set("Content-Type", "application/json")
+	if s.bug != "header" {
+		w.Header().Set("Cache-Control", "max-age=60")
+	}
+	w.WriteHeader(status)
+	io.WriteString(w, b.String())
+}
+
+func (s *service) count(method string) int64 {
+	if v, ok := s.methods.Load(method); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// fetch asks the primary directly, as the proxy would, and returns what
+// Observe gets.
+func fetch(t *testing.T, client *http.Client, base, method, path string) (*Request, *Answer) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("primary %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return &Request{Gen: 1, Method: method, Path: path, Header: http.Header{"Accept": {"application/json"}}},
+		&Answer{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+// drive feeds primary exchanges to c until its run ends or limit requests
+// were sent, and returns the final report.
+func drive(t *testing.T, c *Controller, primary string, limit int, paths func(i int) (method, path string)) *api.Report {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(t.Context()) }()
+	client := &http.Client{}
+	for i := 0; i < limit; i++ {
+		select {
+		case <-c.Done():
+			i = limit
+			continue
+		default:
+		}
+		m, p := paths(i)
+		req, ans := fetch(t, client, primary, m, p)
+		c.Observe(req, ans)
+		if c.queueFull() {
+			// Give the workers a moment; dropping is tested elsewhere.
+			for len(c.queue) > cap(c.queue)/2 {
+				select {
+				case <-c.Done():
+				case <-time.After(time.Millisecond):
+					continue
+				}
+				break
+			}
+		}
+	}
+	if c.opts.Requests > 0 {
+		// Let the last mirrored exchanges finish: the run ends by its limit.
+		select {
+		case <-c.Done():
+		case <-time.After(30 * time.Second):
+		}
+	}
+	c.Stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return c.Report()
+}
+
+func (c *Controller) queueFull() bool { return len(c.queue) == cap(c.queue) }
+
+func userPaths(i int) (string, string) { return "GET", fmt.Sprintf("/users/%d", i%53) }
+
+func TestControllerSeededRegressions(t *testing.T) {
+	primary := httptest.NewServer(&service{})
+	defer primary.Close()
+	secondary := httptest.NewServer(&service{})
+	defer secondary.Close()
+	for _, tt := range []struct{ bug, field string }{
+		{"value", "body.plan"}, {"missing", "body.name"}, {"type", "body.id"}, {"status", "status"}, {"header", "header.Cache-Control"},
+	} {
+		t.Run(tt.bug, func(t *testing.T) {
+			candidate := httptest.NewServer(&service{bug: tt.bug})
+			defer candidate.Close()
+			c, err := NewController(Options{Requests: 500}, addr(candidate), addr(secondary))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := drive(t, c, primary.URL, 2000, userPaths)
+			if r.Verdict != api.VerdictFail || r.Ended != "verdict" {
+				t.Fatalf("verdict %s ended %q (%s), want fail ended by the verdict", r.Verdict, r.Ended, r.Reason)
+			}
+			var div []string
+			for _, rt := range r.Routes {
+				for _, f := range rt.Fields {
+					if f.Divergent {
+						div = append(div, rt.Route+" "+f.Path)
+					}
+				}
+			}
+			if !slices.Equal(div, []string{"GET /users/{id} " + tt.field}) {
+				t.Errorf("divergent %q, want only %s", div, tt.field)
+			}
+			if r.Compared >= 500 {
+				t.Errorf("fail took %d compared requests; want it early", r.Compared)
+			}
+		})
+	}
+}
+
+// TestControllerOldVsOld mirrors 1,000+ requests to two more instances of
+// the same service whose answers carry timestamps, random ids, coin flips
+// and random key order: no field may be divergent, and the verdict passes.
+func TestControllerOldVsOld(t *testing.T) {
+	primary := httptest.NewServer(&service{})
+	defer primary.Close()
+	secondary := httptest.NewServer(&service{})
+	defer secondary.Close()
+	candidate := httptest.NewServer(&service{})
+	defer candidate.Close()
+	c, err := NewController(Options{Requests: 1200}, addr(candidate), addr(secondary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := drive(t, c, primary.URL, 5000, func(i int) (string, string) {
+		if i%3 == 0 {
+			return "GET", "/health"
+		}
+		return userPaths(i)
+	})
+	if r.Compared < 1000 || r.Ended != "requests" {
+		t.Fatalf("compared %d, ended %q; want ≥ 1000 by the request limit", r.Compared, r.Ended)
+	}
+	for _, rt := range r.Routes {
+		for _, f := range rt.Fields {
+			if f.Divergent {
+				t.Errorf("old vs old: %s %s divergent (%+v)", rt.Route, f.Path, f)
+			}
+		}
+	}
+	if r.Verdict != api.VerdictPass {
+		t.Errorf("verdict %s (%s), want pass", r.Verdict, r.Reason)
+	}
+	noisy := 0
+	for _, rt := range r.Routes {
+		for _, f := range rt.Fields {
+			if f.Noise > 0 {
+				noisy++
+			}
+		}
+	}
+	if noisy < 3 {
+		t.Errorf("only %d noisy fields measured; the service's timestamps, ids and coin flips should be", noisy)
+	}
+}
+
+func TestControllerMethods(t *testing.T) {
+	primary := httptest.NewServer(&service{})
+	defer primary.Close()
+	methods := []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
+	for _, tt := range []struct {
+		name   string
+		opt    []string
+		mirror []string
+	}{
+		{"default", nil, []string{"GET", "HEAD", "OPTIONS"}},
+		{"widened", []string{"GET", "post"}, []string{"GET", "POST"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sec, cand := &service{}, &service{}
+			secondary := httptest.NewServer(sec)
+			defer secondary.Close()
+			candidate := httptest.NewServer(cand)
+			defer candidate.Close()
+			c, _ := NewController(Options{Methods: tt.opt, Requests: 10 * len(tt.mirror)}, addr(candidate), addr(secondary))
+			r := drive(t, c, primary.URL, 10*len(methods), func(i int) (string, string) { return methods[i%len(methods)], "/users/1" })
+			for _, m := range methods {
+				want := int64(0)
+				if slices.Contains(tt.mirror, m) {
+					want = 10
+				}
+				if got := cand.count(m); got != want {
+					t.Errorf("candidate got %d %s, want %d", got, m, want)
+				}
+				if got := sec.count(m); got != want {
+					t.Errorf("secondary got %d %s, want %d", got, m, want)
+				}
+			}
+			if r.Eligible != uint64(10*len(tt.mirror)) {
+				t.Errorf("eligible %d, want %d", r.Eligible, 10*len(tt.mirror))
+			}
+		})
+	}
+}
+
+func TestControllerSampleAndSkip(t *testing.T) {
+	lane := httptest.NewServer(&service{})
+	defer lane.Close()
+	c, _ := NewController(Options{Sample: 0.25, Queue: 100000}, addr(lane), addr(lane))
+	i := 0
+	c.random = func() float64 { i++; return float64(i%4) / 4 } // 1 in 4 below 0.25
+	for range 400 {
+		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &Answer{Status: 200})
+	}
+	c.Observe(&Request{Gen: 0, Method: "GET", Path: "/sealed"}, &Answer{Status: 403})
+	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/", Truncated: true}, &Answer{Status: 200})
+	if c.requests.Load() != 402 || c.eligible.Load() != 401 || c.mirrored.Load() != 100 || c.skipped.Load() != 1 {
+		t.Errorf("requests %d eligible %d mirrored %d skipped %d; want 402, 401, 100, 1",
+			c.requests.Load(), c.eligible.Load(), c.mirrored.Load(), c.skipped.Load())
+	}
+}
+
+// TestControllerStalledCandidate: a candidate that never answers holds at
+// most Workers requests; everything else is queued up to Queue and then
+// dropped, while every Observe returns at once and the secondary still
+// answers. The run still ends on time and Run waits for its workers.
+func TestControllerStalledCandidate(t *testing.T) {
+	release := make(chan struct{})
+	var stalled atomic.Int64
+	candidate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stalled.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer candidate.Close()
+	defer close(release)
+	sec := &service{}
+	secondary := httptest.NewServer(sec)
+	defer secondary.Close()
+	c, _ := NewController(Options{Queue: 16, Workers: 4, Timeout: time.Hour}, addr(candidate), addr(secondary))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(t.Context()) }()
+	const n = 5000
+	for range n {
+		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &Answer{Status: 200})
+	}
+	// Every Observe has returned although the candidate answered nothing.
+	if got := c.requests.Load(); got != n {
+		t.Fatalf("observed %d, want %d", got, n)
+	}
+	if m, d := c.mirrored.Load(), c.dropped.Load(); m+d != n || m > 16+4 || d < n-20 {
+		t.Errorf("mirrored %d dropped %d: want at most queue+workers = 20 mirrored, the rest dropped", m, d)
+	}
+	if c.compared.Load() != 0 {
+		t.Errorf("compared %d with a candidate that never answers", c.compared.Load())
+	}
+	c.Stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if s := stalled.Load(); s > 4 {
+		t.Errorf("candidate holds %d requests, want at most the 4 workers", s)
+	}
+	if sec.hits.Load() > 4 {
+		t.Errorf("secondary got %d requests; workers should be stuck on the candidate", sec.hits.Load())
+	}
+}
+
+// TestControllerDeadCandidate: a candidate that refuses connections shows up
+// as a status difference (no answer), which is divergent.
+func TestControllerDeadCandidate(t *testing.T) {
+	primary := httptest.NewServer(&service{})
+	defer primary.Close()
+	secondary := httptest.NewServer(&service{})
+	defer secondary.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := addr(dead)
+	dead.Close()
+	c, _ := NewController(Options{Requests: 300}, deadAddr, addr(secondary))
+	r := drive(t, c, primary.URL, 1000, userPaths)
+	if r.Verdict != api.VerdictFail {
+		t.Fatalf("verdict %s, want fail", r.Verdict)
+	}
+	if ex := r.Routes[0].Examples; len(ex) == 0 || ex[0].Candidate.Error == "" {
+		t.Errorf("want an example whose candidate answer is an error, got %+v", ex)
+	}
+}
+
+func TestControllerForwardsRequest(t *testing.T) {
+	got := make(chan *http.Request, 2)
+	bodies := make(chan []byte, 2)
+	lane := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- b
+	}))
+	defer lane.Close()
+	c, _ := NewController(Options{Methods: []string{"PUT"}, Requests: 1}, addr(lane), addr(lane))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(t.Context()) }()
+	c.Observe(&Request{Gen: 1, Method: "PUT", Path: "/a/b", RawQuery: "x=1&y=2",
+		Header: http.Header{"X-Token": {"t"}, "Connection": {"close"}, "Accept-Encoding": {"gzip"}}, Body: []byte("payload")}, &Answer{Status: 200})
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		r, b := <-got, <-bodies
+		if r.Method != "PUT" || r.URL.RequestURI() != "/a/b?x=1&y=2" || r.Header.Get("X-Token") != "t" || r.Header.Get("Accept-Encoding") != "gzip" || !bytes.Equal(b, []byte("payload")) {
+			t.Errorf("lane got %s %s %v body %q", r.Method, r.URL.RequestURI(), r.Header, b)
+		}
+	}
+}
+
