@@ -207,8 +207,11 @@ type upconn struct {
 	idleSince time.Time
 }
 
-// get returns a pooled connection or dials a new one.
-func (b *Backend) get(ctx context.Context) (*upconn, error) {
+// get returns a pooled connection or dials a new one. check asks for a
+// liveness check of a pooled connection, for requests that cannot be
+// retried if the backend closed it while idle; others are checked only
+// after a longer idle time (a failure on a reused connection is retried).
+func (b *Backend) get(ctx context.Context, check bool) (*upconn, error) {
 	for {
 		b.mu.Lock()
 		n := len(b.idle)
@@ -220,7 +223,7 @@ func (b *Backend) get(ctx context.Context) (*upconn, error) {
 		b.idle[n-1] = nil
 		b.idle = b.idle[:n-1]
 		b.mu.Unlock()
-		if time.Since(u.idleSince) > staleCheckAfter && !alive(u.c) {
+		if (check || time.Since(u.idleSince) > staleCheckAfter) && !alive(u.c) {
 			u.c.Close()
 			continue
 		}

@@ -255,7 +255,7 @@ func (x *exchange) capture(p []byte) {
 func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry bool) (out outcome, keep, reused bool) {
 	cc, p := x.cc, x.cc.p
 	hd := &x.hd
-	u, err := b.get(ctxBackground)
+	u, err := b.get(ctxBackground, !mayRetry)
 	if err != nil {
 		b.release(&x.fl, nil)
 		return outNotSent, false, false

@@ -57,29 +57,33 @@ func (h *head) reset() {
 	*h = head{headers: hs, contentLength: -1}
 }
 
-// headEnd returns the length of the head (through the blank line) in b,
-// starting the search at from; errNeedMore when it is not all there.
-func headEnd(b []byte, from int) (int, error) {
-	if from > 3 {
-		from -= 3
-	} else {
-		from = 0
-	}
-	i := bytes.Index(b[from:], crlfcrlf)
-	if i < 0 {
-		if len(b) >= maxHead {
-			return 0, errHeadTooLarge
+// headEnd returns the length of the head (through the blank line) in b.
+// from is where a previous call stopped (next); errNeedMore means the
+// head is not all there yet. A bare LF is refused at once rather than
+// waited on.
+func headEnd(b []byte, from int) (n, next int, err error) {
+	i := from
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			if len(b) >= maxHead {
+				return 0, i, errHeadTooLarge
+			}
+			return 0, i, errNeedMore
 		}
-		return 0, errNeedMore
+		k := i + j
+		if k == 0 || b[k-1] != '\r' {
+			return 0, i, errBadHead
+		}
+		if k-1 == i && i > 0 {
+			if k+1 > maxHead {
+				return 0, i, errHeadTooLarge
+			}
+			return k + 1, k + 1, nil
+		}
+		i = k + 1
 	}
-	n := from + i + 4
-	if n > maxHead {
-		return 0, errHeadTooLarge
-	}
-	return n, nil
 }
-
-var crlfcrlf = []byte("\r\n\r\n")
 
 // parseRequest parses a complete request head b (as delimited by headEnd).
 func (h *head) parseRequest(b []byte) error {

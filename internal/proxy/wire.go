@@ -55,16 +55,25 @@ func (rb *rbuf) fill() error {
 }
 
 // readHead reads until buffered() starts with a whole head and returns its
-// length.
+// length. Empty lines before a head are skipped (RFC 9112 §2.2).
 func (rb *rbuf) readHead() (int, error) {
 	scanned := 0
 	for {
 		buf := rb.buffered()
-		n, err := headEnd(buf, scanned)
-		if err != errNeedMore {
-			return n, err
+		for scanned == 0 && len(buf) >= 2 && buf[0] == '\r' && buf[1] == '\n' {
+			rb.r += 2
+			buf = buf[2:]
 		}
-		scanned = len(buf)
+		if scanned == 0 && len(buf) == 1 && buf[0] == '\r' {
+			buf = nil // wait for its LF
+		}
+		if len(buf) > 0 {
+			n, next, err := headEnd(buf, scanned)
+			if err != errNeedMore {
+				return n, err
+			}
+			scanned = next
+		}
 		if err := rb.fill(); err != nil {
 			return 0, err
 		}
