@@ -135,7 +135,8 @@ func (x *exchange) run(n int) bool {
 
 	retriable := buffered && idempotent(string(hd.method))
 	b := p.waitPrimary(nil)
-	retried := false
+	retried := false // a second send to a backend has been made
+	reroutes := 0    // attempts that sent nothing (no connection)
 	for {
 		if b == nil {
 			p.nFail.Add(1)
@@ -155,13 +156,20 @@ func (x *exchange) run(n int) bool {
 		}
 		b.nFail.Add(1)
 		var next *Backend
-		if !retried && (out == outNotSent || retriable) {
+		switch {
+		case out == outNotSent && reroutes < 3:
+			// Nothing reached the backend: any request may go elsewhere,
+			// and this does not use up the one retry.
+			reroutes++
+			next = p.retryTarget(b, false, false)
+			if next == nil {
+				next = p.waitReplacement(b)
+			}
+		case out != outNotSent && retriable && !retried:
+			retried = true
 			next = p.retryTarget(b, out == outServerError, reused)
-			if next == nil && out != outServerError && b.isClosed() {
-				// The supervisor closed it (crash): wait for the replacement.
-				if next = p.waitPrimary(b); next != nil {
-					p.nRetry.Add(1)
-				}
+			if next == nil && out == outNoResponse {
+				next = p.waitReplacement(b)
 			}
 		}
 		if next == nil {
@@ -170,8 +178,40 @@ func (x *exchange) run(n int) bool {
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", !buffered))
 			return buffered && !hd.closeConn
 		}
-		retried = true
+		if next != b || out != outNotSent {
+			p.nRetry.Add(1)
+		}
 		b = next
+	}
+}
+
+// crashGrace is how long a request that failed on the primary waits for
+// the supervisor to notice a crash (SetPrimary to nil or to a
+// replacement) before it is answered 502.
+const crashGrace = 250 * time.Millisecond
+
+// waitReplacement returns the backend that replaces failed: the primary
+// once it is another one, waiting up to crashGrace for the supervisor to
+// react and then, if it took failed away, up to WaitForBackend for the
+// replacement. nil when failed stays primary or nothing replaces it.
+func (p *Proxy) waitReplacement(failed *Backend) *Backend {
+	timer := time.NewTimer(crashGrace)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		cur, ch := p.primary.Load(), p.changed
+		p.mu.Unlock()
+		switch {
+		case cur != nil && cur != failed:
+			return cur
+		case cur == nil || failed.isClosed():
+			return p.waitPrimary(failed)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return nil
+		}
 	}
 }
 
@@ -194,17 +234,14 @@ func idempotent(method string) bool {
 func (p *Proxy) retryTarget(failed *Backend, serverError, reused bool) *Backend {
 	if !serverError {
 		if nb := p.primary.Load(); nb != nil && nb != failed {
-			p.nRetry.Add(1)
 			return nb
 		}
 	}
 	if fb := p.fallback.Load(); fb != nil && fb != failed {
-		p.nRetry.Add(1)
 		p.nFallback.Add(1)
 		return fb
 	}
 	if reused && !serverError && !failed.isClosed() {
-		p.nRetry.Add(1)
 		return failed
 	}
 	return nil

@@ -470,3 +470,42 @@ func TestCloseReroutes(t *testing.T) {
 		t.Fatalf("status %d gen %q", resp.StatusCode, resp.Header.Get("X-Gen"))
 	}
 }
+
+// TestCrashReplacement: the primary dies with requests in flight and the
+// supervisor replaces it (SetPrimary(nil), Close, then SetPrimary(new)):
+// an idempotent request moves to the replacement, a POST fails.
+func TestCrashReplacement(t *testing.T) {
+	p := New(Options{})
+	_, repl := backendServer(t, 2, echoHandler(2))
+	var crashed *Backend
+	var once sync.Once
+	_, crashed = backendServer(t, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+		once.Do(func() {
+			go func() {
+				// What the supervisor does when it sees the exit.
+				p.SetPrimary(nil)
+				crashed.InFlight()
+				crashed.Close()
+				p.SetPrimary(repl)
+			}()
+		})
+	}))
+	p.SetPrimary(crashed)
+	base := startProxy(t, p)
+	resp, err := newClient().Get(base + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Gen") != "2" {
+		t.Fatalf("GET: status %d gen %q, want 200 from the replacement", resp.StatusCode, resp.Header.Get("X-Gen"))
+	}
+	if st := p.Stats(); st.Retries != 1 || st.Failures != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
