@@ -373,4 +373,3 @@ func TestControllerForwardsRequest(t *testing.T) {
 		}
 	}
 }
-

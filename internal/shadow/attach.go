@@ -1,0 +1,154 @@
+package shadow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/supervisor"
+)
+
+// AttachOptions configures Attach; the zero value works.
+type AttachOptions struct {
+	ServiceOptions
+	// SetObserve installs the proxy Observe hook while a run mirrors, and
+	// removes it (nil) when the run ends. The proxy takes all its hooks in
+	// one SetHooks call, so whoever also sets Inspect (self-healing) must
+	// compose: pass a function that calls SetHooks with both. Nil means
+	// Attach calls Proxy().SetHooks(proxy.Hooks{Observe: f}) itself, which
+	// replaces any other hook; alternatively leave Service.Observe installed
+	// permanently (it costs one atomic load when no run is active).
+	SetObserve func(observe func(*proxy.Request, *proxy.Response))
+}
+
+// Attach adds shadowing to a supervisor in proxy mode: the admin routes
+// POST /v1/shadow, POST /v1/shadow/stop, GET /v1/report and
+// GET /v1/report.html, and the graft_shadow_* metrics. Call before sup.Run;
+// call Service.Close when the supervisor has stopped.
+func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
+	m, err := NewMetrics(sup.Registry())
+	if err != nil {
+		return nil, fmt.Errorf("attach shadow: %w", err)
+	}
+	opts.Controller.Metrics = m
+	if opts.Logger == nil {
+		opts.Logger = sup.Logger()
+	}
+	setObserve := opts.SetObserve
+	if setObserve == nil {
+		setObserve = func(f func(*proxy.Request, *proxy.Response)) {
+			if p := sup.Proxy(); p != nil {
+				p.SetHooks(proxy.Hooks{Observe: f})
+			}
+		}
+	}
+	h := host{
+		startLane: func(ctx context.Context, role string, cmd []string) (lane, error) {
+			if sup.Proxy() == nil {
+				return nil, ErrNoProxy
+			}
+			l, err := sup.StartLane(ctx, role, cmd)
+			if err != nil {
+				return nil, err
+			}
+			return l, nil
+		},
+		upgrade: sup.Upgrade,
+		servingCmd: func() ([]string, error) {
+			st := sup.Status()
+			for _, g := range st.Generations {
+				if g.Number == st.Serving && st.Serving != 0 {
+					return g.Command, nil
+				}
+			}
+			return nil, supervisor.ErrNotServing
+		},
+		setObserve: setObserve,
+		event:      sup.Event,
+	}
+	s := newService(h, opts.ServiceOptions)
+	s.Mount(sup.Handle)
+	return s, nil
+}
+
+// Mount registers the service's admin routes with handle (a ServeMux's
+// Handle, or Supervisor.Handle).
+func (s *Service) Mount(handle func(pattern string, h http.Handler)) {
+	handle("POST /v1/shadow", http.HandlerFunc(s.serveStart))
+	handle("POST /v1/shadow/stop", http.HandlerFunc(s.serveStop))
+	handle("GET /v1/report", http.HandlerFunc(s.serveReport))
+	handle("GET /v1/report.html", http.HandlerFunc(s.serveReportHTML))
+}
+
+func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
+	var req api.ShadowRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&req)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("start shadow: bad request body: %w", err))
+		return
+	}
+	rep, err := s.Start(req)
+	switch {
+	case errors.Is(err, ErrBusy):
+		writeError(w, http.StatusConflict, err)
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err)
+	default:
+		writeJSON(w, http.StatusAccepted, rep)
+	}
+}
+
+func (s *Service) serveStop(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.Stop(r.Context())
+	switch {
+	case errors.Is(err, ErrNoRun):
+		writeError(w, http.StatusNotFound, err)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+func (s *Service) serveReport(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Report())
+}
+
+func (s *Service) serveReportHTML(w http.ResponseWriter, r *http.Request) {
+	var b bytes.Buffer
+	if err := WriteHTML(&b, s.Report()); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(b.Bytes())
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	b, _ := json.Marshal(api.Error{Version: api.Version, Error: err.Error()})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
