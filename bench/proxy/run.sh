@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Proxy-mode overhead, side by side in one run: wrk against a small Go JSON
+# backend hit directly, through `graft run --proxy`, and through nginx
+# (1 worker, keep-alive upstream) in front of the same backend process.
+# With HARNESS=1 it also measures internal/proxy alone (bench/proxy/graftproxy),
+# without the supervisor around it.
+#
+#   bench/proxy/run.sh                 # 3 rounds of wrk -t2 -c32 -d10s --latency
+#   ROUNDS=1 DURATION=3s bench/proxy/run.sh
+#
+# Everything binds 127.0.0.1; every process started here is stopped on exit.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+HARNESS=${HARNESS:-0}
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d /tmp/graft-proxy-bench.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for tool in wrk nginx go curl; do
+	command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+freeport() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+waitfor() { # URL
+	for _ in $(seq 200); do
+		curl -fs -o /dev/null "$1" && return 0
+		sleep 0.05
+	done
+	echo "no answer from $1" >&2
+	return 1
+}
+
+cd "$root"
+go build -o "$tmp/backend" ./bench/proxy/backend
+go build -o "$tmp/graft" ./cmd/graft
+go build -o "$tmp/graftproxy" ./bench/proxy/graftproxy
+
+# graft run --proxy starts the backend as its generation 1.
+gport=$(freeport)
+"$tmp/graft" run --admin "$tmp/admin.sock" --listen "web=127.0.0.1:$gport" --proxy \
+	-- "$tmp/backend" -addr '{addr}' >"$tmp/graft.log" 2>&1 &
+pids+=($!)
+waitfor "http://127.0.0.1:$gport/"
+baddr=$("$tmp/graft" status --admin "$tmp/admin.sock" --json |
+	python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["addr"] for g in d["generations"] if g["number"]==d["serving"]][0])')
+waitfor "http://$baddr/"
+
+# nginx as a user-level process with its own prefix, config, pid and logs.
+nport=$(freeport)
+mkdir -p "$tmp/nginx/logs"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  upstream backend { server $baddr; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nport;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" &
+pids+=($!)
+waitfor "http://127.0.0.1:$nport/"
+
+targets=(direct "http://$baddr/" graft "http://127.0.0.1:$gport/" nginx "http://127.0.0.1:$nport/")
+if [ "$HARNESS" = 1 ]; then
+	hport=$(freeport)
+	"$tmp/graftproxy" -listen "127.0.0.1:$hport" -backend "$baddr" &
+	pids+=($!)
+	waitfor "http://127.0.0.1:$hport/"
+	targets+=(harness "http://127.0.0.1:$hport/")
+fi
+
+# wrk latency lines look like "99%    2.10ms"; print milliseconds.
+tomillis() {
+	awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'
+}
+
+results="$tmp/results"
+: >"$results"
+for round in $(seq "$ROUNDS"); do
+	for ((i = 0; i < ${#targets[@]}; i += 2)); do
+		name=${targets[i]} url=${targets[i + 1]}
+		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$url")
+		rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+		p50=$(awk '$1=="50%" {print $2}' <<<"$out" | tomillis)
+		p99=$(awk '$1=="99%" {print $2}' <<<"$out" | tomillis)
+		errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+		echo "$round $name $rps $p50 $p99 $errs" >>"$results"
+	done
+done
+
+echo "# wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# graft = graft run --proxy (supervisor + internal/proxy); backend = bench/proxy/backend (Go net/http, 50-byte JSON)"
+printf '%-6s %-8s %10s %8s %8s %8s  %s\n' round target req/s ratio p50_ms p99_ms errors
+awk '
+	$2=="direct" {d[$1]=$3}
+	{ e=""; for (i=6; i<=NF; i++) e=e" "$i; printf "%-6s %-8s %10.0f %8.2f %8s %8s %s\n", $1, $2, $3, $3/d[$1], $4, $5, e }
+' "$results"
+echo
+echo "# mean over rounds"
+printf '%-8s %10s %8s %8s %8s\n' target req/s ratio p50_ms p99_ms
+awk '
+	{ n[$2]++; rps[$2]+=$3; p50[$2]+=$4; p99[$2]+=$5; if (!($2 in order)) {order[$2]=++k; names[k]=$2} }
+	END {
+		for (i=1; i<=k; i++) { t=names[i]; printf "%-8s %10.0f %8.2f %8.2f %8.2f\n", t, rps[t]/n[t], (rps[t]/n[t])/(rps["direct"]/n["direct"]), p50[t]/n[t], p99[t]/n[t] }
+	}
+' "$results"
+if grep -q "Non-2xx\|Socket errors" "$results"; then
+	echo
+	echo "# errors reported by wrk:"
+	grep "Non-2xx\|Socket errors" "$results"
+fi
