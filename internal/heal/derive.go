@@ -91,6 +91,7 @@ func derive(crashing, benign []*profile) (*Match, error) {
 		}
 	}
 	m.normalize()
+	m.sortEval()
 	for _, b := range benign {
 		if b.covers(m) {
 			return nil, fmt.Errorf("derive rule: %w: %q matches benign %s %s", ErrNoRule, m.String(), b.in.Method, b.in.Path)

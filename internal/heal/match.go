@@ -21,8 +21,86 @@ type matcher struct {
 type node struct {
 	lit   map[string]*node
 	param *node
-	here  []*rule // rules whose path ends at this node
-	rest  []*rule // rules whose path ends in /* at this node
+	here  bucket // rules whose path ends at this node
+	rest  bucket // rules whose path ends in /* at this node
+}
+
+// bucket holds the rules of one trie node. Rules with an equality
+// predicate are indexed by their cheapest one (its subject and value), so
+// that a thousand rules on one route, differing in a value, cost a few map
+// lookups rather than a thousand evaluations.
+type bucket struct {
+	plain    []*rule
+	subjects []subjKey
+	byValue  map[subjKey]map[string][]*rule
+}
+
+type subjKey struct {
+	src  source
+	name string
+}
+
+func (b *bucket) add(r *rule) {
+	// The anchor is the equality most likely to tell rules apart: a JSON
+	// value, then a query value, then a header (headers such as
+	// Content-Type are shared by many rules).
+	var anchor *pred
+	for _, p := range r.match.eval {
+		if p.op == opEqual && (anchor == nil || anchorRank(p) > anchorRank(anchor)) {
+			anchor = p
+		}
+	}
+	if p := anchor; p != nil {
+		k := subjKey{p.src, p.name}
+		if b.byValue == nil {
+			b.byValue = map[subjKey]map[string][]*rule{}
+		}
+		vals := b.byValue[k]
+		if vals == nil {
+			vals = map[string][]*rule{}
+			b.byValue[k] = vals
+			b.subjects = append(b.subjects, k)
+		}
+		vals[p.value] = append(vals[p.value], r)
+		return
+	}
+	b.plain = append(b.plain, r)
+}
+
+func anchorRank(p *pred) int {
+	switch p.src {
+	case srcJSON:
+		return 3
+	case srcQuery:
+		return 2
+	}
+	return 1
+}
+
+func (b *bucket) try(in *Input, v *view, now time.Time) *rule {
+	if r := try(b.plain, in, v, now); r != nil {
+		return r
+	}
+	for _, k := range b.subjects {
+		vals := b.byValue[k]
+		var have []string
+		switch k.src {
+		case srcQuery:
+			have = v.queryValues()[k.name]
+		case srcHeader:
+			have = in.Header[k.name]
+		default:
+			if f := v.fact(k.src, k.name); f != nil {
+				have = f.values
+			}
+		}
+		for _, x := range have {
+			if r := try(vals[x], in, v, now); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 func newMatcher(rules []*rule) *matcher {
@@ -49,14 +127,14 @@ func (m *matcher) insert(r *rule) {
 	path := r.match.Path
 	n := m.root
 	if path == "*" {
-		n.rest = append(n.rest, r)
+		n.rest.add(r)
 		return
 	}
 	rest := strings.TrimPrefix(path, "/")
 	for {
 		seg, tail, more := strings.Cut(rest, "/")
 		if seg == "*" && !more {
-			n.rest = append(n.rest, r)
+			n.rest.add(r)
 			return
 		}
 		var next *node
@@ -77,7 +155,7 @@ func (m *matcher) insert(r *rule) {
 		}
 		n = next
 		if !more {
-			n.here = append(n.here, r)
+			n.here.add(r)
 			return
 		}
 		rest = tail
@@ -99,7 +177,7 @@ func (m *matcher) match(in *Input, now time.Time) *rule {
 }
 
 func (m *matcher) walk(n *node, rest string, in *Input, v *view, now time.Time) *rule {
-	if r := try(n.rest, in, v, now); r != nil {
+	if r := n.rest.try(in, v, now); r != nil {
 		return r
 	}
 	seg, tail, more := strings.Cut(rest, "/")
@@ -116,7 +194,7 @@ func (m *matcher) walk(n *node, rest string, in *Input, v *view, now time.Time) 
 
 func (m *matcher) step(c *node, tail string, more bool, in *Input, v *view, now time.Time) *rule {
 	if !more {
-		return try(c.here, in, v, now)
+		return c.here.try(in, v, now)
 	}
 	return m.walk(c, tail, in, v, now)
 }

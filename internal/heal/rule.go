@@ -119,7 +119,8 @@ func (p pred) String() string {
 type Match struct {
 	Method string // "*" for any
 	Path   string // exact, template, prefix/* or *
-	preds  []pred // sorted by text, no duplicates
+	preds  []pred  // sorted by text, no duplicates
+	eval   []*pred // preds in evaluation order; set before sharing
 }
 
 // ErrSyntax marks a rule that does not parse.
@@ -159,6 +160,7 @@ func ParseMatch(s string) (*Match, error) {
 		m.preds = append(m.preds, p)
 	}
 	m.normalize()
+	m.sortEval()
 	return m, nil
 }
 
@@ -476,15 +478,39 @@ func isParam(seg string) bool {
 }
 
 func (m *Match) predsHold(v *view) bool {
-	for i := range m.preds {
-		if !m.preds[i].holds(v) {
+	if m.eval == nil {
+		m.sortEval()
+	}
+	for _, p := range m.eval {
+		if !p.holds(v) {
 			return false
 		}
 	}
 	return true
 }
 
+// sortEval fixes the evaluation order: cheapest first, so that most
+// non-matching requests are rejected before the body is looked at.
+func (m *Match) sortEval() {
+	eval := make([]*pred, len(m.preds))
+	for i := range m.preds {
+		eval[i] = &m.preds[i]
+	}
+	slices.SortStableFunc(eval, func(a, b *pred) int { return a.cost() - b.cost() })
+	m.eval = eval
+}
+
 func (p *pred) holds(v *view) bool {
+	switch p.src {
+	case srcQuery:
+		vals, ok := v.queryValues()[p.name]
+		return p.holdsValues(vals, ok)
+	case srcHeader:
+		vals, ok := v.in.Header[p.name]
+		return p.holdsValues(vals, ok)
+	case srcBody:
+		return p.op == opLen && p.inRange(v.bodyLen())
+	}
 	f := v.fact(p.src, p.name)
 	if p.op == opAbsent {
 		return f == nil
@@ -492,20 +518,65 @@ func (p *pred) holds(v *view) bool {
 	if f == nil {
 		return false
 	}
-	inRange := func(n int) bool { return n >= p.lo && (p.hi < 0 || n <= p.hi) }
 	switch p.op {
 	case opPresent:
 		return true
 	case opEqual:
 		return slices.Contains(f.values, p.value)
 	case opLen:
-		return slices.ContainsFunc(f.lens, inRange)
+		return slices.ContainsFunc(f.lens, p.inRange)
 	case opKind:
 		return slices.Contains(f.kinds, p.value)
 	case opType:
 		return slices.Contains(f.types, p.value)
 	case opDepth:
-		return inRange(f.depth)
+		return p.inRange(f.depth)
 	}
 	return false
+}
+
+func (p *pred) inRange(n int) bool { return n >= p.lo && (p.hi < 0 || n <= p.hi) }
+
+// holdsValues evaluates a query or header predicate on the raw values,
+// without building a fact: the matcher's common case.
+func (p *pred) holdsValues(vals []string, present bool) bool {
+	switch p.op {
+	case opPresent:
+		return present
+	case opAbsent:
+		return !present
+	case opEqual:
+		return slices.Contains(vals, p.value)
+	case opLen:
+		for _, x := range vals {
+			if p.inRange(len(x)) {
+				return true
+			}
+		}
+	case opKind:
+		for _, x := range vals {
+			if kind(x) == p.value {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cost orders predicates for evaluation: header and query lookups first,
+// the body's length next, kinds, and the JSON walk last.
+func (p *pred) cost() int {
+	c := 0
+	switch p.src {
+	case srcQuery:
+		c = 10
+	case srcBody:
+		c = 20
+	case srcJSON:
+		c = 100
+	}
+	if p.op == opKind {
+		c += 5
+	}
+	return c
 }

@@ -69,9 +69,9 @@ func TestMatches(t *testing.T) {
 	good := req("POST", "/items/8", map[string]string{"Content-Type": "application/json"}, `{"name":"x","tags":{"a":"b"}}`)
 	head := req("HEAD", "/items/7", nil, "")
 	tests := []struct {
-		rule      string
-		in        *Input
-		want      bool
+		rule string
+		in   *Input
+		want bool
 	}{
 		{"POST /items/{} type(json.tags)=null", evil, true},
 		{"POST /items/{} type(json.tags)=null", good, false},
