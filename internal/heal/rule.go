@@ -117,8 +117,8 @@ func (p pred) String() string {
 
 // Match is a parsed rule condition.
 type Match struct {
-	Method string // "*" for any
-	Path   string // exact, template, prefix/* or *
+	Method string  // "*" for any
+	Path   string  // exact, template, prefix/* or *
 	preds  []pred  // sorted by text, no duplicates
 	eval   []*pred // preds in evaluation order; set before sharing
 }
