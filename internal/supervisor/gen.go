@@ -140,7 +140,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	args := so.cmd
 	env := childEnv(s.env)
 	env = append(env, "GRAFT_GENERATION="+strconv.Itoa(n), "GRAFT_RT_SOCKET="+g.rtSocket)
-	var files []*os.File
+	var files []uintptr // fds 3.. of the child
 	var closeAfter []io.Closer
 	defer func() {
 		for _, c := range closeAfter {
@@ -159,7 +159,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	} else if so.role == "" {
 		var names []string
 		for _, l := range s.listeners {
-			files = append(files, l.file)
+			files = append(files, uintptr(l.fd))
 			names = append(names, l.spec.Name)
 		}
 		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
@@ -180,13 +180,13 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		}
 		parent.Close()
 		env = append(env, "GRAFT_CONTROL_FD="+strconv.Itoa(3+len(files)))
-		files = append(files, child)
+		files = append(files, child.Fd())
 	} else {
 		s.log.Warn("control channel", "gen", n, "err", err)
 	}
 	if so.state != nil {
 		env = append(env, "GRAFT_STATE_FD="+strconv.Itoa(3+len(files)))
-		files = append(files, so.state)
+		files = append(files, so.state.Fd())
 	}
 	for _, f := range s.addEnv {
 		env = append(env, f(n)...)
@@ -209,16 +209,24 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		argv = append(append(shimPrefix(), path), args...)
 		path = argv[0]
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        argv,
-		Env:         env,
-		Stdout:      outW,
-		Stderr:      errW,
-		ExtraFiles:  files,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		notify.Close()
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
 	}
-	if err := cmd.Start(); err != nil {
+	closeAfter = append(closeAfter, devnull)
+	// syscall.ForkExec rather than os/exec: os/exec takes *os.File and
+	// calls Fd, which would put the shared listening sockets in blocking
+	// mode (see listen.go).
+	fds := append([]uintptr{devnull.Fd(), outW.Fd(), errW.Fd()}, files...)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Env:   env,
+		Files: fds,
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
 		notify.Close()
 		outR.Close()
 		errR.Close()
@@ -227,7 +235,11 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		}
 		return nil, fmt.Errorf("start generation %d: %w", n, err)
 	}
-	g.proc = cmd.Process
+	proc, err := os.FindProcess(pid)
+	if err != nil { // cannot happen on Unix
+		return nil, fmt.Errorf("start generation %d: %w", n, err)
+	}
+	g.proc = proc
 	g.started = time.Now()
 	s.mu.Lock()
 	s.gens = append(s.gens, g)
@@ -243,7 +255,12 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		s.wg.Go(func() { s.readControl(g) })
 	}
 	s.wg.Go(func() {
-		err := cmd.Wait()
+		var err error
+		if st, werr := proc.Wait(); werr != nil {
+			err = werr
+		} else if !st.Success() {
+			err = errors.New(st.String())
+		}
 		pipes.Wait()
 		notify.Close()
 		os.Remove(notifyPath)

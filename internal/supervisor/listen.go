@@ -76,7 +76,7 @@ func InheritedSockets(getenv func(string) string, pid int) []Inherited {
 type listener struct {
 	spec ListenSpec
 	ln   net.Listener
-	file *os.File // a dup of ln's fd, passed to every socket-mode generation
+	fd   int // ln's descriptor, passed to every socket-mode generation
 }
 
 func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, error) {
@@ -108,12 +108,19 @@ func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, erro
 				return fail(fmt.Errorf("listen %s=%s: %w", sp.Name, sp.Addr, err))
 			}
 		}
-		l := &listener{spec: sp, ln: ln}
-		if f, ok := ln.(interface{ File() (*os.File, error) }); ok {
-			if l.file, err = f.File(); err != nil {
-				ln.Close()
-				return fail(fmt.Errorf("listener %s: dup: %w", sp.Name, err))
+		l := &listener{spec: sp, ln: ln, fd: -1}
+		// The listener's own fd is handed to children (ForkExec dup2s it).
+		// No *os.File is made of it: os.File.Fd would switch the shared
+		// socket to blocking mode, and a Go child blocked in accept(2)
+		// on it then cannot stop accepting when asked to.
+		if sc, ok := ln.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { l.fd = int(fd) })
 			}
+		}
+		if l.fd < 0 {
+			ln.Close()
+			return fail(fmt.Errorf("listener %s: no file descriptor", sp.Name))
 		}
 		if ul, ok := ln.(*net.UnixListener); ok {
 			// graft owns the path; generations only ever get the fd.
@@ -171,8 +178,5 @@ func (l *listener) addr() string {
 }
 
 func (l *listener) close() {
-	if l.file != nil {
-		l.file.Close()
-	}
 	l.ln.Close()
 }

@@ -527,9 +527,38 @@ func (s *Supervisor) cutover(g, old *generation, committed bool) {
 	}
 	if drainOld {
 		s.wg.Go(func() { s.stop(old, s.opts.Drain) })
+	} else if old != nil && !s.proxyMode && s.parkedGen(old) {
+		// The old generation accepts from the same socket until it has
+		// handled park: wait for its answer so that "serving" means alone.
+		s.awaitParked(old)
 	}
 	if old != nil {
 		s.wg.Go(func() { s.watchProbation(g, token) })
+	}
+}
+
+func (s *Supervisor) parkedGen(g *generation) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parked == g
+}
+
+// awaitParked waits (at most 5s) for g to answer park/commit with parked.
+func (s *Supervisor) awaitParked(g *generation) {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-g.events:
+			if m.Type == api.CtlParked {
+				return
+			}
+		case <-g.done:
+			return
+		case <-t.C:
+			s.Event(g.n, "park-slow", "no parked answer within 5s")
+			return
+		}
 	}
 }
 

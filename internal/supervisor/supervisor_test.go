@@ -371,6 +371,9 @@ func TestRollback(t *testing.T) {
 			}
 			h.waitRequests(l, 100)
 			checkLoad(t, l.Stop())
+			// A child that cannot be parked got the stop signal and may
+			// accept until it has handled it.
+			h.waitGen(res.Generation, api.GenExited)
 			if resp := h.mustAnswer(); resp.Header.Get("X-Version") != "1" {
 				t.Errorf("answered by version %q after rollback, want 1", resp.Header.Get("X-Version"))
 			}

@@ -18,6 +18,7 @@ import (
 // ErrBusy: upgrades are serialized, not queued.
 func (s *Supervisor) Upgrade(ctx context.Context, cmd []string) (*api.UpgradeResult, error) {
 	if !s.acquire() {
+		s.metricUpgrade("upgrade", ErrBusy)
 		return nil, ErrBusy
 	}
 	defer s.release()

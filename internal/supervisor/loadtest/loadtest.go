@@ -26,6 +26,10 @@ type Options struct {
 	URL       string
 	KeepAlive int // keep-alive clients, each with its own connection; 0 means 16
 	Fresh     int // clients opening a connection per request; 0 means 1, -1 none
+	// Accept says which answer statuses count as success; nil means 2xx.
+	// A server that answers POST with 501 (python's http.server) still
+	// answered: only transport errors and proxy-made 502/503 are failures.
+	Accept func(status int) bool
 }
 
 // Result is what the load saw.
@@ -70,11 +74,11 @@ func Start(ctx context.Context, opts Options) *Load {
 	l := &Load{cancel: cancel, first: map[string]time.Time{}}
 	for i := range opts.KeepAlive {
 		c := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}}
-		l.wg.Go(func() { l.loop(ctx, c, opts.URL, i, false) })
+		l.wg.Go(func() { l.loop(ctx, c, opts, i, false) })
 	}
 	for i := range max(opts.Fresh, 0) {
 		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
-		l.wg.Go(func() { l.loop(ctx, c, opts.URL, i, true) })
+		l.wg.Go(func() { l.loop(ctx, c, opts, i, true) })
 	}
 	return l
 }
@@ -103,12 +107,12 @@ func (l *Load) FirstSeen(gen string) (time.Time, bool) {
 	return t, ok
 }
 
-func (l *Load) loop(ctx context.Context, c *http.Client, url string, worker int, fresh bool) {
+func (l *Load) loop(ctx context.Context, c *http.Client, opts Options, worker int, fresh bool) {
 	defer c.CloseIdleConnections()
 	last := ""
 	for n := 0; ctx.Err() == nil; n++ {
 		post := fresh || (n+worker)%2 == 0
-		gen, err := do(ctx, c, url, post, fmt.Sprintf("w%d-%d", worker, n))
+		gen, err := do(ctx, c, opts, post, fmt.Sprintf("w%d-%d", worker, n))
 		now := time.Now()
 		if ctx.Err() != nil {
 			return // a request cut by the end of the run is not a failure
@@ -141,12 +145,12 @@ func (l *Load) loop(ctx context.Context, c *http.Client, url string, worker int,
 	}
 }
 
-func do(ctx context.Context, c *http.Client, url string, post bool, id string) (string, error) {
+func do(ctx context.Context, c *http.Client, opts Options, post bool, id string) (string, error) {
 	method, body := http.MethodGet, io.Reader(nil)
 	if post {
 		method, body = http.MethodPost, bytes.NewReader([]byte(`{"id":"`+id+`"}`))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	req, err := http.NewRequestWithContext(ctx, method, opts.URL, body)
 	if err != nil {
 		return "", err
 	}
@@ -159,7 +163,11 @@ func do(ctx context.Context, c *http.Client, url string, post bool, id string) (
 	if err != nil {
 		return "", fmt.Errorf("%s: read body: %w", method, err)
 	}
-	if resp.StatusCode/100 != 2 {
+	ok := resp.StatusCode/100 == 2
+	if opts.Accept != nil {
+		ok = opts.Accept(resp.StatusCode)
+	}
+	if !ok {
 		return "", fmt.Errorf("%s: status %s", method, resp.Status)
 	}
 	return resp.Header.Get(GenHeader), nil

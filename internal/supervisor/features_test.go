@@ -1,0 +1,455 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/client"
+	"github.com/graftdev/graft/internal/supervisor/loadtest"
+)
+
+func count(t *testing.T, resp *http.Response) int {
+	t.Helper()
+	n, err := strconv.Atoi(resp.Header.Get("X-Count"))
+	if err != nil {
+		t.Fatalf("X-Count %q: %v", resp.Header.Get("X-Count"), err)
+	}
+	return n
+}
+
+func (h *harness) post() *http.Response {
+	h.t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := c.Post(h.url, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// The serving generation's state (a POST counter) crosses to the next one
+// through GRAFT_STATE_FD; a failed successor leaves it intact; a rollback
+// sends it back.
+func TestStateHandoff(t *testing.T) {
+	h := run(t, Options{Command: fix("-ctl", "-state", "-version", "1"), Probation: 20 * time.Second})
+	// hello arrives just after READY=1.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	h.s.WaitFor(ctx, func(st *api.Status) bool { return hasEvent(st, "hello") })
+	for range 5 {
+		h.post()
+	}
+	if n := count(t, h.mustAnswer()); n != 5 {
+		t.Fatalf("count %d before upgrade, want 5", n)
+	}
+
+	_, err := h.s.Upgrade(t.Context(), fix("-ctl", "-state", "-version", "2", "-crash-before-ready"))
+	if err == nil {
+		t.Fatal("upgrade to a crashing generation succeeded")
+	}
+	if resp := h.post(); resp.Header.Get("X-Version") != "1" || count(t, resp) != 6 {
+		t.Fatalf("after failed upgrade: version %s count %s, want 1 and 6", resp.Header.Get("X-Version"), resp.Header.Get("X-Count"))
+	}
+
+	res, err := h.s.Upgrade(t.Context(), fix("-ctl", "-state", "-version", "2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitGen(res.Previous, api.GenParked)
+	resp := h.post()
+	if resp.Header.Get("X-Version") != "2" || count(t, resp) != 7 {
+		t.Fatalf("after upgrade: version %s count %s, want 2 and 7", resp.Header.Get("X-Version"), resp.Header.Get("X-Count"))
+	}
+
+	rb, err := h.s.Rollback(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rb.Generation != res.Previous {
+		t.Fatalf("rolled back to %d, want %d", rb.Generation, res.Previous)
+	}
+	h.waitGen(res.Generation, api.GenExited)
+	resp = h.post()
+	if resp.Header.Get("X-Version") != "1" || count(t, resp) != 8 {
+		t.Fatalf("after rollback: version %s count %s, want 1 and 8 (state returned)", resp.Header.Get("X-Version"), resp.Header.Get("X-Count"))
+	}
+}
+
+// A real third-party server that knows nothing of graft, upgraded under
+// load in proxy mode.
+func TestPythonHTTPServer(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	cmd := []string{py, "-m", "http.server", "{port}", "--bind", "127.0.0.1", "--directory", t.TempDir()}
+	h := run(t, Options{Proxy: true, Command: cmd, Probation: 100 * time.Millisecond})
+	// http.server answers POST with 501: an answer all the same. Failures
+	// are transport errors and the proxy's own 502/503.
+	l := loadtest.Start(t.Context(), loadtest.Options{URL: h.url, KeepAlive: 8, Fresh: 1,
+		Accept: func(code int) bool { return code == 200 || code == 501 }})
+	h.waitRequests(l, 50)
+	for range 3 {
+		if _, err := h.s.Upgrade(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+		h.waitRequests(l, 100)
+	}
+	checkLoad(t, l.Stop())
+	st := h.s.Status()
+	var total uint64
+	for _, g := range st.Generations {
+		total += g.Requests
+	}
+	if st.Serving != 4 || total == 0 {
+		t.Errorf("serving %d with %d requests counted, want generation 4 and requests", st.Serving, total)
+	}
+}
+
+func TestAdminAPI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sub")
+	sock := filepath.Join(dir, "admin.sock")
+	tokenAddr := freeAddr(t)
+	h := run(t, Options{Command: fix("-version", "1"), AdminSocket: sock, AdminTCP: tokenAddr, AdminToken: "s3cret"})
+
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	if di, _ := os.Stat(dir); di.Mode().Perm() != 0o700 {
+		t.Errorf("admin dir mode %v, want 0700", di.Mode().Perm())
+	}
+
+	c := client.New(sock)
+	st, err := c.Status(t.Context())
+	if err != nil || st.Version != 1 || st.Serving == 0 || st.Mode != "socket" {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+
+	// A second supervisor on the same socket is refused.
+	s2, err := New(Options{Command: fix(), Listen: []ListenSpec{{Name: "x", Addr: "127.0.0.1:0"}}, AdminSocket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	if err := s2.Run(ctx2); !errors.Is(err, ErrInUse) {
+		t.Errorf("second supervisor on the same socket: %v, want ErrInUse", err)
+	}
+
+	// Malformed requests get api.Error bodies and proper statuses; the
+	// service keeps serving.
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"POST", "/v1/upgrade", `{bad`, 400},
+		{"POST", "/v1/upgrade", `{"command": 3}`, 400},
+		{"POST", "/v1/upgrade", `{"nope": []}`, 400},
+		{"POST", "/v1/rollback", `[`, 400},
+		{"GET", "/v1/nothing", ``, 404},
+		{"DELETE", "/v1/status", ``, 404},
+		{"POST", "/v1/rollback", ``, 409},
+	} {
+		t.Run(tc.method+tc.path+tc.body, func(t *testing.T) {
+			var e api.Error
+			code := doRaw(t, sock, "", tc.method, tc.path, tc.body, &e)
+			if code != tc.code {
+				t.Errorf("status %d, want %d", code, tc.code)
+			}
+			if e.Error == "" || e.Version != 1 {
+				t.Errorf("error body %+v", e)
+			}
+		})
+	}
+	h.mustAnswer()
+
+	// Upgrades are serialized: a second one while one runs is refused.
+	var wg sync.WaitGroup
+	var slowErr error
+	wg.Go(func() {
+		_, slowErr = c.Upgrade(t.Context(), api.UpgradeRequest{Command: fix("-version", "2", "-ready-delay", "1s")})
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	h.s.WaitFor(ctx, func(st *api.Status) bool { return st.Upgrading })
+	_, err = c.Upgrade(t.Context(), api.UpgradeRequest{})
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 409 || !strings.Contains(apiErr.Message, "in progress") {
+		t.Errorf("concurrent upgrade: %v, want 409 in progress", err)
+	}
+	wg.Wait()
+	if slowErr != nil {
+		t.Errorf("slow upgrade: %v", slowErr)
+	}
+
+	metrics, err := c.Raw(t.Context(), "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`graft_upgrades_total{result="ok"} 1`, `graft_upgrades_total{result="busy"} 1`, `graft_generations{state="serving"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// TCP admin: only with the bearer token.
+	if code := doRaw(t, "", tokenAddr, "GET", "/v1/status", "", nil); code != 401 {
+		t.Errorf("TCP admin without token: %d, want 401", code)
+	}
+	var st2 api.Status
+	if code := doRaw(t, "", tokenAddr+"|s3cret", "GET", "/v1/status", "", &st2); code != 200 || st2.Version != 1 {
+		t.Errorf("TCP admin with token: %d %+v", code, st2)
+	}
+
+	h.stop()
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("admin socket left behind: %v", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// doRaw sends a request over the unix socket sock, or to tcp "addr|token".
+func doRaw(t *testing.T, sock, tcp, method, path, body string, out any) int {
+	t.Helper()
+	tr := &http.Transport{}
+	url := "http://graft" + path
+	var token string
+	if sock != "" {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	} else {
+		addr, tok, _ := strings.Cut(tcp, "|")
+		url, token = "http://"+addr+path, tok
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := jsonUnmarshal(data, out); err != nil && resp.StatusCode != 405 {
+			t.Errorf("%s %s: body %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// A serving generation that keeps crashing is restarted with growing
+// delays, and OnCrash sees each crash with its stderr.
+func TestCrashRestartBackoff(t *testing.T) {
+	var mu sync.Mutex
+	var crashes []Crash
+	opts := Options{Command: fix("-crash-after", "30ms"), RestartBackoff: 50 * time.Millisecond}
+	opts.Listen = []ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}}
+	opts.Output = io.Discard
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OnCrash(func(c Crash) {
+		mu.Lock()
+		defer mu.Unlock()
+		crashes = append(crashes, c)
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	var delays []time.Duration
+	wctx, wcancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer wcancel()
+	err = s.WaitFor(wctx, func(st *api.Status) bool {
+		delays = delays[:0]
+		for _, e := range st.Events {
+			if d, ok := strings.CutPrefix(e.Message, "restarting in "); ok {
+				dd, _ := time.ParseDuration(d)
+				delays = append(delays, dd)
+			}
+		}
+		return len(delays) >= 4
+	})
+	if err != nil {
+		t.Fatalf("restarts: %v (%v)", err, delays)
+	}
+	for i := 1; i < len(delays); i++ {
+		if delays[i] <= delays[i-1] {
+			t.Errorf("restart delays do not grow: %v", delays)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(crashes) < 3 {
+		t.Fatalf("OnCrash saw %d crashes, want at least 3", len(crashes))
+	}
+	if c := crashes[0]; !c.Serving || c.Err == nil || !strings.Contains(string(c.Stderr), "crashing after ready") {
+		t.Errorf("crash = serving %v err %v stderr %q", c.Serving, c.Err, c.Stderr)
+	}
+}
+
+// graft adopts sockets it inherited (socket activation) by name, serves
+// unix listeners, and starts children through /bin/sh when its binary has
+// no shim.
+func TestInheritedUnixAndShellShim(t *testing.T) {
+	for _, shim := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shim=%v", shim), func(t *testing.T) {
+			old := shimReady
+			shimReady = shim
+			t.Cleanup(func() { shimReady = old })
+			tl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := tl.(*net.TCPListener).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := tl.Addr().String()
+			tl.Close() // the dup in f keeps the socket
+			path := filepath.Join(t.TempDir(), "http.sock")
+			h := run(t, Options{
+				Command:   fix("-ctl", "-version", "1"),
+				Listen:    []ListenSpec{{Name: "web", Addr: "127.0.0.1:1"}, {Name: "local", Addr: "unix:" + path}},
+				Inherited: []Inherited{{Name: "web", File: f}},
+			})
+			if got := h.s.Addrs()[0]; got != addr {
+				t.Errorf("listener web at %s, want the inherited %s", got, addr)
+			}
+			uc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			}}}
+			if _, err := h.s.Upgrade(t.Context(), fix("-ctl", "-version", "2")); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := uc.Get("http://x/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get("X-Version") != "2" {
+				t.Errorf("unix listener answered by version %q", resp.Header.Get("X-Version"))
+			}
+			h.mustAnswer()
+		})
+	}
+}
+
+// The extension API: extra env, extra admin routes, lanes, serving socket.
+func TestExtensionAPI(t *testing.T) {
+	opts := Options{Proxy: true, Command: fix("-version", "1"), Output: io.Discard, Listen: []ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}}}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddEnv(func(gen int) []string { return []string{"FIXTURE_EXTRA=gen" + strconv.Itoa(gen)} })
+	s.Handle("GET /v1/hello", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{t: t, s: s, url: "http://" + s.Addrs()[0] + "/"}
+	gen := h.waitServing(0)
+	if resp := h.mustAnswer(); resp.Header.Get("X-Extra") != "gen"+strconv.Itoa(gen) {
+		t.Errorf("AddEnv: X-Extra %q", resp.Header.Get("X-Extra"))
+	}
+	if n, rt := s.Serving(); n != gen || !strings.HasSuffix(rt, fmt.Sprintf("rt-%d.sock", gen)) {
+		t.Errorf("Serving() = %d %q", n, rt)
+	}
+	if s.Proxy() == nil {
+		t.Error("Proxy() is nil in proxy mode")
+	}
+	rec := &recorder{header: http.Header{}}
+	s.Handler().ServeHTTP(rec, httptestRequest("GET", "/v1/hello"))
+	if rec.body.String() != "hi" {
+		t.Errorf("extra route answered %q", rec.body.String())
+	}
+	lane, err := s.StartLane(t.Context(), "candidate", fix("-version", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + lane.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Version") != "c" {
+		t.Errorf("lane answered version %q", resp.Header.Get("X-Version"))
+	}
+	if err := lane.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-lane.Done()
+	if s.Status().Serving != gen {
+		t.Error("stopping a lane changed the serving generation")
+	}
+	h.mustAnswer()
+}
+
+func FuzzParseReady(f *testing.F) {
+	for _, s := range []string{"", "notify", "tcp", "http:/healthz", "delay:1s", "delay:-1s", "http:x", "bogus", "http:/a b"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, s string, proxy bool) {
+		r, err := ParseReady(s, proxy)
+		if err != nil {
+			return
+		}
+		if s != "" && r.String() != s && r.Kind != ReadyDelay {
+			t.Errorf("ParseReady(%q).String() = %q", s, r.String())
+		}
+		if !proxy && (r.Kind == ReadyTCP || r.Kind == ReadyHTTP) {
+			t.Errorf("socket mode accepted %q", s)
+		}
+	})
+}
+
+func FuzzParseListen(f *testing.F) {
+	for _, s := range []string{"http=127.0.0.1:8080", "a=unix:/tmp/x.sock", "=:80", "x=", "x=host", "x=:99999", "a:b=1.2.3.4:5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := ParseListen(s)
+		if err != nil {
+			return
+		}
+		if sp.Name == "" || sp.Addr == "" || strings.ContainsAny(sp.Name, ":=") || sp.Name+"="+sp.Addr != s {
+			t.Errorf("ParseListen(%q) = %+v", s, sp)
+		}
+	})
+}
