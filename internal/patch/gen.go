@@ -8,6 +8,7 @@ import (
 	"go/format"
 	"go/token"
 	"go/types"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,8 +57,6 @@ func Generate(old, new *Tree, r *api.PatchReport) (*Plugin, error) {
 			g.inPatch[c.ID] = true
 		}
 	}
-	g.names["_graft_rt"] = RTImport
-	g.imports[RTImport] = "_graft_rt"
 	for _, id := range r.Slots {
 		if f, _ := g.funcDecl(id); f == nil {
 			return nil, fmt.Errorf("generate patch: slot %s: no declaration in the new tree", id)
@@ -214,8 +213,55 @@ func (g *gen) qual(p *types.Package) string { return g.imp(p.Path()) }
 // plugin cannot name.
 func (g *gen) typeExpr(t types.Type, where string) string {
 	g.checkNameable(t, where, map[types.Type]bool{})
-	return types.TypeString(t, g.qual)
+	str := types.TypeString(t, g.qual)
+	// Unexported types of the tree's packages are spelled through the
+	// build's exported aliases: p0.decoder → p0.GraftT_decoder.
+	for path := range g.new.Pkgs {
+		local, ok := g.imports[path]
+		if !ok {
+			continue
+		}
+		str = unexportedRef(str, local)
+	}
+	return str
 }
+
+// unexportedRef rewrites "local.x" (x unexported) into "local.GraftT_x".
+func unexportedRef(s, local string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, local+".")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		// Only at an identifier boundary.
+		if i > 0 && isIdent(rune(s[i-1])) {
+			b.WriteString(s[:i+len(local)+1])
+			s = s[i+len(local)+1:]
+			continue
+		}
+		j := i + len(local) + 1
+		b.WriteString(s[:j])
+		if j < len(s) && s[j] >= 'a' && s[j] <= 'z' || j < len(s) && s[j] == '_' {
+			b.WriteString("GraftT_")
+		}
+		s = s[j:]
+	}
+}
+
+func isIdent(r rune) bool {
+	return r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+func isGenericType(t *types.TypeName) bool {
+	n, ok := t.Type().(*types.Named)
+	return ok && n.TypeParams() != nil
+}
+
+// exports reports whether the build gave p exported aliases of its
+// unexported names (every instrumented package but main).
+func (g *gen) exports(p *types.Package) bool { return p.Name() != "main" }
 
 func (g *gen) checkNameable(t types.Type, where string, seen map[types.Type]bool) {
 	if seen[t] {
@@ -227,8 +273,11 @@ func (g *gen) checkNameable(t types.Type, where string, seen map[types.Type]bool
 		obj := t.Obj()
 		if g.isTree(obj.Pkg()) {
 			old := g.inOld(obj.Pkg().Path(), obj.Name())
-			if !obj.Exported() || old == nil {
-				g.fail("%s: type %s.%s cannot be named outside its package (needs an exported alias in the build)", where, obj.Pkg().Path(), obj.Name())
+			switch {
+			case old == nil:
+				g.fail("%s: type %s.%s is new and appears in a replaced signature", where, obj.Pkg().Path(), obj.Name())
+			case !obj.Exported() && (!g.exports(obj.Pkg()) || t.TypeParams() != nil):
+				g.fail("%s: type %s.%s cannot be named outside its package (main, or generic)", where, obj.Pkg().Path(), obj.Name())
 			}
 		}
 		if ta := t.TypeArgs(); ta != nil {
@@ -384,17 +433,25 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		edits = append(edits, edit{off(n.Pos()), off(n.End()), text})
 	}
 	where := id
-	// Method calls to methods that travel in the patch become calls of
-	// plugin functions with the receiver first.
-	var calls []*ast.CallExpr
+	// Compound rewrites (method calls through plugin functions or the
+	// build's method expressions, unexported fields through their offsets)
+	// render their operands, so they are done after the identifiers,
+	// smallest node first.
+	type compound struct {
+		call  *ast.CallExpr
+		field *ast.SelectorExpr
+	}
+	var compounds []compound
+	callSel := map[*ast.SelectorExpr]bool{}
 	var visit func(n ast.Node) bool
 	visit = func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.CallExpr:
 			if sel, ok := ast.Unparen(n.Fun).(*ast.SelectorExpr); ok {
 				if s := info.Selections[sel]; s != nil && s.Kind() == types.MethodVal {
-					if m, ok := s.Obj().(*types.Func); ok && g.isTree(m.Pkg()) && g.inPatch[funcID(m)] {
-						calls = append(calls, n)
+					if m, ok := s.Obj().(*types.Func); ok && g.isTree(m.Pkg()) && (g.inPatch[funcID(m)] || !m.Exported() && g.exports(m.Pkg())) {
+						compounds = append(compounds, compound{call: n})
+						callSel[sel] = true
 					}
 				}
 			}
@@ -404,13 +461,12 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 				if !g.isTree(obj.Pkg()) || obj.Exported() {
 					return true
 				}
-				switch s.Kind() {
-				case types.FieldVal:
-					g.fail("%s: reads unexported field %s of %s (needs field accessors in the build)", where, obj.Name(), types.TypeString(s.Recv(), nil))
+				switch {
+				case s.Kind() == types.FieldVal:
+					compounds = append(compounds, compound{field: n})
+				case callSel[n]:
 				default:
-					if m, ok := obj.(*types.Func); !ok || !g.inPatch[funcID(m)] {
-						g.fail("%s: uses unexported method %s (methods are not in the registry)", where, types.TypeString(s.Recv(), nil)+"."+obj.Name())
-					}
+					g.fail("%s: uses unexported method %s as a value", where, types.TypeString(s.Recv(), nil)+"."+obj.Name())
 				}
 				ast.Inspect(n.X, visit)
 				return false
@@ -437,7 +493,7 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 			case *types.Var:
 				if obj.IsField() && g.isTree(obj.Pkg()) && !obj.Exported() {
 					// Keys of composite literals.
-					g.fail("%s: sets unexported field %s (needs field accessors in the build)", where, obj.Name())
+					g.fail("%s: sets unexported field %s in a composite literal", where, obj.Name())
 					return true
 				}
 			}
@@ -448,15 +504,31 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		return true
 	}
 	ast.Inspect(decl, visit)
-	sort.Slice(edits, func(i, j int) bool {
-		if edits[i].start != edits[j].start {
-			return edits[i].start < edits[j].start
+	sortEdits := func() {
+		sort.Slice(edits, func(i, j int) bool {
+			if edits[i].start != edits[j].start {
+				return edits[i].start < edits[j].start
+			}
+			return edits[i].end > edits[j].end
+		})
+	}
+	size := func(c compound) token.Pos {
+		if c.call != nil {
+			return c.call.End() - c.call.Pos()
 		}
-		return edits[i].end > edits[j].end
-	})
+		return c.field.End() - c.field.Pos()
+	}
+	sort.SliceStable(compounds, func(i, j int) bool { return size(compounds[i]) < size(compounds[j]) })
 	src, _ := readSource(fset.PositionFor(decl.Pos(), false).Filename)
-	for _, c := range calls {
-		sel := ast.Unparen(c.Fun).(*ast.SelectorExpr)
+	for _, c := range compounds {
+		sortEdits()
+		if c.field != nil {
+			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where); ok {
+				add(c.field, text)
+			}
+			continue
+		}
+		sel := ast.Unparen(c.call.Fun).(*ast.SelectorExpr)
 		s := info.Selections[sel]
 		m := s.Obj().(*types.Func)
 		if len(s.Index()) > 1 {
@@ -472,20 +544,62 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		case !ptrRecv && ptrX:
 			recv = "*" + recv
 		}
-		text := g.pluginName(funcID(m)) + "(" + recv
-		if len(c.Args) > 0 {
+		var fn string
+		if g.inPatch[funcID(m)] {
+			fn = g.pluginName(funcID(m))
+			g.queueFunc(funcID(m))
+		} else {
+			fn = g.imp(m.Pkg().Path()) + ".GraftM_" + recvNamed(m).Obj().Name() + "_" + m.Name()
+		}
+		text := fn + "(" + recv
+		if len(c.call.Args) > 0 {
 			text += ", "
 		}
-		edits = append(edits, edit{off(c.Pos()), off(c.Lparen) + 1, text})
-		g.queueFunc(funcID(m))
+		edits = append(edits, edit{off(c.call.Pos()), off(c.call.Lparen) + 1, text})
 	}
-	sort.Slice(edits, func(i, j int) bool {
-		if edits[i].start != edits[j].start {
-			return edits[i].start < edits[j].start
-		}
-		return edits[i].end > edits[j].end
-	})
+	sortEdits()
 	return edits
+}
+
+// gcSizes is the layout the gc compiler uses; the plugin is built by the
+// same toolchain for the same target, so offsets agree.
+var gcSizes = types.SizesFor("gc", runtime.GOARCH)
+
+// fieldRef reaches an unexported field through its offset in the struct:
+// the build gives plugins no accessor for fields, and the plugin links the
+// running program's exact type, so the layout is the same.
+func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
+	t := s.Recv()
+	ptr := false
+	if p, ok := t.Underlying().(*types.Pointer); ok {
+		t, ptr = p.Elem(), true
+	}
+	var off int64
+	for i, idx := range s.Index() {
+		st, ok := t.Underlying().(*types.Struct)
+		if !ok {
+			g.fail("%s: field %s of a non-struct", where, s.Obj().Name())
+			return "", false
+		}
+		fs := make([]*types.Var, st.NumFields())
+		for j := range fs {
+			fs[j] = st.Field(j)
+		}
+		off += gcSizes.Offsetsof(fs)[idx]
+		t = st.Field(idx).Type()
+		if i < len(s.Index())-1 {
+			if _, isPtr := t.Underlying().(*types.Pointer); isPtr {
+				g.fail("%s: field %s is reached through an embedded pointer", where, s.Obj().Name())
+				return "", false
+			}
+		}
+	}
+	addr := x
+	if !ptr {
+		addr = "&(" + x + ")"
+	}
+	g.imp("unsafe")
+	return fmt.Sprintf("(*(*%s)(unsafe.Add(unsafe.Pointer(%s), %d)))", g.typeExpr(t, where), addr, off), true
 }
 
 func (g *gen) queueFunc(id string) {
@@ -517,11 +631,20 @@ func (g *gen) ref(obj types.Object, where string) (string, bool) {
 		if obj.Exported() {
 			return g.imp(path) + "." + name, true
 		}
+		if g.exports(obj.Pkg()) && obj.Type().(*types.Signature).TypeParams() == nil {
+			return g.imp(path) + ".GraftF_" + name, true
+		}
 		return g.sym("_gf", k, obj, "Func["+g.typeExpr(obj.Type(), where)+"]"), true
 	case *types.Var:
 		if old == nil {
 			g.queueVar(obj, k, where)
 			return fmt.Sprintf("p%d_%s", k, name), true
+		}
+		if obj.Exported() {
+			return g.imp(path) + "." + name, true
+		}
+		if g.exports(obj.Pkg()) {
+			return "(*" + g.imp(path) + ".GraftV_" + name + ")", true
 		}
 		return "(*" + g.sym("_gv", k, obj, "Var["+g.typeExpr(obj.Type(), where)+"]") + ")", true
 	case *types.Const:
@@ -532,11 +655,14 @@ func (g *gen) ref(obj types.Object, where string) (string, bool) {
 		return fmt.Sprintf("p%d_%s", k, name), true
 	case *types.TypeName:
 		if old != nil {
-			if !obj.Exported() {
-				g.fail("%s: type %s.%s cannot be named outside its package (needs an exported alias in the build)", where, path, name)
-				return "", false
+			if obj.Exported() {
+				return g.imp(path) + "." + name, true
 			}
-			return g.imp(path) + "." + name, true
+			if g.exports(obj.Pkg()) && !isGenericType(obj) {
+				return g.imp(path) + ".GraftT_" + name, true
+			}
+			g.fail("%s: type %s.%s cannot be named outside its package (package main has no exports)", where, path, name)
+			return "", false
 		}
 		g.queueType(obj, k, where)
 		return fmt.Sprintf("p%d_%s", k, name), true
@@ -552,6 +678,9 @@ func (g *gen) sym(prefix string, k int, obj types.Object, getter string) string 
 	}
 	v := fmt.Sprintf("%s_p%d_%s", prefix, k, obj.Name())
 	g.syms[id] = v
+	if _, ok := g.imports[RTImport]; !ok {
+		g.imports[RTImport], g.names["_graft_rt"] = "_graft_rt", RTImport
+	}
 	typ := strings.TrimSuffix(strings.SplitN(getter, "[", 2)[1], "]")
 	if prefix == "_gv" {
 		typ = "*" + typ

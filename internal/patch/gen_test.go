@@ -3,56 +3,32 @@ package patch
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graftdev/graft/internal/instrument"
 )
 
-// repoRoot is graft's module root, for building plugins that import rt.
-func repoRoot(t *testing.T) string {
+// buildPlugin builds plugin source against an instrumented build of the
+// old tree, exactly as graft patch make does.
+func buildPlugin(t *testing.T, oldDir string, src []byte) {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	b, err := instrument.Prepare(t.Context(), instrument.Options{Dir: oldDir, Patterns: []string{"./..."}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// vetPlugin type-checks plugin source inside the old tree, against graft's
-// real rt, as the plugin build would.
-func vetPlugin(t *testing.T, oldDir string, src []byte) {
-	t.Helper()
-	root := repoRoot(t)
-	dir := t.TempDir()
-	if err := copyTree(oldDir, dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "graftpatch"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "graftpatch", "patch.go"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	ib := &InstrumentBuilder{Target: &b.Manifest}
+	out := filepath.Join(t.TempDir(), "p.so")
+	id, err := ib.BuildPlugin(t.Context(), "graftpatch_test", src, out)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, src)
 	}
-	mod = append(mod, []byte("\nrequire github.com/graftdev/graft v0.0.0\n\nreplace github.com/graftdev/graft => "+root+"\n")...)
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
+	if id != b.Manifest.Build.ID {
+		t.Errorf("plugin built against %s, target %s", id, b.Manifest.Build.ID)
 	}
-	for name, b := range map[string][]byte{"go.mod": mod, "go.sum": sum} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.CommandContext(t.Context(), "go", "vet", "./graftpatch")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("generated plugin does not compile against the old tree: %v\n%s\n%s", err, out, src)
+	if st, err := os.Stat(out); err != nil || st.Size() == 0 {
+		t.Fatalf("no plugin: %v", err)
 	}
 }
 
@@ -66,15 +42,29 @@ func TestGenerate(t *testing.T) {
 			name: "state",
 			contains: []string{
 				`"example.com/fx.allow": p0_allow`,
-				`_graft_rt.Var[int]("example.com/fx.hits")`,
-				`_graft_rt.Var[int]("example.com/fx.limit")`,
+				`(*p0.GraftV_hits)++`,
+				`n < (*p0.GraftV_limit)`,
 				`func p0_isBad(n int) bool`,
 				`const p0_badValue = 7`,
 				`p0_rejected++`,
 			},
 		},
-		{name: "helpers", unsupported: "type example.com/fx.node cannot be named outside its package"},
-		{name: "body", unsupported: "type example.com/fx.server cannot be named outside its package"},
+		{
+			name: "helpers",
+			contains: []string{
+				`"example.com/fx.walk": p0_walk`,
+				`func p0_walk(n *p0.GraftT_node) int`,
+				`func p0_walkDepth(n *p0.GraftT_node, d int) (int, error)`,
+				`errors.New("too deep")`,
+			},
+		},
+		{
+			name: "body",
+			contains: []string{
+				`func p0_server_allow(s *p0.GraftT_server, n int) bool`,
+				`unsafe.Add(unsafe.Pointer(s), 0)`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +88,7 @@ func TestGenerate(t *testing.T) {
 					t.Errorf("generated source lacks %q:\n%s", s, p.Source)
 				}
 			}
-			vetPlugin(t, old.Dir, p.Source)
+			buildPlugin(t, old.Dir, p.Source)
 		})
 	}
 }
