@@ -1,0 +1,186 @@
+// Command upgrade benchmarks graft's live upgrades: N back-to-back upgrades
+// under load (keep-alive clients sending GETs and POSTs on their own
+// connections, plus clients opening a fresh connection per request) in each
+// mode, printing requests, failures (keep-alive and fresh separately) and
+// the cutover latency: from the new generation's readiness to the first
+// answer a client got from it.
+//
+//	go run ./bench/upgrade -n 100
+//
+// It runs the supervisor in-process (the same package graft run uses) with
+// the test fixture internal/supervisor/testdata/fixture as the service.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/graftdev/graft/internal/supervisor/loadtest"
+)
+
+func main() {
+	supervisor.MaybeShim()
+	n := flag.Int("n", 100, "upgrades per mode")
+	keepAlive := flag.Int("keepalive", 16, "keep-alive clients")
+	fresh := flag.Int("fresh", 1, "clients opening a fresh connection per request")
+	modes := flag.String("modes", "socket,socket-ctl,proxy", "comma-separated: socket, socket-ctl, proxy, python")
+	flag.Parse()
+
+	dir, err := os.MkdirTemp("", "graft-bench-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	fixture := filepath.Join(dir, "fixture")
+	if out, err := exec.Command("go", "build", "-o", fixture, "./internal/supervisor/testdata/fixture").CombinedOutput(); err != nil {
+		fail(fmt.Errorf("build fixture (run from the module root): %v\n%s", err, out))
+	}
+	fmt.Printf("# go run ./bench/upgrade %s\n", strings.Join(os.Args[1:], " "))
+	fmt.Printf("# %s, %d cores visible, %d upgrades per mode, %d keep-alive clients + %d fresh-connection clients\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), numCPU(), *n, *keepAlive, *fresh)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tupgrades\trequests\tposts\tfailed keep-alive\tfailed fresh\tcutover p50\tcutover p99\tcutover max\tserved before ready\tupgrade p50\t")
+	for _, mode := range strings.Split(*modes, ",") {
+		r, err := bench(mode, fixture, *n, *keepAlive, *fresh)
+		if err != nil {
+			fail(fmt.Errorf("%s: %w", mode, err))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t\n", mode, r.upgrades, r.load.Requests, r.load.Posts,
+			r.load.KeepAliveFailures, r.load.FreshFailures, pct(r.cutover, 50), pct(r.cutover, 99), pct(r.cutover, 100), r.early, pct(r.upgrade, 50))
+		if len(r.load.Errors) > 0 {
+			fmt.Fprintf(os.Stderr, "%s errors: %q\n", mode, r.load.Errors)
+		}
+	}
+	tw.Flush()
+}
+
+type result struct {
+	upgrades int
+	load     loadtest.Result
+	cutover  []time.Duration
+	upgrade  []time.Duration
+	early    int // new generation answered before graft saw it ready
+}
+
+func bench(mode, fixture string, n, keepAlive, fresh int) (*result, error) {
+	opts := supervisor.Options{
+		Listen:    []supervisor.ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}},
+		Output:    io.Discard,
+		Probation: time.Minute, // each upgrade ends the previous one's probation
+		Drain:     10 * time.Second,
+	}
+	var accept func(int) bool
+	switch mode {
+	case "socket":
+		opts.Command = []string{fixture}
+	case "socket-ctl":
+		opts.Command = []string{fixture, "-ctl"}
+	case "proxy":
+		opts.Proxy, opts.Command = true, []string{fixture}
+	case "python":
+		py, err := exec.LookPath("python3")
+		if err != nil {
+			return nil, err
+		}
+		opts.Proxy, opts.Command = true, []string{py, "-m", "http.server", "{port}", "--bind", "127.0.0.1", "--directory", os.TempDir()}
+		accept = func(code int) bool { return code == 200 || code == 501 }
+	default:
+		return nil, fmt.Errorf("unknown mode")
+	}
+	s, err := supervisor.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := s.WaitFor(wctx, func(st *api.Status) bool { return st.Serving != 0 }); err != nil {
+		return nil, fmt.Errorf("first generation: %w", err)
+	}
+	url := "http://" + s.Addrs()[0] + "/"
+	load := loadtest.Start(ctx, loadtest.Options{URL: url, KeepAlive: keepAlive, Fresh: fresh, Accept: accept})
+	r := &result{}
+	time.Sleep(200 * time.Millisecond) // load warms up
+	for i := range n {
+		t0 := time.Now()
+		res, err := s.Upgrade(ctx, nil)
+		if err != nil {
+			load.Stop()
+			return nil, fmt.Errorf("upgrade %d: %w", i+1, err)
+		}
+		r.upgrade = append(r.upgrade, time.Since(t0))
+		r.upgrades++
+		var ready time.Time
+		for _, g := range s.Status().Generations {
+			if g.Number == res.Generation {
+				ready = g.Ready
+			}
+		}
+		if mode == "python" {
+			time.Sleep(20 * time.Millisecond)
+			continue // python's answers carry no generation header
+		}
+		// Wait until a client has been answered by the new generation.
+		gen := strconv.Itoa(res.Generation)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if t, ok := load.FirstSeen(gen); ok {
+				d := t.Sub(ready)
+				if d < 0 {
+					r.early++
+					d = 0
+				}
+				r.cutover = append(r.cutover, d)
+				break
+			}
+			if time.Now().After(deadline) {
+				load.Stop()
+				return nil, fmt.Errorf("upgrade %d: no answer from generation %s within 5s", i+1, gen)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	r.load = load.Stop()
+	return r, nil
+}
+
+func pct(ds []time.Duration, p int) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return fmt.Sprintf("%.2fms", float64(s[i].Microseconds())/1000)
+}
+
+func numCPU() int {
+	out, err := exec.Command("nproc").Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench/upgrade:", err)
+	os.Exit(1)
+}
