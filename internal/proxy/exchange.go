@@ -298,7 +298,9 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 		return outNotSent, false, false
 	}
 	reused = u.reused
-	upgrade := hd.connUpgrade && len(hd.upgrade) > 0
+	// h2c is not passed through: the backend then answers in HTTP/1.1, and
+	// each request keeps going through routing and hooks.
+	upgrade := hd.connUpgrade && len(hd.upgrade) > 0 && !equalFold(hd.upgrade, "h2c")
 
 	// Request head (and the held body) in one write.
 	w := x.appendRequestHead(x.wbuf[:0], buffered, upgrade)

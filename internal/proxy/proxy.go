@@ -156,6 +156,45 @@ func (p *Proxy) SetHooks(h Hooks) {
 	p.hooks.Store(&h)
 }
 
+// SetObserve replaces only Hooks.Observe (nil removes it), keeping
+// Inspect: shadowing and self-healing can each own their hook without
+// composing SetHooks calls.
+func (p *Proxy) SetObserve(f func(*Request, *Response)) {
+	p.updateHooks(func(h *Hooks) { h.Observe = f })
+}
+
+// SetInspect replaces only Hooks.Inspect and Hooks.InspectBody, keeping
+// Observe.
+func (p *Proxy) SetInspect(f func(*Request) *Answer, inspectBody bool) {
+	p.updateHooks(func(h *Hooks) { h.Inspect, h.InspectBody = f, inspectBody })
+}
+
+func (p *Proxy) updateHooks(change func(*Hooks)) {
+	for {
+		old := p.hooks.Load()
+		var h Hooks
+		if old != nil {
+			h = *old
+		}
+		change(&h)
+		var next *Hooks
+		if h.Inspect != nil || h.Observe != nil {
+			next = &h
+		}
+		if p.hooks.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// Hooks returns the hooks now set.
+func (p *Proxy) Hooks() Hooks {
+	if h := p.hooks.Load(); h != nil {
+		return *h
+	}
+	return Hooks{}
+}
+
 // Stats returns the proxy's totals.
 func (p *Proxy) Stats() Stats {
 	return Stats{

@@ -16,7 +16,7 @@ import (
 )
 
 // startProxy serves p on a fresh loopback listener and returns its base URL.
-func startProxy(t *testing.T, p *Proxy) string {
+func startProxy(t testing.TB, p *Proxy) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -507,5 +507,25 @@ func TestCrashReplacement(t *testing.T) {
 	}
 	if st := p.Stats(); st.Retries != 1 || st.Failures != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSetObserveKeepsInspect(t *testing.T) {
+	p := New(Options{})
+	inspect := func(*Request) *Answer { return nil }
+	observe := func(*Request, *Response) {}
+	p.SetInspect(inspect, true)
+	p.SetObserve(observe)
+	h := p.Hooks()
+	if h.Inspect == nil || !h.InspectBody || h.Observe == nil {
+		t.Fatalf("hooks %+v, want both", h)
+	}
+	p.SetInspect(nil, false)
+	if h := p.Hooks(); h.Inspect != nil || h.Observe == nil {
+		t.Fatalf("after SetInspect(nil): %+v", h)
+	}
+	p.SetObserve(nil)
+	if p.hooks.Load() != nil {
+		t.Fatal("zero hooks must leave the data path hook-free")
 	}
 }

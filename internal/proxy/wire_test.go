@@ -102,6 +102,12 @@ func TestRawRequests(t *testing.T) {
 			status:   200,
 			contains: []string{"Body: abc"},
 		},
+		{
+			name:   "h2c upgrade refused",
+			req:    "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+			status: 200,
+			absent: []string{"Upgrade", "Http2-Settings"},
+		},
 		{name: "bare LF", req: "GET / HTTP/1.1\nHost: a\n\n", status: 400, closed: true},
 		{name: "obs-fold", req: "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n", status: 400, closed: true},
 		{name: "space before colon", req: "GET / HTTP/1.1\r\nHost : a\r\n\r\n", status: 400, closed: true},
