@@ -31,6 +31,8 @@ type exchange struct {
 	capBuf  []byte       // full-length buffer; capLen bytes of body copied so far
 	capLen  atomic.Int64 // published after the bytes are written
 
+	obs     *Response // the answer for Hooks.Observe, once relayed
+
 	rh      head
 	reqBody bodyReader
 	rspBody bodyReader
@@ -378,6 +380,11 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 		u.c.Close()
 		b.release(&x.fl, nil)
 	}
+	if x.obs != nil {
+		// After the client has its answer and the pump is done, so the
+		// request copy is complete.
+		x.observe(hooks)
+	}
 	return outDone, keep, reused
 }
 
@@ -529,7 +536,7 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 	}
 	x.wbuf = w
 	if observe {
-		x.observe(hooks, rhdr, rcap, total)
+		x.obs = &Response{Status: rh.status, Header: rhdr, Body: rcap, BodyLen: total, Latency: time.Since(x.start)}
 	}
 	return keep, mode != frameClose
 }
@@ -547,17 +554,12 @@ func (x *exchange) abort(b *Backend, pending []byte) (keep, upOK bool) {
 
 // observe hands the finished exchange to Hooks.Observe; the client has its
 // whole answer by now.
-func (x *exchange) observe(hooks *Hooks, hdr http.Header, body []byte, total int64) {
+func (x *exchange) observe(hooks *Hooks) {
+	resp := x.obs
+	x.obs = nil
 	req := x.snapshot(x.gen)
 	if x.reqBody.done && req.BodyLen < 0 {
-		req.BodyLen = int64(x.capLen.Load())
-	}
-	resp := &Response{
-		Status:  x.rh.status,
-		Header:  hdr,
-		Body:    body,
-		BodyLen: total,
-		Latency: time.Since(x.start),
+		req.BodyLen = x.reqBody.bytes
 	}
 	hooks.Observe(&req, resp)
 }

@@ -529,3 +529,47 @@ func TestSetObserveKeepsInspect(t *testing.T) {
 		t.Fatal("zero hooks must leave the data path hook-free")
 	}
 }
+
+// TestObserveAfterAnswer: Observe runs only once the client has its whole
+// answer; an Observe that has not returned yet does not hold it back.
+func TestObserveAfterAnswer(t *testing.T) {
+	_, b := backendServer(t, 1, echoHandler(1))
+	p := New(Options{BodyCap: 4})
+	p.SetPrimary(b)
+	gate := make(chan struct{})
+	seen := make(chan *Request, 1)
+	p.SetObserve(func(r *Request, resp *Response) {
+		seen <- r
+		<-gate
+	})
+	base := startProxy(t, p)
+	type result struct {
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// A chunked (unknown length) body, longer than BodyCap.
+		resp, err := newClient().Post(base+"/o", "text/plain", io.MultiReader(strings.NewReader("streamed-body")))
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{string(got), err}
+	}()
+	r := <-seen // Observe is now blocked
+	select {
+	case got := <-res:
+		if got.err != nil || got.body != "streamed-body" {
+			t.Fatalf("answer %+v", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's answer waited for Observe")
+	}
+	close(gate)
+	if string(r.Body) != "stre" || r.BodyLen != int64(len("streamed-body")) || r.Method != "POST" {
+		t.Fatalf("observed request %+v", r)
+	}
+}

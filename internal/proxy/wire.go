@@ -96,6 +96,7 @@ type bodyReader struct {
 	ch        chunkedState
 	spans     [1][2]int
 	done      bool
+	bytes     int64 // data bytes returned so far
 }
 
 func (br *bodyReader) init(rb *rbuf, mode int, length int64) {
@@ -125,6 +126,7 @@ func (br *bodyReader) nextBuffered(max int) ([]byte, error) {
 		if br.remaining == 0 {
 			br.done = true
 		}
+		br.bytes += n
 		return buf[:n], nil
 	case frameChunked:
 		for len(buf) > 0 {
@@ -147,6 +149,7 @@ func (br *bodyReader) nextBuffered(max int) ([]byte, error) {
 					br.ch.phase = chData
 					e -= extra
 				}
+				br.bytes += int64(e - s)
 				return buf[s:e], nil
 			}
 			if done {
@@ -161,6 +164,7 @@ func (br *bodyReader) nextBuffered(max int) ([]byte, error) {
 		}
 		n := min(len(buf), max)
 		br.rb.r += n
+		br.bytes += int64(n)
 		return buf[:n], nil
 	}
 	return nil, io.EOF
