@@ -39,8 +39,8 @@ func WriteText(w io.Writer, r *api.Report) error {
 	}
 	fmt.Fprintf(&b, "requests %d, eligible %d, mirrored %d, compared %d, dropped %d, skipped %d, lane errors %d\n",
 		r.Requests, r.Eligible, r.Mirrored, r.Compared, r.Dropped, r.Skipped, r.LaneErrors)
-	fmt.Fprintf(&b, "test: anytime-valid paired test per field, family-wise alpha %g; pass rules out a regression rate of %g at %g%% confidence\n",
-		r.Alpha, r.TargetRate, r.Confidence*100)
+	fmt.Fprintf(&b, "test: anytime-valid paired test per field, family-wise alpha %g; pass rules out a regression rate of %g%% at %g%% confidence\n",
+		r.Alpha, r.TargetRate*100, r.Confidence*100)
 	if len(r.Routes) == 0 {
 		_, err := io.WriteString(w, b.String())
 		return err
