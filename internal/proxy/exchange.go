@@ -31,7 +31,7 @@ type exchange struct {
 	capBuf  []byte       // full-length buffer; capLen bytes of body copied so far
 	capLen  atomic.Int64 // published after the bytes are written
 
-	obs     *Response // the answer for Hooks.Observe, once relayed
+	obs *Response // the answer for Hooks.Observe, once relayed
 
 	rh      head
 	reqBody bodyReader
