@@ -87,6 +87,7 @@ type Supervisor struct {
 	events       []api.Event
 	changed      chan struct{} // closed and replaced at every event
 	upgrading    bool
+	busyKind     string // who holds busy: "upgrade", "rollback" or "internal"
 	backoff      time.Duration
 	restartOn    bool // a restart loop is running
 	notified     bool
@@ -357,15 +358,43 @@ func (s *Supervisor) shutdown() {
 	wg.Wait()
 }
 
-func (s *Supervisor) acquire() bool {
+// acquire takes the transition lock for an internal transition (first
+// start, restart, automatic rollback) without waiting.
+func (s *Supervisor) acquire() bool { return s.tryAcquire("internal") }
+
+func (s *Supervisor) tryAcquire(kind string) bool {
 	select {
 	case s.busy <- struct{}{}:
 		s.mu.Lock()
 		s.upgrading = true
+		s.busyKind = kind
 		s.mu.Unlock()
 		return true
 	default:
 		return false
+	}
+}
+
+// acquireUser takes the transition lock for an upgrade or rollback asked
+// for by a user: refused (ErrBusy) while another one runs, but it waits
+// for an internal transition, such as the first start, to finish.
+func (s *Supervisor) acquireUser(ctx context.Context, kind string) error {
+	for {
+		if s.tryAcquire(kind) {
+			return nil
+		}
+		s.mu.Lock()
+		k, ch := s.busyKind, s.changed
+		s.mu.Unlock()
+		if k != "internal" && k != "" {
+			return ErrBusy
+		}
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -374,6 +403,7 @@ func (s *Supervisor) acquire() bool {
 func (s *Supervisor) release() {
 	s.mu.Lock()
 	s.upgrading = false
+	s.busyKind = ""
 	none := s.serving == nil && s.ctx.Err() == nil
 	var cmd []string
 	if none {
@@ -787,10 +817,10 @@ func (s *Supervisor) restartLoop(cmd []string) {
 		serving := s.serving != nil
 		s.mu.Unlock()
 		if serving {
-			<-s.busy
 			s.mu.Lock()
-			s.upgrading = false
+			s.upgrading, s.busyKind = false, ""
 			s.mu.Unlock()
+			<-s.busy
 			return
 		}
 		s.metricRestarts.Inc()
@@ -802,7 +832,7 @@ func (s *Supervisor) restartLoop(cmd []string) {
 			s.Event(0, "restart-failed", err.Error())
 		}
 		s.mu.Lock()
-		s.upgrading = false
+		s.upgrading, s.busyKind = false, ""
 		s.mu.Unlock()
 		<-s.busy
 		if err == nil {

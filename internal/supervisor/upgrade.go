@@ -17,9 +17,9 @@ import (
 // serving and the error says why. A second Upgrade while one runs gets
 // ErrBusy: upgrades are serialized, not queued.
 func (s *Supervisor) Upgrade(ctx context.Context, cmd []string) (*api.UpgradeResult, error) {
-	if !s.acquire() {
-		s.metricUpgrade("upgrade", ErrBusy)
-		return nil, ErrBusy
+	if err := s.acquireUser(ctx, "upgrade"); err != nil {
+		s.metricUpgrade("upgrade", err)
+		return nil, err
 	}
 	defer s.release()
 	return s.upgradeLocked(ctx, cmd, "upgrade")
@@ -102,8 +102,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // the probation, or a socket-mode child that cannot be parked) it starts
 // the previous command line as a new generation.
 func (s *Supervisor) Rollback(ctx context.Context) (*api.UpgradeResult, error) {
-	if !s.acquire() {
-		return nil, ErrBusy
+	if err := s.acquireUser(ctx, "rollback"); err != nil {
+		return nil, err
 	}
 	defer s.release()
 	return s.rollbackLocked(ctx, "requested")
