@@ -15,6 +15,7 @@ import (
 // mirrors proxy.Request so that the pure parts of this package do not depend
 // on the proxy.
 type Input struct {
+	ID       uint64 // the proxy's request id; 0 when unknown
 	Method   string
 	Path     string
 	RawQuery string

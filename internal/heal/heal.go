@@ -47,6 +47,7 @@ type Healer struct {
 	opts    Options
 	store   *store
 	benign  *sample
+	flights *tracker
 	metrics *metrics
 
 	hits atomic.Uint64 // total sealed requests, to know when to save
@@ -86,11 +87,12 @@ func New(opts Options) (*Healer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Healer{
-		log:    log.With("component", "heal"),
-		opts:   opts,
-		store:  newStore(opts.StorePath),
-		benign: newSample(1024, 256, 128),
-		now:    time.Now,
+		log:     log.With("component", "heal"),
+		opts:    opts,
+		store:   newStore(opts.StorePath),
+		benign:  newSample(1024, 256, 128),
+		flights: newTracker(2 * time.Minute),
+		now:     time.Now,
 	}
 	bad, err := h.store.load()
 	if err != nil {
@@ -135,6 +137,20 @@ func (h *Healer) Check(in *Input) (status int, hdr http.Header, body []byte, ok 
 // NeedsBody reports whether some installed rule looks at request bodies.
 func (h *Healer) NeedsBody() bool { return h.store.set.Load().NeedsBody() }
 
+// Begin records a request let through to the service (not sealed): a
+// suspect if a generation crashes before End.
+func (h *Healer) Begin(in *Input) { h.flights.begin(in, h.now()) }
+
+// End records that request id got its answer. When benign is set (it was
+// answered by the service without a 5xx), the request is kept as evidence
+// against rules that would match it.
+func (h *Healer) End(in *Input, benign bool) {
+	h.flights.end(in.ID)
+	if benign {
+		h.benign.add(in)
+	}
+}
+
 // Benign records a request that completed without crashing its generation,
 // as evidence against rules that would match it.
 func (h *Healer) Benign(in *Input) { h.benign.add(in) }
@@ -161,7 +177,12 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 		site = c.Err
 	}
 	rec := crashRecord{gen: c.Gen, time: c.Time, site: site}
-	for _, in := range c.InFlight {
+	seen := map[uint64]bool{}
+	for _, in := range append(c.InFlight, h.flights.suspects(c.Time)...) {
+		if in.ID != 0 && seen[in.ID] {
+			continue
+		}
+		seen[in.ID] = true
 		rec.suspects = append(rec.suspects, newProfile(in))
 	}
 	h.metrics.crashes.Inc()
@@ -236,8 +257,31 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 		return nil, fmt.Sprintf("%d requests in flight; waiting for the same crash (%s) again to confirm", len(last.suspects), last.site)
 	}
 	same = same[:need]
+	best, bestGens := h.bestGroup(last, same, false)
+	if best == nil {
+		// Only the same request, retried, in both crashes: it crashed two
+		// generations, so its own narrow rule is confirmed.
+		best, bestGens = h.bestGroup(last, same, true)
+	}
+	if best == nil && single != nil {
+		return single, singleWhy
+	}
+	if best == nil {
+		return nil, fmt.Sprintf("crash (%s) repeated, but no rule separates its in-flight requests from benign ones", last.site)
+	}
+	gens := make([]string, len(bestGens))
+	for i, g := range bestGens {
+		gens[i] = fmt.Sprint(g)
+	}
+	return best, fmt.Sprintf("generations %s crashed (%s) with a matching request in flight", strings.Join(gens, ", "), last.site)
+}
+
+// bestGroup tries every group of one suspect per crash (the last crash and
+// the earlier ones in same) whose routes agree, and returns the narrowest
+// rule that spares every benign request seen. Unless sameOK, a group may
+// not hold the same request twice.
+func (h *Healer) bestGroup(last crashRecord, same []crashRecord, sameOK bool) (*Match, []int) {
 	var best *Match
-	var bestGens []int
 	benign := map[head][]*profile{}
 	for _, s := range last.suspects {
 		groups := [][]*profile{{s}}
@@ -245,9 +289,10 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 			var next [][]*profile
 			for _, g := range groups {
 				for _, o := range old.suspects {
-					if o.head == s.head {
-						next = append(next, append(append([]*profile(nil), g...), o))
+					if o.head != s.head || (!sameOK && containsID(g, o.in.ID)) {
+						continue
 					}
+					next = append(next, append(append([]*profile(nil), g...), o))
 				}
 			}
 			groups = next
@@ -264,25 +309,29 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 			}
 			if best == nil || narrowness(m) > narrowness(best) {
 				best = m
-				bestGens = nil
-				bestGens = append(bestGens, last.gen)
-				for _, old := range same {
-					bestGens = append(bestGens, old.gen)
-				}
 			}
 		}
 	}
-	if best == nil && single != nil {
-		return single, singleWhy
-	}
 	if best == nil {
-		return nil, fmt.Sprintf("crash (%s) repeated, but no rule separates its in-flight requests from benign ones", last.site)
+		return nil, nil
 	}
-	gens := make([]string, len(bestGens))
-	for i, g := range bestGens {
-		gens[i] = fmt.Sprint(g)
+	gens := []int{last.gen}
+	for _, old := range same {
+		gens = append(gens, old.gen)
 	}
-	return best, fmt.Sprintf("generations %s crashed (%s) with a matching request in flight", strings.Join(gens, ", "), last.site)
+	return best, gens
+}
+
+func containsID(g []*profile, id uint64) bool {
+	if id == 0 {
+		return false
+	}
+	for _, p := range g {
+		if p.in.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // narrowness orders derived rules: more predicates is narrower, and a rule

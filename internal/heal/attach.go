@@ -1,0 +1,266 @@
+package heal
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/guard"
+	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// AttachOptions configures Attach.
+type AttachOptions struct {
+	Options
+	// AlertKey is the pinned public key that alerts switching guards on
+	// must be signed with (graft run --alert-key); nil refuses alerts.
+	AlertKey ed25519.PublicKey
+	// KeepHooks leaves the proxy's hooks alone: the caller composes
+	// Attached.Hooks with others (shadowing's Observe) and sets them.
+	KeepHooks bool
+}
+
+// Attached is self-healing wired into one supervisor.
+type Attached struct {
+	Healer *Healer
+	Guards *guard.Set
+	sup    *supervisor.Supervisor
+}
+
+// Attach wires self-healing into sup before it runs: crash attribution
+// (OnCrash), seal rules and latent guards on the proxy's request path
+// (proxy mode), the admin routes /v1/seal and /v1/guards, and metrics.
+// Run must run beside sup.Run for rule expiry.
+func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Attached, error) {
+	if opts.Logger == nil {
+		opts.Logger = sup.Logger()
+	}
+	opts.Registerer = sup.Registry()
+	h, err := New(opts.Options)
+	if err != nil {
+		return nil, fmt.Errorf("attach self-healing: %w", err)
+	}
+	a := &Attached{
+		Healer: h,
+		Guards: guard.New(guard.Options{Logger: opts.Logger, Key: opts.AlertKey, Registerer: sup.Registry()}),
+		sup:    sup,
+	}
+	sup.OnCrash(a.onCrash)
+	a.routes()
+	if p := sup.Proxy(); p != nil {
+		sup.Registry().MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "graft_heal_fallbacks_total",
+				Help: "Idempotent requests that failed on the new generation during probation and were retried on the parked one.",
+			}, func() float64 { return float64(p.Stats().Fallbacks) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "graft_heal_retries_total",
+				Help: "Requests sent a second time (to a replacement or the fallback).",
+			}, func() float64 { return float64(p.Stats().Retries) }),
+		)
+		if !opts.KeepHooks {
+			p.SetHooks(a.Hooks())
+		}
+	}
+	return a, nil
+}
+
+// Run expires rules and saves hit counts until ctx ends.
+func (a *Attached) Run(ctx context.Context) error { return a.Healer.Run(ctx) }
+
+// Hooks returns the proxy hooks of self-healing: Inspect answers sealed and
+// guarded requests and tracks the others; Observe records completions (the
+// benign evidence). To combine with other hooks use ComposeHooks.
+func (a *Attached) Hooks() proxy.Hooks {
+	return proxy.Hooks{Inspect: a.Inspect, InspectBody: true, Observe: a.Observe}
+}
+
+// Inspect is the proxy's Inspect hook.
+func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
+	in := toInput(r)
+	gr := guard.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, Header: in.Header, Body: in.Body, BodyLen: in.BodyLen}
+	if status, hdr, body, ok := a.Guards.Check(&gr); !ok {
+		return &proxy.Answer{Status: status, Header: hdr, Body: body}
+	}
+	if status, hdr, body, sealed := a.Healer.Check(in); sealed {
+		return &proxy.Answer{Status: status, Header: hdr, Body: body}
+	}
+	a.Healer.Begin(in)
+	return nil
+}
+
+// Observe is the proxy's Observe hook.
+func (a *Attached) Observe(r *proxy.Request, resp *proxy.Response) {
+	a.Healer.End(toInput(r), r.Gen != 0 && resp != nil && resp.Status < 500)
+}
+
+// ComposeHooks runs each hook set's Inspect in order (the first answer
+// wins) and every Observe.
+func ComposeHooks(hs ...proxy.Hooks) proxy.Hooks {
+	var out proxy.Hooks
+	var inspects []func(*proxy.Request) *proxy.Answer
+	var observes []func(*proxy.Request, *proxy.Response)
+	for _, h := range hs {
+		if h.Inspect != nil {
+			inspects = append(inspects, h.Inspect)
+		}
+		if h.Observe != nil {
+			observes = append(observes, h.Observe)
+		}
+		out.InspectBody = out.InspectBody || h.InspectBody
+	}
+	if len(inspects) > 0 {
+		out.Inspect = func(r *proxy.Request) *proxy.Answer {
+			for _, f := range inspects {
+				if a := f(r); a != nil {
+					return a
+				}
+			}
+			return nil
+		}
+	}
+	if len(observes) > 0 {
+		out.Observe = func(r *proxy.Request, resp *proxy.Response) {
+			for _, f := range observes {
+				f(r, resp)
+			}
+		}
+	}
+	return out
+}
+
+func toInput(r *proxy.Request) *Input {
+	return &Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
+}
+
+func (a *Attached) onCrash(c supervisor.Crash) {
+	rep := CrashReport{Gen: c.Gen, Time: c.Time, Stderr: c.Stderr}
+	if c.Err != nil {
+		rep.Err = c.Err.Error()
+	}
+	for i := range c.InFlight {
+		rep.InFlight = append(rep.InFlight, toInput(&c.InFlight[i]))
+	}
+	for _, r := range a.Healer.Crash(rep) {
+		a.sup.Event(c.Gen, "seal", fmt.Sprintf("rule %s installed: %s (%s)", r.ID, r.Match, r.Reason))
+	}
+}
+
+func (a *Attached) routes() {
+	a.sup.Handle("GET /v1/seal", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.Healer.expire()
+		writeJSON(w, http.StatusOK, api.SealList{Version: api.Version, Rules: a.Healer.List()})
+	}))
+	a.sup.Handle("POST /v1/seal", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req api.SealAddRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("add seal rule: %w", err))
+			return
+		}
+		rule, existed, err := a.Healer.Add(req)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		code := http.StatusCreated
+		if existed {
+			code = http.StatusOK
+		}
+		writeJSON(w, code, api.SealAddResult{Version: api.Version, Rule: rule, Existed: existed})
+	}))
+	a.sup.Handle("DELETE /v1/seal/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		ok, err := a.Healer.Remove(id)
+		switch {
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err)
+		case !ok:
+			writeError(w, http.StatusNotFound, fmt.Errorf("remove seal rule: no rule %q", id))
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	a.sup.Handle("GET /v1/guards", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.GuardList{Version: api.Version, Guards: a.Guards.List()})
+	}))
+	a.sup.Handle("POST /v1/guards", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req api.GuardRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("guards: %w", err))
+			return
+		}
+		if err := a.applyGuards(req); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, guard.ErrNoKey) {
+				code = http.StatusConflict
+			}
+			writeError(w, code, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, api.GuardList{Version: api.Version, Guards: a.Guards.List()})
+	}))
+}
+
+func (a *Attached) applyGuards(req api.GuardRequest) error {
+	if req.Alert != nil {
+		if len(req.IDs) > 0 {
+			return errors.New("guards: give an alert or ids, not both")
+		}
+		body, others, err := a.Guards.Apply(req.Alert)
+		if err != nil {
+			a.sup.Event(0, "alert-refused", err.Error())
+			return err
+		}
+		msg := fmt.Sprintf("alert %s switched on %s", body.ID, strings.Join(body.CheckIDs(), ", "))
+		if len(others) > 0 {
+			msg += fmt.Sprintf(" (not guards, left to their provider: %s)", strings.Join(others, ", "))
+		}
+		a.sup.Event(0, "alert", msg)
+		return nil
+	}
+	if len(req.IDs) == 0 {
+		return errors.New("guards: no alert and no ids")
+	}
+	for _, id := range req.IDs {
+		if err := a.Guards.Set(id, req.On, req.Params); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decode(r *http.Request, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(data) > 1<<20 {
+		return errors.New("body larger than 1 MiB")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed JSON body: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, api.Error{Version: api.Version, Error: err.Error()})
+}

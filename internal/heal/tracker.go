@@ -1,0 +1,90 @@
+package heal
+
+import (
+	"net/http"
+	"sync"
+	"time"
+)
+
+// tracker keeps the requests that have been let through and not yet seen
+// completing, so that a crash can be attributed even when the proxy has
+// already dropped the dead generation's requests from its in-flight list
+// (it does so as soon as their connections break, which races with the
+// supervisor noticing the exit).
+type tracker struct {
+	mu     sync.Mutex
+	m      map[uint64]*tracked
+	maxAge time.Duration
+}
+
+type tracked struct {
+	in         *Input
+	start      time.Time
+	attributed int // crashes this request was already a suspect of
+}
+
+func newTracker(maxAge time.Duration) *tracker {
+	return &tracker{m: map[uint64]*tracked{}, maxAge: maxAge}
+}
+
+func (t *tracker) begin(in *Input, now time.Time) {
+	t.mu.Lock()
+	if _, ok := t.m[in.ID]; !ok {
+		t.m[in.ID] = &tracked{in: in, start: now}
+	}
+	if len(t.m) > 4096 && len(t.m)%1024 == 0 {
+		t.evictLocked(now)
+	}
+	t.mu.Unlock()
+}
+
+func (t *tracker) end(id uint64) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+func (t *tracker) evictLocked(now time.Time) {
+	for id, e := range t.m {
+		if now.Sub(e.start) > t.maxAge {
+			delete(t.m, id)
+		}
+	}
+}
+
+// suspects returns the unfinished requests that may have been in flight at
+// a crash at now. A non-idempotent request already blamed for an earlier
+// crash failed for good there (it is never retried), so it is dropped
+// rather than blamed again.
+func (t *tracker) suspects(now time.Time) []*Input {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.evictLocked(now)
+	var out []*Input
+	for id, e := range t.m {
+		if e.start.After(now) {
+			continue
+		}
+		if e.attributed > 0 && !idempotent(e.in.Method) {
+			delete(t.m, id)
+			continue
+		}
+		e.attributed++
+		out = append(out, e.in)
+	}
+	return out
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+func (t *tracker) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
