@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
@@ -25,7 +27,17 @@ func cmdUpgrade(ctx context.Context, env *Env, args []string) error {
 	if err := parse(env, fs, args); err != nil {
 		return err
 	}
-	res, err := client.New(*admin).Upgrade(ctx, api.UpgradeRequest{Command: fs.Args()})
+	cmd := fs.Args()
+	if len(cmd) > 0 && strings.Contains(cmd[0], "/") && !filepath.IsAbs(cmd[0]) {
+		// The supervisor runs in its own directory: "./server" means the
+		// caller's.
+		abs, err := filepath.Abs(cmd[0])
+		if err != nil {
+			return err
+		}
+		cmd = append([]string{abs}, cmd[1:]...)
+	}
+	res, err := client.New(*admin).Upgrade(ctx, api.UpgradeRequest{Command: cmd})
 	if err != nil {
 		return err // the supervisor's reason already names the operation
 	}
