@@ -48,8 +48,8 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 			}
 		}
 	}
-	h := host{
-		startLane: func(ctx context.Context, role string, cmd []string) (lane, error) {
+	h := Host{
+		StartLane: func(ctx context.Context, role string, cmd []string) (Lane, error) {
 			if sup.Proxy() == nil {
 				return nil, ErrNoProxy
 			}
@@ -59,8 +59,8 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 			}
 			return l, nil
 		},
-		upgrade: sup.Upgrade,
-		servingCmd: func() ([]string, error) {
+		Upgrade: sup.Upgrade,
+		ServingCmd: func() ([]string, error) {
 			st := sup.Status()
 			for _, g := range st.Generations {
 				if g.Number == st.Serving && st.Serving != 0 {
@@ -69,10 +69,10 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 			}
 			return nil, supervisor.ErrNotServing
 		},
-		setObserve: setObserve,
-		event:      sup.Event,
+		SetObserve: setObserve,
+		Event:      sup.Event,
 	}
-	s := newService(h, opts.ServiceOptions)
+	s := NewService(h, opts.ServiceOptions)
 	s.Mount(sup.Handle)
 	return s, nil
 }

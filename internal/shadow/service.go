@@ -22,21 +22,29 @@ var (
 	ErrNoSubject = errors.New("no candidate command")
 )
 
-// lane is a process the service started for a run.
-type lane interface {
+// Lane is a process the service started for a run (a supervisor.Lane).
+type Lane interface {
 	Addr() string
 	Done() <-chan struct{}
 	Stop(ctx context.Context) error
 }
 
-// host is what the service needs of a supervisor, as function fields so
-// that tests can run the service with httptest servers as lanes.
-type host struct {
-	startLane  func(ctx context.Context, role string, cmd []string) (lane, error)
-	upgrade    func(ctx context.Context, cmd []string) (*api.UpgradeResult, error)
-	servingCmd func() ([]string, error)
-	setObserve func(func(*proxy.Request, *proxy.Response))
-	event      func(gen int, kind, msg string)
+// Host is what the service needs of a supervisor, as function fields so
+// that tests and benchmarks can run it with plain servers as lanes. Attach
+// fills it from a *supervisor.Supervisor.
+type Host struct {
+	// StartLane starts a process ("candidate" or "secondary") and returns
+	// once it is ready.
+	StartLane func(ctx context.Context, role string, cmd []string) (Lane, error)
+	// Upgrade makes cmd the serving version (for promote); nil: promote
+	// reports that it cannot.
+	Upgrade func(ctx context.Context, cmd []string) (*api.UpgradeResult, error)
+	// ServingCmd is the serving version's command line (the secondary's).
+	ServingCmd func() ([]string, error)
+	// SetObserve installs (nil: removes) the proxy Observe hook.
+	SetObserve func(func(*proxy.Request, *proxy.Response))
+	// Event records a supervisor event; nil: none.
+	Event func(gen int, kind, msg string)
 }
 
 // ServiceOptions configures a Service; the zero value works.
@@ -53,7 +61,7 @@ type ServiceOptions struct {
 // one's report. Its Observe method is the proxy hook; it costs one atomic
 // load when no run is active.
 type Service struct {
-	h    host
+	h    Host
 	opts ServiceOptions
 	log  *slog.Logger
 	ctx  context.Context // the service's lifetime; Close cancels it
@@ -77,7 +85,8 @@ type run struct {
 	done     chan struct{}
 }
 
-func newService(h host, opts ServiceOptions) *Service {
+// NewService returns a service that runs shadow runs through h.
+func NewService(h Host, opts ServiceOptions) *Service {
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 10 * time.Second
 	}
@@ -196,8 +205,8 @@ func (s *Service) run(ctx context.Context, r *run) {
 	s.event(fmt.Sprintf("shadow started: candidate %v on %s, secondary on %s", r.req.Command, cand.Addr(), sec.Addr()))
 
 	s.active.Store(c)
-	if s.h.setObserve != nil {
-		s.h.setObserve(s.Observe)
+	if s.h.SetObserve != nil {
+		s.h.SetObserve(s.Observe)
 	}
 	// A lane that exits ends the run: the candidate's exit is evidence
 	// against it; the secondary's only takes the noise measure away.
@@ -216,8 +225,8 @@ func (s *Service) run(ctx context.Context, r *run) {
 	unwatch()
 	wg.Wait()
 	s.active.Store(nil)
-	if s.h.setObserve != nil {
-		s.h.setObserve(nil)
+	if s.h.SetObserve != nil {
+		s.h.SetObserve(nil)
 	}
 	stopLanes()
 
@@ -226,8 +235,12 @@ func (s *Service) run(ctx context.Context, r *run) {
 	if r.req.Promote {
 		switch rep.Verdict {
 		case api.VerdictPass:
+			if s.h.Upgrade == nil {
+				promoted = "not promoted: no way to upgrade here"
+				break
+			}
 			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			res, err := s.h.upgrade(uctx, r.req.Command)
+			res, err := s.h.Upgrade(uctx, r.req.Command)
 			cancel()
 			if err != nil {
 				promoted = "upgrade to the candidate failed: " + err.Error()
@@ -250,17 +263,17 @@ func (s *Service) run(ctx context.Context, r *run) {
 	}
 }
 
-func (s *Service) startLanes(ctx context.Context, req api.ShadowRequest) (cand, sec lane, err error) {
+func (s *Service) startLanes(ctx context.Context, req api.ShadowRequest) (cand, sec Lane, err error) {
 	secCmd := req.Secondary
 	if len(secCmd) == 0 {
-		if secCmd, err = s.h.servingCmd(); err != nil {
+		if secCmd, err = s.h.ServingCmd(); err != nil {
 			return nil, nil, fmt.Errorf("start shadow: %w", err)
 		}
 	}
 	var wg sync.WaitGroup
 	var cerr, serr error
-	wg.Go(func() { cand, cerr = s.h.startLane(ctx, "candidate", req.Command) })
-	wg.Go(func() { sec, serr = s.h.startLane(ctx, "secondary", secCmd) })
+	wg.Go(func() { cand, cerr = s.h.StartLane(ctx, "candidate", req.Command) })
+	wg.Go(func() { sec, serr = s.h.StartLane(ctx, "secondary", secCmd) })
 	wg.Wait()
 	if cerr == nil && serr == nil {
 		return cand, sec, nil
@@ -278,8 +291,8 @@ func (s *Service) startLanes(ctx context.Context, req api.ShadowRequest) (cand, 
 
 func (s *Service) event(msg string) {
 	s.log.Info(msg)
-	if s.h.event != nil {
-		s.h.event(0, "shadow", msg)
+	if s.h.Event != nil {
+		s.h.Event(0, "shadow", msg)
 	}
 }
 

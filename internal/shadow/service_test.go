@@ -73,8 +73,8 @@ func newRig(t *testing.T, primary, candidate, secondary http.Handler, opts Servi
 	p.SetPrimary(proxy.NewBackend(1, addr(psrv)))
 	rg := &rig{proxyURL: "http://" + ln.Addr().String(), lanes: map[string]*fakeLane{}}
 	handlers := map[string]http.Handler{"candidate": candidate, "secondary": secondary}
-	h := host{
-		startLane: func(ctx context.Context, role string, cmd []string) (lane, error) {
+	h := Host{
+		StartLane: func(ctx context.Context, role string, cmd []string) (Lane, error) {
 			l := newFakeLane(handlers[role])
 			rg.mu.Lock()
 			rg.lanes[role] = l
@@ -82,16 +82,16 @@ func newRig(t *testing.T, primary, candidate, secondary http.Handler, opts Servi
 			t.Cleanup(l.exit)
 			return l, nil
 		},
-		upgrade: func(ctx context.Context, cmd []string) (*api.UpgradeResult, error) {
+		Upgrade: func(ctx context.Context, cmd []string) (*api.UpgradeResult, error) {
 			rg.mu.Lock()
 			rg.upgrades = append(rg.upgrades, cmd)
 			rg.mu.Unlock()
 			return &api.UpgradeResult{Version: 1, Generation: 7, Previous: 1}, nil
 		},
-		servingCmd: func() ([]string, error) { return []string{"./v1"}, nil },
-		setObserve: func(f func(*proxy.Request, *proxy.Response)) { p.SetHooks(proxy.Hooks{Observe: f}) },
+		ServingCmd: func() ([]string, error) { return []string{"./v1"}, nil },
+		SetObserve: func(f func(*proxy.Request, *proxy.Response)) { p.SetHooks(proxy.Hooks{Observe: f}) },
 	}
-	rg.svc = newService(h, opts)
+	rg.svc = NewService(h, opts)
 	t.Cleanup(rg.svc.Close)
 	mux := http.NewServeMux()
 	rg.svc.Mount(mux.Handle)
