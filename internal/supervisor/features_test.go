@@ -453,3 +453,54 @@ func FuzzParseListen(f *testing.F) {
 		}
 	})
 }
+
+// In proxy mode with an http probe, a new generation that turns unhealthy
+// during probation is rolled back to the parked one.
+func TestUnhealthyDuringProbation(t *testing.T) {
+	h := run(t, Options{Proxy: true, Ready: "http:/healthz", Command: fix("-version", "1"), Probation: 20 * time.Second})
+	first := h.s.Status().Serving
+	l := h.load()
+	res, err := h.s.Upgrade(t.Context(), fix("-version", "2", "-sick-after", "300ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back := h.waitServing(res.Generation); back != first {
+		t.Errorf("serving %d after the probe failed, want the parked %d", back, first)
+	}
+	h.waitRequests(l, 100)
+	checkLoad(t, l.Stop())
+	if st := h.s.Status(); !hasEvent(st, "unhealthy") || !hasEvent(st, "rollback") {
+		t.Errorf("events lack unhealthy/rollback: %v", st.Events)
+	}
+}
+
+// graft tells its own NOTIFY_SOCKET READY=1 once the first generation
+// serves, and serves metrics on --metrics.
+func TestNotifyAndMetricsAddr(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	maddr := freeAddr(t)
+	h := run(t, Options{Command: fix(), NotifySocket: path, MetricsAddr: maddr})
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	n, err := nc.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("own notify socket got %q, %v", buf[:n], err)
+	}
+	if h.s.Status().Serving == 0 {
+		t.Error("READY=1 before a generation serves")
+	}
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `graft_generations{state="serving"} 1`) {
+		t.Errorf("metrics on --metrics lack the serving gauge:\n%s", body)
+	}
+}

@@ -291,11 +291,16 @@ func TestCrashDuringProbation(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			h := run(t, Options{Proxy: m.proxy, Command: modeArgs(m.ctl, "-version", "1"), Probation: 20 * time.Second})
 			first := h.s.Status().Serving
+			during := h.load()
 			res, err := h.s.Upgrade(t.Context(), modeArgs(m.ctl, "-version", "2", "-crash-after", "200ms"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			back := h.waitServing(res.Generation)
+			// Requests in flight to a process that dies can fail (POSTs are
+			// not retried); logged, not asserted. The load after the
+			// rollback must not fail at all.
+			t.Logf("load across the crash: %s", during.Stop())
 			parkable := m.proxy || m.ctl
 			if parkable && back != first {
 				t.Errorf("rolled back to %d, want the parked generation %d", back, first)
