@@ -222,7 +222,16 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 	if len(patterns) == 0 {
 		patterns = []string{"."}
 	}
+	// Every go command, including graft's own listing and type-checking,
+	// goes through the modfile copy: -mod=mod then updates the copy's
+	// go.sum, never the user's.
 	sel := selectFlags(p.opts.Flags)
+	if b.Modfile != "" {
+		sel = append([]string{"-modfile=" + b.Modfile}, sel...)
+	}
+	if b.mod != "" {
+		sel = append(sel, b.mod)
+	}
 	pkgs, err := p.list(ctx, sel, patterns, true, p.opts.Tests)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
@@ -323,14 +332,11 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 	fmt.Fprintf(h, "%s\n%s\n%s\n%q\n%s\n", rewrite.Version, rth, ge.GOVERSION+"/"+ge.GOOS+"/"+ge.GOARCH, p.opts.Flags, b.mod)
 	ovb, _ := os.ReadFile(b.Overlay)
 	h.Write(ovb)
-	if b.Modfile != "" {
-		mb, _ := os.ReadFile(b.Modfile)
-		h.Write(mb)
-		sb, _ := os.ReadFile(strings.TrimSuffix(b.Modfile, ".mod") + ".sum")
-		h.Write(sb)
-	} else {
-		h.Write(gomod)
-	}
+	// The user's go.mod and go.sum, not the copies: go may add sums to the
+	// copy, which must not change the id of the same build.
+	h.Write(gomod)
+	usum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
+	h.Write(usum)
 	var roots []string
 	for path, lp := range byPath {
 		if lp.Module != nil && lp.Module.Main {

@@ -91,68 +91,36 @@ func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteR
 				v := newSite(kindMake, a, p)
 				fs.wrap(a, "_graft_rt.Len(_graft_w, &"+v+", int64(", "))")
 			}
+		// Index, slice, division and assertion sites insert no code: their
+		// failure is a runtime panic, which rt.Recover (armed only while a
+		// site is on) attributes to the site by the panicking frame's
+		// file:line. Dormant, they cost nothing.
 		case *ast.IndexExpr:
 			if r.constant(x.Index) || !r.integer(x.Index) {
 				break
 			}
-			lenOf, ok := r.indexable(fs, x.X)
-			if !ok || !pure(x.Index) || multiline(fs, x.Index) {
+			if _, ok := r.indexable(x.X); !ok {
 				break
 			}
-			if parent != nil {
-				// The target of a compound or ++ assignment to a string
-				// index cannot occur; other parents are fine.
-				_ = parent
-			}
-			v := newSite(kindIndex, x, p)
-			fs.wrap(x.Index, "_graft_rt.Index(_graft_w, &"+v+", int64(", "), len("+lenOf+"))")
+			newSite(kindIndex, x, p)
 		case *ast.SliceExpr:
-			lenOf, ok := r.indexable(fs, x.X)
-			if !ok {
+			if _, ok := r.indexable(x.X); !ok {
 				break
 			}
-			capOf := "cap(" + lenOf + ")"
-			if t := r.in.Info.TypeOf(x.X); t != nil {
-				if b, ok := t.Underlying().(*types.Basic); ok && b.Info()&types.IsString != 0 {
-					capOf = "len(" + lenOf + ")"
-				}
-			}
-			var bounds []ast.Expr
 			for _, b := range []ast.Expr{x.Low, x.High, x.Max} {
-				if b != nil && !r.constant(b) && r.integer(b) && pure(b) && !multiline(fs, b) {
-					bounds = append(bounds, b)
+				if b != nil && !r.constant(b) {
+					newSite(kindSlice, x, p)
+					break
 				}
-			}
-			if len(bounds) == 0 {
-				break
-			}
-			v := newSite(kindSlice, x, p)
-			for _, b := range bounds {
-				limit := capOf
-				if b == x.Low && x.High != nil && pure(x.High) && !multiline(fs, x.High) {
-					limit = "int(" + fs.text(x.High) + ")"
-				}
-				fs.wrap(b, "_graft_rt.Bound(_graft_w, &"+v+", int64(", "), "+limit+")")
 			}
 		case *ast.BinaryExpr:
-			if x.Op != token.QUO && x.Op != token.REM {
-				break
+			if (x.Op == token.QUO || x.Op == token.REM) && r.integer(x) && !r.constant(x.Y) {
+				newSite(kindDiv, x, p)
 			}
-			if !r.integer(x) || r.constant(x.Y) || !pure(x.Y) || multiline(fs, x.Y) {
-				break
-			}
-			v := newSite(kindDiv, x, p)
-			fs.wrap(x.Y, "(", " << _graft_rt.Div(_graft_w, &"+v+", int64("+fs.text(x.Y)+")))")
 		case *ast.AssignStmt:
-			if (x.Tok != token.QUO_ASSIGN && x.Tok != token.REM_ASSIGN) || len(x.Rhs) != 1 {
-				break
+			if (x.Tok == token.QUO_ASSIGN || x.Tok == token.REM_ASSIGN) && len(x.Rhs) == 1 && r.integer(x.Lhs[0]) && !r.constant(x.Rhs[0]) {
+				newSite(kindDiv, x, p)
 			}
-			y := x.Rhs[0]
-			if !r.integer(x.Lhs[0]) || r.constant(y) || !pure(y) || multiline(fs, y) {
-				break
-			}
-			v := newSite(kindDiv, x, p)
-			fs.wrap(y, "(", " << _graft_rt.Div(_graft_w, &"+v+", int64("+fs.text(y)+")))")
 		case *ast.TypeAssertExpr:
 			if x.Type == nil {
 				break // type switch
@@ -162,13 +130,12 @@ func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteR
 			} else if _, tuple := tv.Type.(*types.Tuple); tuple {
 				break // comma-ok form cannot fail
 			}
-			if multiline(fs, x.Type) {
-				break
-			}
-			v := newSite(kindAssert, x, p)
-			fs.wrap(x.X, "_graft_rt.Assert(_graft_w, &"+v+", ", ", (*"+fs.text(x.Type)+")(nil))")
+			newSite(kindAssert, x, p)
 		case *ast.ForStmt:
-			if hasGoto || x.Body == nil {
+			// Only loops without a post statement (for {}, for cond {}):
+			// counted three-clause loops rarely hang, and the check costs
+			// a test per iteration.
+			if hasGoto || x.Body == nil || x.Post != nil {
 				break
 			}
 			v := newSite(kindLoop, x, p)
@@ -248,9 +215,9 @@ func (r *rewriter) integer(e ast.Expr) bool {
 
 // indexable returns the text to take len of when x is a side-effect-free
 // slice, string, array or pointer-to-array operand.
-func (r *rewriter) indexable(fs *fileState, x ast.Expr) (string, bool) {
+func (r *rewriter) indexable(x ast.Expr) (string, bool) {
 	tv, ok := r.in.Info.Types[x]
-	if !ok || !tv.IsValue() || tv.Type == nil || !pure(x) || multiline(fs, x) {
+	if !ok || !tv.IsValue() || tv.Type == nil {
 		return "", false
 	}
 	switch t := tv.Type.(type) {
@@ -260,43 +227,17 @@ func (r *rewriter) indexable(fs *fileState, x ast.Expr) (string, bool) {
 		if _, ok := t.Elem().Underlying().(*types.Array); !ok {
 			return "", false
 		}
-		return fs.text(x), true
+		return "", true
 	}
 	switch u := tv.Type.Underlying().(type) {
 	case *types.Slice, *types.Array:
-		return fs.text(x), true
+		return "", true
 	case *types.Basic:
 		if u.Info()&types.IsString != 0 && u.Info()&types.IsUntyped == 0 {
-			return fs.text(x), true
+			return "", true
 		}
 	}
 	return "", false
-}
-
-// pure reports whether evaluating e twice has no effect beyond evaluating
-// it once: no calls (but conversions and len/cap), receives or closures.
-func pure(e ast.Expr) bool {
-	switch x := e.(type) {
-	case *ast.Ident, *ast.BasicLit:
-		return true
-	case *ast.ParenExpr:
-		return pure(x.X)
-	case *ast.SelectorExpr:
-		return pure(x.X)
-	case *ast.StarExpr:
-		return pure(x.X)
-	case *ast.UnaryExpr:
-		return x.Op != token.ARROW && pure(x.X)
-	case *ast.BinaryExpr:
-		return pure(x.X) && pure(x.Y)
-	case *ast.IndexExpr:
-		return pure(x.X) && pure(x.Index)
-	case *ast.CallExpr:
-		if id, ok := x.Fun.(*ast.Ident); ok && (id.Name == "len" || id.Name == "cap") && len(x.Args) == 1 {
-			return pure(x.Args[0])
-		}
-	}
-	return false
 }
 
 func multiline(fs *fileState, n ast.Node) bool {

@@ -37,5 +37,10 @@ func Recover(err *error) {
 		recovered.Add(1)
 		return
 	}
+	if e := siteError(r); e != nil {
+		*err = e
+		recovered.Add(1)
+		return
+	}
 	panic(r)
 }

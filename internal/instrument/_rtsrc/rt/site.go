@@ -3,7 +3,6 @@ package rt
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"runtime"
 	"sort"
 	"strconv"
@@ -14,10 +13,10 @@ import (
 // Site kinds.
 const (
 	KindMake   = "make"   // make with a non-constant length or capacity
-	KindIndex  = "index"  // index with a non-constant index
-	KindSlice  = "slice"  // slice expression with non-constant bounds
-	KindDiv    = "div"    // integer division or modulo by a non-constant
-	KindAssert = "assert" // single-value type assertion
+	KindIndex  = "index"  // index with a non-constant index (recover site)
+	KindSlice  = "slice"  // slice expression with non-constant bounds (recover site)
+	KindDiv    = "div"    // integer division or modulo by a non-constant (recover site)
+	KindAssert = "assert" // single-value type assertion (recover site)
 	KindDepth  = "depth"  // recursion depth of a recursive function
 	KindLoop   = "loop"   // iterations of one execution of a for loop without range
 )
@@ -51,7 +50,8 @@ type SiteInfo struct {
 
 var (
 	sites     = map[string]*Site{}
-	envSites  = map[string]int64{} // GRAFT_SITES ids not registered yet → limit
+	byLine    = map[lineKey][]*Site{} // recover sites by file:line
+	envSites  = map[string]int64{}    // GRAFT_SITES ids not registered yet → limit
 	siteStops atomic.Int64
 )
 
@@ -67,6 +67,11 @@ func RegisterSite(s *Site, p *Point, info SiteInfo) {
 	s.info = &inf
 	s.point = p
 	sites[info.ID] = s
+	switch info.Kind {
+	case KindIndex, KindSlice, KindDiv, KindAssert:
+		k := keyOf(info.File, info.Line)
+		byLine[k] = append(byLine[k], s)
+	}
 	if lim, ok := envSites[info.ID]; ok {
 		delete(envSites, info.ID)
 		setSiteLocked(s, true, lim)
@@ -151,75 +156,41 @@ func (s *Site) stop(format string, args ...any) {
 
 // Len checks a make length or capacity: 0 ≤ n ≤ limit.
 func Len(w uint32, s *Site, n int64) int {
-	if w&Sites != 0 && s.on.Load() {
+	if w&Sites != 0 {
 		s.checkLen(n)
 	}
 	return int(n)
 }
 
+// Kept out of line so the wrapper above stays inlinable.
+//
+//go:noinline
 func (s *Site) checkLen(n int64) {
+	if !s.on.Load() {
+		return
+	}
 	if lim := s.lim(DefaultMakeLimit); n < 0 || n > lim {
 		s.stop("make size %d outside [0,%d]", n, lim)
 	}
 }
 
-// Index checks an index: 0 ≤ i < n.
-func Index(w uint32, s *Site, i int64, n int) int {
-	if w&Sites != 0 && s.on.Load() && (i < 0 || i >= int64(n)) {
-		s.stop("index %d out of range [0,%d)", i, n)
-	}
-	return int(i)
-}
-
-// Bound checks a slice bound: 0 ≤ i ≤ n.
-func Bound(w uint32, s *Site, i int64, n int) int {
-	if w&Sites != 0 && s.on.Load() && (i < 0 || i > int64(n)) {
-		s.stop("slice bound %d out of range [0,%d]", i, n)
-	}
-	return int(i)
-}
-
-// Div checks a divisor and returns a shift count of 0, so that generated
-// code can write b<<Div(...) and keep b's type.
-func Div(w uint32, s *Site, d int64) uint {
-	if w&Sites != 0 && d == 0 && s.on.Load() {
-		s.stop("integer division by zero")
-	}
-	return 0
-}
-
-// Assert checks that x holds a *T's T (t is (*T)(nil)) and returns x.
-func Assert(w uint32, s *Site, x any, t any) any {
-	if w&Sites != 0 && s.on.Load() {
-		s.checkAssert(x, t)
-	}
-	return x
-}
-
-func (s *Site) checkAssert(x, t any) {
-	want := reflect.TypeOf(t).Elem()
-	got := reflect.TypeOf(x)
-	if got == nil {
-		s.stop("type assertion to %v on nil", want)
-	}
-	if want.Kind() == reflect.Interface {
-		if !got.Implements(want) {
-			s.stop("type assertion: %v does not implement %v", got, want)
-		}
-		return
-	}
-	if got != want {
-		s.stop("type assertion: %v is not %v", got, want)
-	}
-}
-
 // Loop counts one iteration of a loop execution in *c.
 func Loop(w uint32, s *Site, c *int) {
-	if w&Sites != 0 && s.on.Load() {
-		*c++
-		if lim := s.lim(DefaultLoopBudget); int64(*c) > lim {
-			s.stop("loop ran more than %d iterations", lim)
-		}
+	if w&Sites != 0 {
+		s.loop(c)
+	}
+}
+
+// Kept out of line so the wrapper above stays inlinable.
+//
+//go:noinline
+func (s *Site) loop(c *int) {
+	if !s.on.Load() {
+		return
+	}
+	*c++
+	if lim := s.lim(DefaultLoopBudget); int64(*c) > lim {
+		s.stop("loop ran more than %d iterations", lim)
 	}
 }
 
