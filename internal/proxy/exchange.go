@@ -108,7 +108,7 @@ func (x *exchange) run(n int) bool {
 	// unless Inspect wants it, so a slow stream still streams.
 	buffered := x.reqBody.done
 	if !buffered {
-		block := mode == frameLength || (hooks != nil && hooks.InspectBody)
+		block := mode == frameLength && hd.contentLength <= int64(p.bodyCap) || hooks != nil && hooks.InspectBody
 		if hd.expect100 && block && len(cc.in.buffered()) == 0 {
 			if _, err := cc.c.Write(continueLine); err != nil {
 				return false
@@ -322,6 +322,17 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	}
 	var pump chan error
 	if !buffered {
+		if hd.expect100 && len(cc.in.buffered()) == 0 {
+			// The client waits for this before it sends the body. Written
+			// here, before the pump starts, so it cannot interleave with
+			// an early answer.
+			hd.expect100 = false
+			if _, err := cc.c.Write(continueLine); err != nil {
+				u.c.Close()
+				b.release(&x.fl, nil)
+				return outDone, false, reused
+			}
+		}
 		pump = make(chan error, 1)
 		go x.pump(u, pump)
 	}
@@ -338,6 +349,9 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 			break
 		}
 		u.in.r += n
+	}
+	if err == nil && x.rh.status == 101 && !upgrade {
+		err = errBadHead // switching protocols unasked: nothing to relay
 	}
 	if err != nil {
 		u.c.Close()
@@ -399,13 +413,6 @@ func waitPump(pump chan error) error {
 func (x *exchange) pump(u *upconn, done chan<- error) {
 	chunked := x.reqBody.mode == frameChunked
 	var w []byte // pump's own batch; the main goroutine uses x.wbuf
-	if x.hd.expect100 && len(x.cc.in.buffered()) == 0 {
-		if _, err := x.cc.c.Write(continueLine); err != nil {
-			u.c.Close()
-			done <- errClientGone
-			return
-		}
-	}
 	for {
 		piece, err := x.reqBody.nextBuffered(ioSize)
 		if err == io.EOF {
