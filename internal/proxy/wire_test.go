@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -480,5 +483,117 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
+	}
+}
+
+func TestExpectContinueChunkedAndInspectBody(t *testing.T) {
+	_, b := backendServer(t, 1, echoHandler(1))
+	p := New(Options{BodyCap: 64})
+	p.SetPrimary(b)
+	inspected := make(chan string, 4)
+	p.SetInspect(func(r *Request) *Answer {
+		inspected <- string(r.Body)
+		return nil
+	}, true)
+	addr := strings.TrimPrefix(startProxy(t, p), "http://")
+	c, br := dialRaw(t, addr)
+
+	// A chunked body behind Expect: 100-continue: with InspectBody the
+	// proxy asks for the body before routing.
+	io.WriteString(c, "POST /e HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want 100 Continue, got %q %v", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n")
+	resp, body := readResp(t, br, "POST")
+	if resp.StatusCode != 200 || body != "abcdefg" {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+	if got := <-inspected; got != "abcdefg" {
+		t.Fatalf("Inspect saw body %q", got)
+	}
+}
+
+// TestEarlyAnswer: a backend that refuses a large upload without reading
+// it; the client gets the refusal.
+func TestEarlyAnswer(t *testing.T) {
+	addr, _, _ := rawProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	}))
+	c, br := dialRaw(t, addr)
+	go func() {
+		fmt.Fprintf(c, "PUT /u HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", 64<<20)
+		chunk := bytes.Repeat([]byte("u"), 64<<10)
+		for range 1024 {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	resp, body := readResp(t, br, "PUT")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "too large\n" {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestThirdPartyBackend puts a real third-party server behind the proxy:
+// Python's http.server answers HTTP/1.0 and closes every connection.
+func TestThirdPartyBackend(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hello.json"), []byte(`{"hello":"world"}`), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.CommandContext(t.Context(), py, "-m", "http.server", fmt.Sprint(port), "--bind", "127.0.0.1", "--directory", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	baddr := fmt.Sprintf("127.0.0.1:%d", port)
+	for {
+		c, err := net.Dial("tcp", baddr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal("python http.server did not start")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p := New(Options{})
+	p.SetPrimary(NewBackend(1, baddr))
+	base := startProxy(t, p)
+	c := newClient()
+	for i := range 20 {
+		method := []string{"GET", "HEAD"}[i%2]
+		req, _ := http.NewRequest(method, base+"/hello.json", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := `{"hello":"world"}`
+		if method == "HEAD" {
+			want = ""
+		}
+		if resp.StatusCode != 200 || string(body) != want || resp.Close {
+			t.Fatalf("%s %d: %d %q close=%v", method, i, resp.StatusCode, body, resp.Close)
+		}
+	}
+	if st := p.Stats(); st.Failures != 0 || st.Requests != 20 {
+		t.Fatalf("stats %+v", st)
 	}
 }
