@@ -573,3 +573,50 @@ func TestObserveAfterAnswer(t *testing.T) {
 		t.Fatalf("observed request %+v", r)
 	}
 }
+
+// TestUpstreamReuse: sequential requests over one client connection use
+// one upstream connection, whatever the framing of the answers.
+func TestUpstreamReuse(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Query().Get("chunked") != "" {
+			w.Write([]byte("part1"))
+			w.(http.Flusher).Flush()
+		}
+		w.Write([]byte("done"))
+	}))
+	var conns atomic.Int64
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	b := NewBackend(1, srv.Listener.Addr().String())
+	p := New(Options{})
+	p.SetPrimary(b)
+	base := startProxy(t, p)
+	c := newClient()
+	for i := range 50 {
+		url := base + "/r"
+		if i%2 == 1 {
+			url += "?chunked=1"
+		}
+		var resp *http.Response
+		var err error
+		if i%3 == 0 {
+			resp, err = c.Post(url, "text/plain", strings.NewReader("payload"))
+		} else {
+			resp, err = c.Get(url)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d upstream connections for 50 sequential requests, want 1", n)
+	}
+}
