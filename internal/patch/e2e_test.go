@@ -174,6 +174,27 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("init panics", func(t *testing.T) {
+		// The new variable's initializer panics: the generated plugin runs it
+		// in GraftInit, which turns the panic into an error before any slot
+		// is touched.
+		pso := filepath.Join(t.TempDir(), "panic.so")
+		if _, err := Make(t.Context(), MakeOptions{From: dir, To: filepath.Join("testdata", "e2e", "v3"), Target: target,
+			Builder: &InstrumentBuilder{Target: target, Patterns: []string{"./..."}}, Key: priv, Out: pso}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Apply(t.Context(), srv.sock, pso, ApplyOptions{Pub: pub, BuildID: target.Build.ID})
+		if !errors.Is(err, ErrRT) || !strings.Contains(err.Error(), "guard: no words") {
+			t.Fatalf("err = %v, want rt's refusal naming the panic", err)
+		}
+		if got, _, err := check(c, srv.addr, "DROP"); err != nil || got != "ok" {
+			t.Fatalf("after the refused patch: %q, %v, want the program unchanged", got, err)
+		}
+		if l, err := List(t.Context(), srv.sock); err != nil || len(l.Patches) != 0 {
+			t.Fatalf("list = %+v, %v, want nothing installed", l, err)
+		}
+	})
+
 	info, err := Apply(t.Context(), srv.sock, so, ApplyOptions{Pub: pub, BuildID: target.Build.ID, Wait: time.Second})
 	if err != nil {
 		t.Fatal(err)
