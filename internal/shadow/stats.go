@@ -33,7 +33,9 @@ import "math"
 // evidence returns log E(b, c).
 func evidence(b, c int) float64 {
 	n := b + c
-	if n == 0 {
+	if n == 0 || b <= c {
+		// With b ≤ c the integrand is at most 1 everywhere on [1/2, 1]:
+		// E ≤ 1, no evidence at all.
 		return 0
 	}
 	lbeta := lgamma(b+1) + lgamma(c+1) - lgamma(n+2)
@@ -45,7 +47,10 @@ func lgamma(n int) float64 {
 	return v
 }
 
-// logBinomCDFHalf returns log P(Binomial(n, 1/2) ≤ k).
+// logBinomCDFHalf returns log P(Binomial(n, 1/2) ≤ k). It sums the
+// shorter tail from its largest term outwards and stops once the terms no
+// longer matter, so it costs O(√n) rather than O(n): Judge runs it for
+// every field after every few requests.
 func logBinomCDFHalf(n, k int) float64 {
 	if k >= n {
 		return 0
@@ -53,31 +58,36 @@ func logBinomCDFHalf(n, k int) float64 {
 	if k < 0 {
 		return math.Inf(-1)
 	}
-	// Sum the terms from the side with fewer of them, in log space.
-	logTerm := func(i int) float64 {
-		return lgamma(n+1) - lgamma(i+1) - lgamma(n-i+1) - float64(n)*math.Ln2
+	if 2*k < n {
+		return logTail(n, k, -1)
 	}
-	if k < n/2 {
-		return logSumExp(0, k, logTerm)
-	}
-	// 1 - P(X ≥ k+1)
-	upper := math.Exp(logSumExp(k+1, n, logTerm))
+	upper := math.Exp(logTail(n, k+1, +1))
 	return math.Log1p(-math.Min(upper, 1))
 }
 
-func logSumExp(lo, hi int, f func(int) float64) float64 {
-	m := math.Inf(-1)
-	for i := lo; i <= hi; i++ {
-		m = math.Max(m, f(i))
+// logTail returns log Σ C(n,i)/2^n for i = start, start+dir, … to the end
+// of the range; the terms must shrink along dir.
+func logTail(n, start, dir int) float64 {
+	first := lgamma(n+1) - lgamma(start+1) - lgamma(n-start+1) - float64(n)*math.Ln2
+	sum, t := 1.0, 1.0
+	for i := start; ; i += dir {
+		if dir > 0 {
+			if i >= n {
+				break
+			}
+			t *= float64(n-i) / float64(i+1)
+		} else {
+			if i <= 0 {
+				break
+			}
+			t *= float64(i) / float64(n-i+1)
+		}
+		sum += t
+		if t < sum*1e-17 {
+			break
+		}
 	}
-	if math.IsInf(m, -1) {
-		return m
-	}
-	var s float64
-	for i := lo; i <= hi; i++ {
-		s += math.Exp(f(i) - m)
-	}
-	return m + math.Log(s)
+	return first + math.Log(sum)
 }
 
 // neededFor returns the number of compared requests with no divergent

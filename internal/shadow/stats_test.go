@@ -17,9 +17,16 @@ func TestEvidence(t *testing.T) {
 		}
 		return s / steps // π = 2 on [1/2,1], dθ = 0.5/steps
 	}
-	for _, bc := range [][2]int{{0, 0}, {1, 0}, {0, 1}, {5, 0}, {13, 0}, {10, 10}, {30, 12}, {3, 40}} {
+	for _, bc := range [][2]int{{0, 0}, {1, 0}, {0, 1}, {5, 0}, {13, 0}, {10, 10}, {11, 10}, {30, 12}, {3, 40}, {200, 150}, {120, 80}} {
 		got := math.Exp(evidence(bc[0], bc[1]))
 		want := integrate(bc[0], bc[1])
+		if bc[0] <= bc[1] {
+			// Reported as no evidence (E = 1); the true value is at most 1.
+			if got != 1 || want > 1+1e-9 {
+				t.Errorf("evidence(%d, %d) = %g (integral %g), want 1 and an integral ≤ 1", bc[0], bc[1], got, want)
+			}
+			continue
+		}
 		if math.Abs(got-want) > 1e-4*math.Max(1, want) {
 			t.Errorf("evidence(%d, %d) = %g, want %g", bc[0], bc[1], got, want)
 		}
@@ -52,6 +59,30 @@ func TestEvidenceFalseAlarms(t *testing.T) {
 	}
 	if rate := float64(alarms) / runs; rate > 2*alpha {
 		t.Errorf("false alarm rate over %d looks = %.3f, want ≤ about %.2f", looks, rate, alpha)
+	}
+}
+
+func TestLogBinomCDFHalf(t *testing.T) {
+	exact := func(n, k int) float64 { // direct sum in log space
+		var terms []float64
+		for i := 0; i <= k; i++ {
+			terms = append(terms, lgamma(n+1)-lgamma(i+1)-lgamma(n-i+1)-float64(n)*math.Ln2)
+		}
+		m := math.Inf(-1)
+		for _, x := range terms {
+			m = math.Max(m, x)
+		}
+		var s float64
+		for _, x := range terms {
+			s += math.Exp(x - m)
+		}
+		return m + math.Log(s)
+	}
+	for _, nk := range [][2]int{{1, 0}, {10, 3}, {10, 5}, {11, 5}, {11, 6}, {100, 70}, {1001, 480}, {1001, 520}, {5000, 2600}, {20000, 100}} {
+		got, want := logBinomCDFHalf(nk[0], nk[1]), exact(nk[0], nk[1])
+		if math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) {
+			t.Errorf("logBinomCDFHalf(%d, %d) = %g, want %g", nk[0], nk[1], got, want)
+		}
 	}
 }
 
