@@ -12,16 +12,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -51,14 +52,15 @@ func main() {
 	fmt.Printf("# %s, %d cores visible, %d upgrades per mode, %d keep-alive clients + %d fresh-connection clients\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), numCPU(), *n, *keepAlive, *fresh)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tupgrades\trequests\tposts\tfailed keep-alive\tfailed fresh\tcutover p50\tcutover p99\tcutover max\tserved before ready\tupgrade p50\t")
+	fmt.Fprintln(tw, "mode\tupgrades\trequests\tposts\tfailed keep-alive\tfailed fresh\tcutover p50\tcutover p99\tcutover max\tserved before ready\tfirst answer p50\tfirst answer p99\tupgrade p50\t")
 	for _, mode := range strings.Split(*modes, ",") {
 		r, err := bench(mode, fixture, *n, *keepAlive, *fresh)
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", mode, err))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t\n", mode, r.upgrades, r.load.Requests, r.load.Posts,
-			r.load.KeepAliveFailures, r.load.FreshFailures, pct(r.cutover, 50), pct(r.cutover, 99), pct(r.cutover, 100), r.early, pct(r.upgrade, 50))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", mode, r.upgrades, r.load.Requests, r.load.Posts,
+			r.load.KeepAliveFailures, r.load.FreshFailures, pct(r.cutover, 50), pct(r.cutover, 99), pct(r.cutover, 100), r.early,
+			pct(r.answer, 50), pct(r.answer, 99), pct(r.upgrade, 50))
 		if len(r.load.Errors) > 0 {
 			fmt.Fprintf(os.Stderr, "%s errors: %q\n", mode, r.load.Errors)
 		}
@@ -69,15 +71,51 @@ func main() {
 type result struct {
 	upgrades int
 	load     loadtest.Result
-	cutover  []time.Duration
+	cutover  []time.Duration // ready → the new generation served its first request (its own clock)
+	answer   []time.Duration // ready → a client got the first answer from it
 	upgrade  []time.Duration
-	early    int // new generation answered before graft saw it ready
+	early    int // new generation served before graft saw it ready (socket mode: it accepts at once)
+}
+
+// firstServed collects the fixture's "first-request UNIXNANO" stdout lines.
+type firstServed struct {
+	mu    sync.Mutex
+	times map[int]time.Time
+	buf   []byte
+}
+
+func (f *firstServed) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf = append(f.buf, p...)
+	for {
+		i := bytes.IndexByte(f.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(f.buf[:i])
+		f.buf = f.buf[i+1:]
+		var gen int
+		var ns int64
+		if _, err := fmt.Sscanf(line, "[gen %d stdout] first-request %d", &gen, &ns); err == nil {
+			f.times[gen] = time.Unix(0, ns)
+		}
+	}
+	return len(p), nil
+}
+
+func (f *firstServed) get(gen int) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.times[gen]
+	return t, ok
 }
 
 func bench(mode, fixture string, n, keepAlive, fresh int) (*result, error) {
+	served := &firstServed{times: map[int]time.Time{}}
 	opts := supervisor.Options{
 		Listen:    []supervisor.ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}},
-		Output:    io.Discard,
+		Output:    served,
 		Probation: time.Minute, // each upgrade ends the previous one's probation
 		Drain:     10 * time.Second,
 	}
@@ -140,12 +178,15 @@ func bench(mode, fixture string, n, keepAlive, fresh int) (*result, error) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			if t, ok := load.FirstSeen(gen); ok {
-				d := t.Sub(ready)
-				if d < 0 {
-					r.early++
-					d = 0
+				r.answer = append(r.answer, max(t.Sub(ready), 0))
+				if st, ok := served.get(res.Generation); ok {
+					d := st.Sub(ready)
+					if d < 0 {
+						r.early++
+						d = 0
+					}
+					r.cutover = append(r.cutover, d)
 				}
-				r.cutover = append(r.cutover, d)
 				break
 			}
 			if time.Now().After(deadline) {

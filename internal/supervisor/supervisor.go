@@ -309,12 +309,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.wg.Go(func() { s.first(ctx) })
 
 	<-ctx.Done()
-	s.shutdown()
 	if s.proxyMode {
+		// Stop taking requests first, so the generations can go idle.
 		sctx, cancel := context.WithTimeout(context.Background(), s.opts.Drain)
 		s.proxy.Shutdown(sctx)
 		cancel()
 	}
+	s.shutdown()
 	admin.close()
 	for _, l := range s.listeners {
 		l.close()
