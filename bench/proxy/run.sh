@@ -54,6 +54,7 @@ gport=$(freeport)
 "$tmp/graft" run --admin "$tmp/admin.sock" --listen "web=127.0.0.1:$gport" --proxy \
 	-- "$tmp/backend" -addr '{addr}' >"$tmp/graft.log" 2>&1 &
 pids+=($!)
+graftpid=$!
 waitfor "http://127.0.0.1:$gport/"
 baddr=$("$tmp/graft" status --admin "$tmp/admin.sock" --json |
 	python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["addr"] for g in d["generations"] if g["number"]==d["serving"]][0])')
@@ -85,13 +86,38 @@ http {
 EOF
 nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" &
 pids+=($!)
+nginxpid=$!
 waitfor "http://127.0.0.1:$nport/"
+backendpid=$("$tmp/graft" status --admin "$tmp/admin.sock" --json |
+	python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["pid"] for g in d["generations"] if g["number"]==d["serving"]][0])')
+
+# CPU time (user+system, clock ticks) of the processes serving a target:
+# the proxy's own cost per request, which the shared machine disturbs far
+# less than throughput.
+cputicks() {
+	local total=0 p
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] || continue
+		total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+	done
+	echo "$total"
+}
+servers() { # target name → pids of the processes doing its work
+	case $1 in
+	direct) echo "$backendpid" ;;
+	graft) echo "$graftpid" ;;
+	nginx) echo "$nginxpid $(pgrep -P "$nginxpid" | tr '\n' ' ')" ;;
+	harness) echo "$harnesspid" ;;
+	esac
+}
+hz=$(getconf CLK_TCK)
 
 targets=(direct "http://$baddr/" graft "http://127.0.0.1:$gport/" nginx "http://127.0.0.1:$nport/")
 if [ "$HARNESS" = 1 ]; then
 	hport=$(freeport)
 	"$tmp/graftproxy" -listen "127.0.0.1:$hport" -backend "$baddr" &
 	pids+=($!)
+	harnesspid=$!
 	waitfor "http://127.0.0.1:$hport/"
 	targets+=(harness "http://127.0.0.1:$hport/")
 fi
@@ -106,29 +132,38 @@ results="$tmp/results"
 for round in $(seq "$ROUNDS"); do
 	for ((i = 0; i < ${#targets[@]}; i += 2)); do
 		name=${targets[i]} url=${targets[i + 1]}
+		procs=$(servers "$name")
+		# shellcheck disable=SC2086
+		c0=$(cputicks $procs) b0=$(cputicks "$backendpid")
 		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$url")
+		# shellcheck disable=SC2086
+		c1=$(cputicks $procs) b1=$(cputicks "$backendpid")
+		reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+		cpu=$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+		bcpu=$(awk -v t=$((b1 - b0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
 		rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 		p50=$(awk '$1=="50%" {print $2}' <<<"$out" | tomillis)
 		p99=$(awk '$1=="99%" {print $2}' <<<"$out" | tomillis)
 		errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-		echo "$round $name $rps $p50 $p99 $errs" >>"$results"
+		echo "$round $name $rps $p50 $p99 $cpu $bcpu $errs" >>"$results"
 	done
 done
 
 echo "# wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# graft = graft run --proxy (supervisor + internal/proxy); backend = bench/proxy/backend (Go net/http, 50-byte JSON)"
-printf '%-6s %-8s %10s %8s %8s %8s  %s\n' round target req/s ratio p50_ms p99_ms errors
+echo "# cpu_us = CPU time per request of the target's own processes (the backend itself for direct); backend_us = the backend's"
+printf '%-6s %-8s %10s %8s %8s %8s %8s %10s %s\n' round target req/s ratio p50_ms p99_ms cpu_us backend_us errors
 awk '
 	$2=="direct" {d[$1]=$3}
-	{ e=""; for (i=6; i<=NF; i++) e=e" "$i; printf "%-6s %-8s %10.0f %8.2f %8s %8s %s\n", $1, $2, $3, $3/d[$1], $4, $5, e }
+	{ e=""; for (i=8; i<=NF; i++) e=e" "$i; printf "%-6s %-8s %10.0f %8.2f %8s %8s %8s %10s%s\n", $1, $2, $3, $3/d[$1], $4, $5, $6, $7, e }
 ' "$results"
 echo
 echo "# mean over rounds"
-printf '%-8s %10s %8s %8s %8s\n' target req/s ratio p50_ms p99_ms
+printf '%-8s %10s %8s %8s %8s %8s %10s\n' target req/s ratio p50_ms p99_ms cpu_us backend_us
 awk '
-	{ n[$2]++; rps[$2]+=$3; p50[$2]+=$4; p99[$2]+=$5; if (!($2 in order)) {order[$2]=++k; names[k]=$2} }
+	{ n[$2]++; rps[$2]+=$3; p50[$2]+=$4; p99[$2]+=$5; cpu[$2]+=$6; bcpu[$2]+=$7; if (!($2 in order)) {order[$2]=++k; names[k]=$2} }
 	END {
-		for (i=1; i<=k; i++) { t=names[i]; printf "%-8s %10.0f %8.2f %8.2f %8.2f\n", t, rps[t]/n[t], (rps[t]/n[t])/(rps["direct"]/n["direct"]), p50[t]/n[t], p99[t]/n[t] }
+		for (i=1; i<=k; i++) { t=names[i]; printf "%-8s %10.0f %8.2f %8.2f %8.2f %8.1f %10.1f\n", t, rps[t]/n[t], (rps[t]/n[t])/(rps["direct"]/n["direct"]), p50[t]/n[t], p99[t]/n[t], cpu[t]/n[t], bcpu[t]/n[t] }
 	}
 ' "$results"
 if grep -q "Non-2xx\|Socket errors" "$results"; then
