@@ -81,6 +81,8 @@ func (l *lane) Stop(context.Context) error {
 	return nil
 }
 
+var modes = []string{"off", "on", "on, sample 0.1", "stalled candidate"}
+
 type result struct {
 	mode          string
 	rps           float64
@@ -138,14 +140,18 @@ func run(dur time.Duration, rounds, conns, threads int) error {
 
 	var results []result
 	for range rounds {
-		for _, mode := range []string{"off", "on", "stalled candidate"} {
+		for _, mode := range modes {
 			if mode != "off" {
 				h := backend()
 				if mode == "stalled candidate" {
 					h = stalled
 				}
 				candidate.Store(h)
-				if _, err := svc.Start(api.ShadowRequest{Command: []string{mode}, Requests: 1 << 30}); err != nil {
+				sample := 1.0
+				if mode == "on, sample 0.1" {
+					sample = 0.1
+				}
+				if _, err := svc.Start(api.ShadowRequest{Command: []string{mode}, Requests: 1 << 30, Sample: sample}); err != nil {
 					return err
 				}
 				for svc.Report().State == api.ShadowStarting {
@@ -230,10 +236,12 @@ func print(rs []result, dur time.Duration, rounds, conns, threads int) {
 	}
 	// Side by side: each round's on and stalled against its own off.
 	fmt.Println()
-	fmt.Println("| round | on / off throughput | on − off p50 | on − off p99 | stalled / off throughput | stalled − off p50 | stalled − off p99 |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	for i := 0; i+2 < len(rs); i += 3 {
-		off, on, st := rs[i], rs[i+1], rs[i+2]
-		fmt.Printf("| %d | %.2f | %v | %v | %.2f | %v | %v |\n", i/3+1, on.rps/off.rps, on.p50-off.p50, on.p99-off.p99, st.rps/off.rps, st.p50-off.p50, st.p99-off.p99)
+	fmt.Println("| round | mode | throughput / off | p50 − off | p99 − off |")
+	fmt.Println("|---|---|---|---|---|")
+	for i := 0; i+len(modes) <= len(rs); i += len(modes) {
+		off := rs[i]
+		for _, r := range rs[i+1 : i+len(modes)] {
+			fmt.Printf("| %d | %s | %.2f | %v | %v |\n", i/len(modes)+1, r.mode, r.rps/off.rps, r.p50-off.p50, r.p99-off.p99)
+		}
 	}
 }
