@@ -20,8 +20,11 @@ type InstrumentBuilder struct {
 	// Patterns are the packages the target was built from; default the
 	// manifest's instrumented packages.
 	Patterns []string
-	CacheDir string
-	Logger   *slog.Logger
+	// Instrument are the --instrument patterns of the target build (its
+	// dependencies that were instrumented); default Patterns.
+	Instrument []string
+	CacheDir   string
+	Logger     *slog.Logger
 }
 
 var _ PluginBuilder = (*InstrumentBuilder)(nil)
@@ -34,10 +37,14 @@ func (ib *InstrumentBuilder) prepare(ctx context.Context) (*instrument.Build, er
 	if len(pats) == 0 {
 		pats = m.Build.Packages
 	}
+	inst := ib.Instrument
+	if inst == nil {
+		inst = pats
+	}
 	var last *instrument.Build
 	for _, patchable := range []bool{true, false} {
 		b, err := instrument.Prepare(ctx, instrument.Options{
-			Dir: m.Build.Dir, Patterns: pats, Instrument: pats, Flags: m.Build.Flags,
+			Dir: m.Build.Dir, Patterns: pats, Instrument: inst, Flags: m.Build.Flags,
 			Patchable: patchable, CacheDir: ib.CacheDir, Logger: ib.Logger,
 		})
 		if err != nil {

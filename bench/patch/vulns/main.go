@@ -10,10 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/instrument"
 	"github.com/graftdev/graft/internal/patch"
 )
 
@@ -52,21 +55,22 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(work)
-	fmt.Println("| advisory | module | vulnerable → fixed | changed funcs | admitted | refused because | make time |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	var admitted, total int
+	fmt.Println("| advisory | module | vulnerable → fixed | changed funcs | admitted | plugin built | refused because / not built because | make time |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	var admitted, built, total int
 	for _, f := range fixes {
 		if *only != "" && f.id != *only {
 			continue
 		}
 		total++
 		start := time.Now()
-		r, err := run(ctx, work, f)
+		res, err := run(ctx, work, f)
 		el := time.Since(start)
 		if err != nil {
-			fmt.Printf("| %s | %s | %s → %s | – | error | %s | |\n", f.id, f.module, f.from, f.to, oneLine(err.Error()))
+			fmt.Printf("| %s | %s | %s → %s | – | error | – | %s | |\n", f.id, f.module, short(f.from), short(f.to), oneLine(err.Error()))
 			continue
 		}
+		r := res.report
 		var funcs int
 		var refused []string
 		for _, c := range r.Changes {
@@ -89,18 +93,48 @@ func main() {
 		if len(refused) > 3 {
 			why = strings.Join(refused[:3], "; ") + fmt.Sprintf("; and %d more", len(refused)-3)
 		}
-		fmt.Printf("| %s | %s | %s → %s | %d | %s | %s | %.1fs |\n", f.id, f.module, short(f.from), short(f.to), funcs, verdict, oneLine(why), el.Seconds())
+		plugin := "–"
+		switch {
+		case res.built:
+			plugin = "**yes**"
+			built++
+		case res.genErr != nil:
+			plugin = "no"
+			why = res.genErr.Error()
+		case res.buildErr != nil:
+			plugin = "no"
+			why = res.buildErr.Error()
+		}
+		if len(why) > 400 {
+			why = why[:400] + "…"
+		}
+		fmt.Printf("| %s | %s | %s → %s | %d | %s | %s | %s | %.1fs (%.1fs total) |\n", f.id, f.module, short(f.from), short(f.to), funcs, verdict, plugin, oneLine(why), res.makeDur.Seconds(), el.Seconds())
 	}
-	fmt.Printf("\nAdmitted: %d of %d.\n", admitted, total)
+	fmt.Printf("\nAdmitted: %d of %d. Plugin built against the real instrumented build: %d of %d.\n", admitted, total, built, total)
 }
 
-func run(ctx context.Context, work string, f fix) (*api.PatchReport, error) {
+// result is one row of the table.
+type result struct {
+	report   *api.PatchReport
+	genErr   error // generator could not express the admitted patch
+	built    bool  // plugin built against the target build
+	buildErr error
+	makeDur  time.Duration
+}
+
+// run fetches both versions, builds a harness program that links the
+// vulnerable packages with graft build (the module instrumented), and runs
+// the patch pipeline against that build: diff with the build's real patch
+// points, generate, build the plugin.
+func run(ctx context.Context, work string, f fix) (*result, error) {
+	var dirs [2]string
 	var trees [2]*patch.Tree
 	for i, v := range []string{f.from, f.to} {
 		dir, err := patch.FetchModule(ctx, f.module+"@"+v, work)
 		if err != nil {
 			return nil, err
 		}
+		dirs[i] = dir
 		opts := patch.LoadOptions{ModMod: true}
 		for _, p := range f.pkgs {
 			opts.Patterns = append(opts.Patterns, "./"+p)
@@ -111,7 +145,65 @@ func run(ctx context.Context, work string, f fix) (*api.PatchReport, error) {
 		}
 		trees[i] = t
 	}
-	return patch.Diff(trees[0], trees[1], patch.Options{}), nil
+	harness, err := writeHarness(ctx, work, f, dirs[0], trees[0])
+	if err != nil {
+		return nil, fmt.Errorf("harness: %w", err)
+	}
+	inst := []string{f.module + "/..."}
+	b, err := instrument.Prepare(ctx, instrument.Options{Dir: harness, Patterns: []string{"."}, Instrument: inst})
+	if err != nil {
+		return nil, fmt.Errorf("graft build of the harness: %w", err)
+	}
+	res := &result{}
+	start := time.Now()
+	res.report = patch.Diff(trees[0], trees[1], patch.Options{HasPoint: patch.HasPointIn(&b.Manifest)})
+	if !res.report.Admitted {
+		res.makeDur = time.Since(start)
+		return res, nil
+	}
+	p, err := patch.Generate(trees[0], trees[1], res.report)
+	if err != nil {
+		res.genErr = err
+		res.makeDur = time.Since(start)
+		return res, nil
+	}
+	ib := &patch.InstrumentBuilder{Target: &b.Manifest, Patterns: []string{"."}, Instrument: inst}
+	if _, err := ib.BuildPlugin(ctx, "graftpatch_vuln", p.Source, filepath.Join(work, "p.so")); err != nil {
+		res.buildErr = err
+	} else {
+		res.built = true
+	}
+	res.makeDur = time.Since(start)
+	return res, nil
+}
+
+// writeHarness makes a main module that requires the vulnerable version
+// (replaced by the fetched copy, which is also the diff's old tree) and
+// imports every package of the tree.
+func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.Tree) (string, error) {
+	dir := filepath.Join(work, "harness-"+f.id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	mod := fmt.Sprintf("module example.com/harness\n\ngo 1.22\n\nrequire %s %s\n\nreplace %s => %s\n", f.module, f.from, f.module, old)
+	var imports strings.Builder
+	for path := range t.Pkgs {
+		fmt.Fprintf(&imports, "\t_ %q\n", path)
+	}
+	src := "package main\n\nimport (\n" + imports.String() + ")\n\nfunc main() {}\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "mod", "tidy")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go mod tidy: %v: %s", err, out)
+	}
+	return dir, nil
 }
 
 func short(v string) string {
