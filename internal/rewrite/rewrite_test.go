@@ -1,0 +1,239 @@
+package rewrite
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// testImporter imports the standard library from export data and rt from
+// its source in ../../rt, so rewritten files can be type-checked exactly as
+// the compiler would check them.
+type testImporter struct {
+	mu  sync.Mutex
+	std types.Importer
+	rt  *types.Package
+	err error
+}
+
+var imp = &testImporter{std: importer.Default()}
+
+func (ti *testImporter) Import(path string) (*types.Package, error) {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	if path != RTImport {
+		return ti.std.Import(path)
+	}
+	if ti.rt != nil || ti.err != nil {
+		return ti.rt, ti.err
+	}
+	fset := token.NewFileSet()
+	names, _ := filepath.Glob("../../rt/*.go")
+	var files []*ast.File
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, n, nil, 0)
+		if err != nil {
+			ti.err = err
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	conf := types.Config{Importer: ti.std}
+	ti.rt, ti.err = conf.Check(RTImport, fset, files, nil)
+	return ti.rt, ti.err
+}
+
+// check type-checks files as package path; it returns the Input for
+// Package or the type errors.
+func check(path string, srcs map[string][]byte) (Input, error) {
+	fset := token.NewFileSet()
+	in := Input{PkgPath: path, Fset: fset, Src: srcs, Info: &types.Info{
+		Types: map[ast.Expr]types.TypeAndValue{}, Defs: map[*ast.Ident]types.Object{},
+		Uses: map[*ast.Ident]types.Object{}, Selections: map[*ast.SelectorExpr]*types.Selection{},
+	}}
+	var names []string
+	for n := range srcs {
+		names = append(names, n)
+	}
+	for _, n := range sortStrings(names) {
+		f, err := parser.ParseFile(fset, n, srcs[n], parser.ParseComments|parser.SkipObjectResolution)
+		if err != nil {
+			return in, err
+		}
+		in.Files = append(in.Files, f)
+	}
+	var errs []string
+	conf := types.Config{Importer: imp, Error: func(err error) { errs = append(errs, err.Error()) }}
+	conf.Check(path, fset, in.Files, in.Info)
+	if len(errs) > 0 {
+		return in, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return in, nil
+}
+
+func sortStrings(s []string) []string {
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s
+}
+
+// rewriteAndCheck rewrites a type-correct package and type-checks the
+// result.
+func rewriteAndCheck(t testing.TB, path string, srcs map[string][]byte, cfg Config) (*Output, map[string][]byte) {
+	t.Helper()
+	in, err := check(path, srcs)
+	if err != nil {
+		t.Fatalf("input does not type-check: %v", err)
+	}
+	out, err := Package(in, cfg)
+	if err != nil {
+		t.Fatalf("rewrite: %v", err)
+	}
+	res := map[string][]byte{}
+	for n, b := range srcs {
+		res[n] = b
+	}
+	for n, b := range out.Files {
+		res[n] = b
+	}
+	if exp := Exports(in); exp != nil {
+		res["zz_graft_export.go"] = exp
+	}
+	if _, err := check(path, res); err != nil {
+		var all bytes.Buffer
+		for n, b := range out.Files {
+			fmt.Fprintf(&all, "--- %s\n%s\n", n, b)
+		}
+		t.Fatalf("rewritten package does not type-check: %v\n%s", err, all.String())
+	}
+	return out, res
+}
+
+func TestGolden(t *testing.T) {
+	inputs, _ := filepath.Glob("testdata/golden/*.go")
+	if len(inputs) == 0 {
+		t.Fatal("no golden inputs")
+	}
+	for _, name := range inputs {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			src, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := filepath.Base(name)
+			out, _ := rewriteAndCheck(t, "example.com/"+strings.TrimSuffix(base, ".go"), map[string][]byte{base: src}, Config{})
+			var got bytes.Buffer
+			got.Write(out.Files[base])
+			got.WriteString("\n/* manifest:\n")
+			m, _ := json.MarshalIndent(struct {
+				Points, Skipped, Sites any
+			}{out.Points, out.Skipped, out.Sites}, "", " ")
+			got.Write(m)
+			got.WriteString("\n*/\n")
+			golden := strings.TrimSuffix(name, ".go") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("output differs from %s (run go test -update and review the diff):\n%s", golden, got.String())
+			}
+		})
+	}
+}
+
+// TestLinesKept checks the property everything else relies on: the
+// rewritten text has every original line at the same line number.
+func TestLinesKept(t *testing.T) {
+	inputs, _ := filepath.Glob("testdata/golden/*.go")
+	for _, name := range inputs {
+		src, _ := os.ReadFile(name)
+		base := filepath.Base(name)
+		out, _ := rewriteAndCheck(t, "example.com/x", map[string][]byte{base: src}, Config{})
+		orig := strings.Split(string(src), "\n")
+		got := strings.Split(string(out.Files[base]), "\n")
+		for i, line := range orig {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			// Every original line's tokens appear on the same line
+			// (insertions only add text around them).
+			f := strings.Fields(line)
+			if !strings.Contains(got[i], f[len(f)-1]) {
+				t.Errorf("%s:%d: %q moved; got %q", base, i+1, line, got[i])
+			}
+		}
+	}
+}
+
+// TestSiteIDStable checks that a site's id does not change when unrelated
+// code (another function, lines above) changes.
+func TestSiteIDStable(t *testing.T) {
+	a := "package p\n\nfunc f(b []int, i int) int {\n\tprintln()\n\treturn b[i] / i\n}\n"
+	b := "package p\n\n// comment\n\nfunc g() { println(); println() }\n\nfunc f(b []int, i int) int {\n\tprintln()\n\treturn b[i] / i\n}\n"
+	ids := func(src string) []string {
+		out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, Config{Budget: -1})
+		var s []string
+		for _, site := range out.Sites {
+			if site.Func == "f" {
+				s = append(s, site.ID)
+			}
+		}
+		return s
+	}
+	ia, ib := ids(a), ids(b)
+	if len(ia) != 2 || fmt.Sprint(ia) != fmt.Sprint(ib) {
+		t.Errorf("site ids changed by an unrelated edit: %v vs %v", ia, ib)
+	}
+	c := "package p\n\nfunc f(b []int, i int) int {\n\tprintln()\n\treturn i / b[i]\n}\n"
+	if ic := ids(c); fmt.Sprint(ic) == fmt.Sprint(ia) {
+		t.Errorf("site ids did not change when the function changed: %v", ic)
+	}
+}
+
+func FuzzRewrite(f *testing.F) {
+	inputs, _ := filepath.Glob("testdata/golden/*.go")
+	for _, name := range inputs {
+		src, _ := os.ReadFile(name)
+		f.Add(string(src))
+	}
+	f.Add("package p\nfunc f(x interface{}) (int, error) { for { return x.(int) / 2, nil } }\n")
+	f.Add("package p\ntype T struct{}\nfunc (T) m(int, ...string) (a, b int) { if true { return } ; return 1, 2 }\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		srcs := map[string][]byte{"f.go": []byte(src)}
+		in, err := check("example.com/fuzz", srcs)
+		if err != nil {
+			return // only compiling inputs are in scope
+		}
+		_ = in
+		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{})
+		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Budget: -1})
+	})
+}
