@@ -504,3 +504,36 @@ func TestNotifyAndMetricsAddr(t *testing.T) {
 		t.Errorf("metrics on --metrics lack the serving gauge:\n%s", body)
 	}
 }
+
+// A stale admin socket file (nothing answers) is replaced; options that
+// cannot work are refused before anything starts.
+func TestStaleSocketAndBadOptions(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("stale socket not left behind: %v", err)
+	}
+	h := run(t, Options{Command: fix(), AdminSocket: sock})
+	if _, err := client.New(sock).Status(t.Context()); err != nil {
+		t.Errorf("status over the replaced socket: %v", err)
+	}
+	h.stop()
+
+	listen := []ListenSpec{{Name: "a", Addr: "127.0.0.1:0"}}
+	for name, o := range map[string]Options{
+		"no command":               {Listen: listen},
+		"no listener":              {Command: fix()},
+		"duplicate names":          {Command: fix(), Listen: append(listen, ListenSpec{Name: "a", Addr: "127.0.0.1:0"})},
+		"tcp probe in socket mode": {Command: fix(), Listen: listen, Ready: "tcp"},
+		"tcp admin without token":  {Command: fix(), Listen: listen, AdminTCP: "127.0.0.1:0"},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: New accepted %+v", name, o)
+		}
+	}
+}

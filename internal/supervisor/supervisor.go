@@ -80,6 +80,7 @@ type Supervisor struct {
 	serving   *generation
 	parked    *generation
 	prevCmd   []string // the command line before the last cutover (rollback target)
+	servedCmd []string // the command line of the generation that served last
 	probation int      // bumped at each cutover: stale probation timers do nothing
 	// probationEnd is when the current probation ends; a serving generation
 	// that crashes before it is rolled back even without a parked one.
@@ -125,6 +126,13 @@ func New(opts Options) (*Supervisor, error) {
 	}
 	if len(opts.Listen) == 0 {
 		return nil, errors.New("new supervisor: no listener (--listen NAME=ADDR)")
+	}
+	names := map[string]bool{}
+	for _, l := range opts.Listen {
+		if names[l.Name] {
+			return nil, fmt.Errorf("new supervisor: listener name %q given twice", l.Name)
+		}
+		names[l.Name] = true
 	}
 	if opts.AdminTCP != "" && opts.AdminToken == "" {
 		return nil, errors.New("new supervisor: a TCP admin address needs a token")
@@ -417,11 +425,11 @@ func (s *Supervisor) release() {
 	}
 }
 
+// lastCmdLocked is the command line of the generation that served last
+// (not of a failed upgrade's): what a restart runs.
 func (s *Supervisor) lastCmdLocked() []string {
-	for i := len(s.gens) - 1; i >= 0; i-- {
-		if s.gens[i].role == "" {
-			return s.gens[i].cmd
-		}
+	if s.servedCmd != nil {
+		return s.servedCmd
 	}
 	return s.opts.Command
 }
@@ -511,6 +519,7 @@ func (s *Supervisor) cutover(g, old *generation, committed bool) {
 	g.state = api.GenServing
 	g.served = time.Now()
 	s.serving = g
+	s.servedCmd = g.cmd
 	if s.proxyMode {
 		s.proxy.SetPrimary(g.backend)
 	}
@@ -738,6 +747,7 @@ func (s *Supervisor) exited(g *generation, err error) {
 		reason = err.Error()
 	}
 	s.eventLocked(g.n, "exited", reason)
+	s.pruneLocked()
 	crashed := !expected && g.role == "" && (wasServing || wasParked)
 	var hooks []func(Crash)
 	if crashed {
@@ -778,6 +788,30 @@ func (s *Supervisor) exited(g *generation, err error) {
 		return
 	}
 	s.scheduleRestart(g.cmd)
+}
+
+// pruneLocked forgets all but the last maxExited exited generations.
+func (s *Supervisor) pruneLocked() {
+	const maxExited = 20
+	exited := 0
+	for _, g := range s.gens {
+		if g.state == api.GenExited {
+			exited++
+		}
+	}
+	if exited <= maxExited {
+		return
+	}
+	kept := s.gens[:0]
+	for _, g := range s.gens {
+		if g.state == api.GenExited && exited > maxExited {
+			exited--
+			continue
+		}
+		kept = append(kept, g)
+	}
+	clear(s.gens[len(kept):])
+	s.gens = kept
 }
 
 // scheduleRestart starts the restart loop unless one runs.

@@ -145,6 +145,7 @@ func (s *Supervisor) rollbackLocked(ctx context.Context, why string) (*api.Upgra
 	p.state = api.GenServing
 	p.served = time.Now()
 	s.serving = p
+	s.servedCmd = p.cmd
 	if s.proxyMode {
 		s.proxy.SetFallback(nil)
 		s.proxy.SetPrimary(p.backend)
