@@ -33,7 +33,11 @@ var fixes = []fix{
 	{"GO-2022-0957", "github.com/tidwall/gjson", "v1.6.4", "v1.6.5", nil, "parseObject, queryMatches"},
 	{"GO-2021-0054", "github.com/tidwall/gjson", "v1.6.5", "v1.6.6", nil, "unwrap"},
 	{"GO-2021-0265", "github.com/tidwall/gjson", "v1.9.2", "v1.9.3", nil, "Get (path match)"},
-	{"GO-2021-0089", "github.com/buger/jsonparser", "v0.0.0-20191204142016-1a29609e0929", "v0.0.0-20200321185410-91ac96899e49", nil, "findKeyStart"},
+	// The dependency halves of GO-2022-0957 and GO-2021-0265: the fix
+	// lives partly in tidwall/match, bumped by gjson's go.mod.
+	{"GO-2022-0957 (match)", "github.com/tidwall/match", "v1.0.1", "v1.0.3", nil, "Match"},
+	{"GO-2021-0265 (match)", "github.com/tidwall/match", "v1.1.0", "v1.1.1", nil, "Match"},
+	{"GO-2021-0089", "github.com/buger/jsonparser", "v0.0.0-20191204142016-1a29609e0929", "v1.0.0", nil, "findKeyStart"},
 	{"GO-2021-0057", "github.com/buger/jsonparser", "v1.1.0", "v1.1.1", nil, "searchKeys"},
 	{"GO-2020-0015", "golang.org/x/text", "v0.3.2", "v0.3.3", []string{"encoding/unicode", "transform"}, "utf16Decoder.Transform"},
 	{"GO-2022-1059", "golang.org/x/text", "v0.3.7", "v0.3.8", []string{"language", "internal/language"}, "ParseAcceptLanguage"},
