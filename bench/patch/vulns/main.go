@@ -185,7 +185,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 // (replaced by the fetched copy, which is also the diff's old tree) and
 // imports every package of the tree.
 func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.Tree) (string, error) {
-	dir := filepath.Join(work, "harness-"+f.id)
+	dir := filepath.Join(work, "harness-"+strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(f.id))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
