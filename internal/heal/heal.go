@@ -187,9 +187,22 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 	}
 	h.metrics.crashes.Inc()
 	h.metrics.suspects.Add(float64(len(rec.suspects)))
-	h.log.Info("crash attributed", "gen", c.Gen, "site", site, "in_flight", len(rec.suspects), "err", c.Err)
+	h.log.Info("crash attributed", "gen", c.Gen, "site", site, "suspects", len(rec.suspects),
+		"proxy_in_flight", len(c.InFlight), "benign_sample", h.benign.len(), "err", c.Err)
 	if len(rec.suspects) == 0 {
 		h.metrics.unattributed.Inc()
+	}
+
+	// A request admitted just before a rule was installed (in flight, or
+	// waiting for the restart) can still crash the next generation; the
+	// rule explains that crash, and deriving from it would only blame its
+	// innocent neighbours.
+	installed := h.store.set.Load()
+	for _, s := range rec.suspects {
+		if r := installed.match(s.in, c.Time); r != nil {
+			h.log.Info("crash explained by an installed rule (request admitted before it was installed)", "gen", c.Gen, "rule", r.ID)
+			return nil
+		}
 	}
 
 	h.mu.Lock()
@@ -256,12 +269,27 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 		}
 		return nil, fmt.Sprintf("%d requests in flight; waiting for the same crash (%s) again to confirm", len(last.suspects), last.site)
 	}
-	same = same[:need]
-	best, bestGens := h.bestGroup(last, same, false)
-	if best == nil {
-		// Only the same request, retried, in both crashes: it crashed two
-		// generations, so its own narrow rule is confirmed.
-		best, bestGens = h.bestGroup(last, same, true)
+	// When two candidate rules from different groups each miss the
+	// other's requests (a benign request happened to be in flight at both
+	// crashes, beside the crasher), the crashes do not say which is the
+	// culprit: take one more earlier crash into the intersection, or wait
+	// for the next crash.
+	var best *Match
+	var bestGens []int
+	ambiguous := false
+	for n := need; n <= len(same) && n <= maxGroupCrashes; n++ {
+		best, bestGens, ambiguous = h.bestGroup(last, same[:n], false)
+		if best == nil {
+			// Only the same request, retried, in all crashes: it crashed
+			// every one of them, so its own narrow rule is confirmed.
+			best, bestGens, ambiguous = h.bestGroup(last, same[:n], true)
+		}
+		if best == nil || !ambiguous {
+			break
+		}
+	}
+	if ambiguous {
+		return nil, fmt.Sprintf("crash (%s) repeated, but several unrelated requests were in flight each time; waiting for another crash to tell them apart", last.site)
 	}
 	if best == nil && single != nil {
 		return single, singleWhy
@@ -276,12 +304,22 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 	return best, fmt.Sprintf("generations %s crashed (%s) with a matching request in flight", strings.Join(gens, ", "), last.site)
 }
 
+// maxGroupCrashes bounds how many earlier crashes join the intersection
+// (the groups tried grow as the product of their suspects).
+const maxGroupCrashes = 3
+
 // bestGroup tries every group of one suspect per crash (the last crash and
 // the earlier ones in same) whose routes agree, and returns the narrowest
-// rule that spares every benign request seen. Unless sameOK, a group may
-// not hold the same request twice.
-func (h *Healer) bestGroup(last crashRecord, same []crashRecord, sameOK bool) (*Match, []int) {
-	var best *Match
+// rule that spares every benign request seen, the generations it is drawn
+// from, and whether another candidate rule neither covers nor is covered by
+// it. Unless sameOK, a group may not hold the same request twice.
+func (h *Healer) bestGroup(last crashRecord, same []crashRecord, sameOK bool) (*Match, []int, bool) {
+	type candidate struct {
+		m     *Match
+		group []*profile
+	}
+	var cands []candidate
+	best := -1
 	benign := map[head][]*profile{}
 	for _, s := range last.suspects {
 		groups := [][]*profile{{s}}
@@ -307,19 +345,36 @@ func (h *Healer) bestGroup(last crashRecord, same []crashRecord, sameOK bool) (*
 			if err != nil {
 				continue
 			}
-			if best == nil || narrowness(m) > narrowness(best) {
-				best = m
+			cands = append(cands, candidate{m, g})
+			if best < 0 || narrowness(m) > narrowness(cands[best].m) {
+				best = len(cands) - 1
 			}
 		}
 	}
-	if best == nil {
-		return nil, nil
+	if best < 0 {
+		return nil, nil, false
+	}
+	covers := func(m *Match, g []*profile) bool {
+		for _, p := range g {
+			if !p.covers(m) {
+				return false
+			}
+		}
+		return true
+	}
+	b := cands[best]
+	ambiguous := false
+	for _, c := range cands {
+		if !covers(b.m, c.group) && !covers(c.m, b.group) {
+			ambiguous = true
+			break
+		}
 	}
 	gens := []int{last.gen}
 	for _, old := range same {
 		gens = append(gens, old.gen)
 	}
-	return best, gens
+	return b.m, gens, ambiguous
 }
 
 func containsID(g []*profile, id uint64) bool {

@@ -222,3 +222,32 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// With no benign evidence, a benign request in flight at both crashes next
+// to the attack makes two unrelated candidate rules: the healer waits for a
+// third crash instead of guessing, then seals the attack only. A crash
+// caused by a request admitted before its rule existed derives nothing.
+func TestCrashPolicyAmbiguous(t *testing.T) {
+	lookalike := func(i int) *Input {
+		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":{},"labels":["x"]}`)
+	}
+	h, _ := New(Options{})
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(2), attack(1)}})
+	h.Crash(CrashReport{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(4), attack(3)}})
+	if n := len(h.List()); n != 0 {
+		t.Fatalf("guessed %d rules from ambiguous crashes: %+v", n, h.List())
+	}
+	h.Crash(CrashReport{Gen: 3, Stderr: []byte(nilMapTrace), InFlight: []*Input{benignReq(6), attack(5)}})
+	rules := h.List()
+	if len(rules) != 1 || !strings.Contains(rules[0].Match, "json.tags=null") {
+		t.Fatalf("after a third crash: %+v", rules)
+	}
+	if _, _, _, sealed := h.Check(lookalike(8)); sealed {
+		t.Fatal("benign lookalike sealed")
+	}
+	// Admitted before the rule: explained, no new rule.
+	h.Crash(CrashReport{Gen: 4, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(10), attack(9)}})
+	if n := len(h.List()); n != 1 {
+		t.Fatalf("explained crash added rules: %+v", h.List())
+	}
+}
