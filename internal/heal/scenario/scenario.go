@@ -46,8 +46,8 @@ type Config struct {
 	// Listen is the public address; "" picks a free port. A restart test
 	// reuses the first run's (ListenAddr), as a real deployment would.
 	Listen string
-	Output          io.Writer     // child output; nil discards
-	Logger          *slog.Logger
+	Output io.Writer // child output; nil discards
+	Logger *slog.Logger
 }
 
 // Result of one run.
