@@ -1,4 +1,4 @@
-package shadow_test
+package e2e
 
 import (
 	"bytes"
