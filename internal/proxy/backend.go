@@ -19,11 +19,12 @@ type Backend struct {
 
 	mu      sync.Mutex
 	closed  bool
-	idle    []*upconn            // LIFO: the most recently used is the warmest
-	flights flight               // sentinel of the in-flight list
-	nflight int                  //
+	idle    []*upconn // LIFO: the most recently used is the warmest
+	flights flight    // sentinel of the in-flight list
+	nflight int
 	tunnels map[*upconn]struct{} // upgraded connections now open
 	idleCh  chan struct{}        // closed when nothing is in flight; nil until awaited
+	lost    []lostRequest        // recent requests whose connection to b broke
 
 	nReq, nFail atomic.Uint64
 }
@@ -68,15 +69,65 @@ func (b *Backend) Stats() BackendStats {
 }
 
 // InFlight returns copies of the requests now in flight to b, for crash
-// attribution. Upgraded connections are not listed once they are tunnels.
+// attribution. A crash closes the process's sockets before its supervisor
+// sees the exit, and the proxy reacts to the closed connection at once
+// (502, or a retry elsewhere), so the list also holds the requests whose
+// connection to b broke off without a complete answer within the last
+// lostTTL. Upgraded connections are not listed once they are tunnels.
 func (b *Backend) InFlight() []Request {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]Request, 0, b.nflight)
+	out := make([]Request, 0, b.nflight+len(b.lost))
+	seen := make(map[uint64]bool, b.nflight)
 	for f := b.flights.next; f != &b.flights; f = f.next {
-		out = append(out, f.x.snapshot(b.gen))
+		r := f.x.snapshot(b.gen)
+		seen[r.ID] = true
+		out = append(out, r)
+	}
+	cutoff := time.Now().Add(-lostTTL)
+	for _, l := range b.lost {
+		if l.at.After(cutoff) && !seen[l.req.ID] {
+			seen[l.req.ID] = true
+			out = append(out, copyRequest(&l.req))
+		}
 	}
 	return out
+}
+
+// lostTTL is how long a request whose connection broke stays listed by
+// InFlight; maxLost bounds how many are kept.
+const (
+	lostTTL = 2 * time.Second
+	maxLost = 64
+)
+
+type lostRequest struct {
+	at  time.Time
+	req Request
+}
+
+// releaseLost ends f's flight, keeping a copy of its request for InFlight:
+// its connection to b broke before a complete answer.
+func (b *Backend) releaseLost(f *flight) {
+	r := f.x.snapshot(b.gen)
+	now := time.Now()
+	b.mu.Lock()
+	if len(b.lost) >= maxLost {
+		copy(b.lost, b.lost[1:])
+		b.lost = b.lost[:maxLost-1]
+	}
+	b.lost = append(b.lost, lostRequest{at: now, req: r})
+	b.mu.Unlock()
+	b.release(f, nil)
+}
+
+func copyRequest(r *Request) Request {
+	c := *r
+	c.Header = r.Header.Clone()
+	if r.Body != nil {
+		c.Body = append([]byte(nil), r.Body...)
+	}
+	return c
 }
 
 // Idle returns when nothing (request or tunnel) is in flight to b, or with

@@ -31,7 +31,8 @@ type exchange struct {
 	capBuf  []byte       // full-length buffer; capLen bytes of body copied so far
 	capLen  atomic.Int64 // published after the bytes are written
 
-	obs *Response // the answer for Hooks.Observe, once relayed
+	obs      *Response // the answer for Hooks.Observe, once relayed
+	upBroken bool      // the backend's answer broke off mid-body
 
 	rh      head
 	reqBody bodyReader
@@ -317,7 +318,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	x.wbuf = w
 	if _, err := u.c.Write(w); err != nil {
 		u.c.Close()
-		b.release(&x.fl, nil)
+		b.releaseLost(&x.fl)
 		return outNoResponse, false, reused
 	}
 	var pump chan error
@@ -356,7 +357,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	if err != nil {
 		u.c.Close()
 		pumpErr := waitPump(pump)
-		b.release(&x.fl, nil)
+		b.releaseLost(&x.fl)
 		if u.in.n == before && pump == nil {
 			return outNoResponse, false, reused
 		}
@@ -382,6 +383,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 		x.tunnel(b, u)
 		return outDone, false, reused
 	}
+	x.upBroken = false
 	keep, upOK := x.relay(b, u, hooks, buffered)
 	if pump != nil {
 		if err := <-pump; err != nil {
@@ -392,7 +394,11 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 		b.release(&x.fl, u)
 	} else {
 		u.c.Close()
-		b.release(&x.fl, nil)
+		if x.upBroken {
+			b.releaseLost(&x.fl)
+		} else {
+			b.release(&x.fl, nil)
+		}
 	}
 	if x.obs != nil {
 		// After the client has its answer and the pump is done, so the
@@ -555,6 +561,7 @@ func (x *exchange) abort(b *Backend, pending []byte) (keep, upOK bool) {
 	if len(pending) > 0 {
 		x.cc.c.Write(pending)
 	}
+	x.upBroken = true
 	b.nFail.Add(1)
 	return false, false
 }

@@ -479,6 +479,7 @@ func TestCrashReplacement(t *testing.T) {
 	_, repl := backendServer(t, 2, echoHandler(2))
 	var crashed *Backend
 	var once sync.Once
+	suspects := make(chan []Request, 1)
 	_, crashed = backendServer(t, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
@@ -488,7 +489,7 @@ func TestCrashReplacement(t *testing.T) {
 			go func() {
 				// What the supervisor does when it sees the exit.
 				p.SetPrimary(nil)
-				crashed.InFlight()
+				suspects <- crashed.InFlight()
 				crashed.Close()
 				p.SetPrimary(repl)
 			}()
@@ -507,6 +508,35 @@ func TestCrashReplacement(t *testing.T) {
 	}
 	if st := p.Stats(); st.Retries != 1 || st.Failures != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	// Whether the supervisor looks before or after the proxy saw the
+	// connection break, the request is a suspect.
+	if s := <-suspects; len(s) != 1 || s[0].Path != "/x" || s[0].Gen != 1 {
+		t.Fatalf("suspects %+v", s)
+	}
+
+	// After the fact too: a POST killed by its backend stays listed.
+	_, killer := backendServer(t, 3, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	}))
+	p.SetPrimary(killer)
+	resp, err = newClient().Post(base+"/kill?q=1", "application/json", strings.NewReader(`{"boom":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("POST status %d, want 502", resp.StatusCode)
+	}
+	s := killer.InFlight()
+	if len(s) != 1 || s[0].Method != "POST" || s[0].RawQuery != "q=1" || string(s[0].Body) != `{"boom":true}` {
+		t.Fatalf("after the 502, InFlight = %+v", s)
+	}
+	if killer.Stats().InFlight != 0 {
+		t.Fatalf("stats count %d in flight, want 0", killer.Stats().InFlight)
 	}
 }
 
