@@ -371,9 +371,33 @@ func (dd *differ) run() {
 // module, so a fix that lives in a dependency is made from that
 // dependency's two versions instead.
 func (dd *differ) diffRequires() {
+	used := map[string]bool{}
+	var walk func(p *types.Package)
+	walk = func(p *types.Package) {
+		if used[p.Path()] {
+			return
+		}
+		used[p.Path()] = true
+		for _, imp := range p.Imports() {
+			walk(imp)
+		}
+	}
+	for _, d := range dd.new {
+		walk(d.pkg.Types)
+	}
+	uses := func(mod string) bool {
+		for p := range used {
+			if p == mod || strings.HasPrefix(p, mod+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	for _, path := range sortedKeys(dd.newReq) {
 		ov, nv := dd.oldReq[path], dd.newReq[path]
 		switch {
+		case ov != nv && !uses(path):
+			dd.add(path, "module", api.Changed, true, "requirement %s %q → %q: no diffed package imports it", path, ov, nv)
 		case ov == "":
 			dd.add(path, "module", api.Added, false, "new requirement %s %s: a patch links only what the running program already has", path, nv)
 		case ov != nv:

@@ -35,6 +35,9 @@ type MakeOptions struct {
 	Out      string // the plugin file; the signed manifest goes to Out + ".graft.json"
 	WorkDir  string // for fetched modules; default a temp dir removed afterwards
 	PerCall  bool   // the patch declares it keeps state invariants: no safe point needed
+	// Load says how to load directory trees (package patterns, -mod=mod for
+	// private copies); fetched modules always use -mod=mod.
+	Load LoadOptions
 }
 
 // Artifact is what Make produced.
@@ -85,11 +88,11 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	}
 	a := &Artifact{}
 	start := time.Now()
-	old, err := openTree(ctx, opts.From, work)
+	old, err := openTree(ctx, opts.From, work, opts.Load)
 	if err != nil {
 		return nil, fmt.Errorf("make patch: %w", err)
 	}
-	new, err := openTree(ctx, opts.To, work)
+	new, err := openTree(ctx, opts.To, work, opts.Load)
 	if err != nil {
 		return nil, fmt.Errorf("make patch: %w", err)
 	}
@@ -165,9 +168,9 @@ func short12(s string) string {
 }
 
 // openTree loads a directory, or fetches MODULE@VERSION first.
-func openTree(ctx context.Context, spec, work string) (*Tree, error) {
+func openTree(ctx context.Context, spec, work string, lo LoadOptions) (*Tree, error) {
 	if st, err := os.Stat(spec); err == nil && st.IsDir() {
-		return LoadTree(ctx, spec, LoadOptions{})
+		return LoadTree(ctx, spec, lo)
 	}
 	if !strings.Contains(spec, "@") {
 		return nil, fmt.Errorf("open %s: neither a directory nor MODULE@VERSION", spec)
@@ -176,7 +179,8 @@ func openTree(ctx context.Context, spec, work string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	return LoadTree(ctx, dir, LoadOptions{ModMod: true})
+	lo.ModMod = true
+	return LoadTree(ctx, dir, lo)
 }
 
 func fileSHA256(path string) (string, error) {

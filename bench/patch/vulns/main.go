@@ -6,9 +6,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +29,20 @@ type fix struct {
 	id, module, from, to string
 	pkgs                 []string // packages the advisory names; "" = the module root
 	symbols              string   // vulnerable symbols, from the advisory
+}
+
+// repros are reproducers by advisory id: the body of a func() string that
+// triggers the vulnerability (inputs from the fix's own regression test),
+// and the packages it names.
+var repros = map[string]struct {
+	imports []string
+	repro   string
+}{
+	"GO-2021-0059": {[]string{"github.com/tidwall/gjson"}, "x := `0.#[[{}]].@valid:\"000`\n\treturn gjson.Get(x, x).Raw"},
+	"GO-2021-0054": {[]string{"github.com/tidwall/gjson"}, "x := `[#.@pretty.@join:{\"\"[]\"\"preserve\"3,\"][{]]]`\n\treturn gjson.Get(x, x).Raw"},
+	"GO-2021-0057": {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
+	"GO-2020-0015": {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
+	"GO-2022-0956": {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
 }
 
 // fixes are entries of the Go vulnerability database whose vulnerable and
@@ -59,9 +78,9 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(work)
-	fmt.Println("| advisory | module | vulnerable → fixed | changed funcs | admitted | plugin built | refused because / not built because | make time |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	var admitted, built, total int
+	fmt.Println("| advisory | module | vulnerable → fixed | changed funcs | admitted | plugin built | reproducer stopped in the running program | refused / not built / not stopped because | make time |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	var admitted, built, stopped, total int
 	for _, f := range fixes {
 		if *only != "" && f.id != *only {
 			continue
@@ -71,7 +90,7 @@ func main() {
 		res, err := run(ctx, work, f)
 		el := time.Since(start)
 		if err != nil {
-			fmt.Printf("| %s | %s | %s → %s | – | error | – | %s | |\n", f.id, f.module, short(f.from), short(f.to), oneLine(err.Error()))
+			fmt.Printf("| %s | %s | %s → %s | – | error | – | – | %s | |\n", f.id, f.module, short(f.from), short(f.to), oneLine(err.Error()))
 			continue
 		}
 		r := res.report
@@ -109,12 +128,31 @@ func main() {
 			plugin = "no"
 			why = res.buildErr.Error()
 		}
+		repro := "not run (no trigger input here)"
+		switch {
+		case !res.built:
+			repro = "–"
+		case res.applyErr != nil:
+			repro = "no"
+			why = "apply failed: " + res.applyErr.Error()
+		case res.before == "":
+		case !bad(res.before):
+			repro = "trigger did not reproduce"
+			why = fmt.Sprintf("unpatched answer %q", res.before)
+		case bad(res.after):
+			repro = "no"
+			why = fmt.Sprintf("before %q, after %q", res.before, res.after)
+		default:
+			repro = "**yes**"
+			stopped++
+			why = fmt.Sprintf("before: %q; after: %q", res.before, res.after)
+		}
 		if len(why) > 400 {
 			why = why[:400] + "…"
 		}
-		fmt.Printf("| %s | %s | %s → %s | %d | %s | %s | %s | %.1fs (%.1fs total) |\n", f.id, f.module, short(f.from), short(f.to), funcs, verdict, plugin, oneLine(why), res.makeDur.Seconds(), el.Seconds())
+		fmt.Printf("| %s | %s | %s → %s | %d | %s | %s | %s | %s | %.1fs (%.1fs total) |\n", f.id, f.module, short(f.from), short(f.to), funcs, verdict, plugin, repro, oneLine(why), res.makeDur.Seconds(), el.Seconds())
 	}
-	fmt.Printf("\nAdmitted: %d of %d. Plugin built against the real instrumented build: %d of %d.\n", admitted, total, built, total)
+	fmt.Printf("\nAdmitted: %d of %d. Plugin built against the real instrumented build: %d of %d. Reproducer stopped in the running program: %d of %d.\n", admitted, total, built, total, stopped, total)
 }
 
 // result is one row of the table.
@@ -124,32 +162,35 @@ type result struct {
 	built    bool  // plugin built against the target build
 	buildErr error
 	makeDur  time.Duration
+	// before and after are the reproducer's answers from the running
+	// program without and with the patch ("" when there is no reproducer).
+	before, after string
+	applyErr      error
 }
 
 // run fetches both versions, builds a harness program that links the
 // vulnerable packages with graft build (the module instrumented), and runs
 // the patch pipeline against that build: diff with the build's real patch
-// points, generate, build the plugin.
+// points, generate, build and sign the plugin; with a reproducer, it runs
+// the harness, applies the patch to it and triggers the bug again.
 func run(ctx context.Context, work string, f fix) (*result, error) {
 	var dirs [2]string
-	var trees [2]*patch.Tree
+	lo := patch.LoadOptions{ModMod: true}
+	for _, p := range f.pkgs {
+		lo.Patterns = append(lo.Patterns, "./"+p)
+	}
 	for i, v := range []string{f.from, f.to} {
 		dir, err := patch.FetchModule(ctx, f.module+"@"+v, work)
 		if err != nil {
 			return nil, err
 		}
 		dirs[i] = dir
-		opts := patch.LoadOptions{ModMod: true}
-		for _, p := range f.pkgs {
-			opts.Patterns = append(opts.Patterns, "./"+p)
-		}
-		t, err := patch.LoadTree(ctx, dir, opts)
-		if err != nil {
-			return nil, err
-		}
-		trees[i] = t
 	}
-	harness, err := writeHarness(ctx, work, f, dirs[0], trees[0])
+	oldTree, err := patch.LoadTree(ctx, dirs[0], lo)
+	if err != nil {
+		return nil, err
+	}
+	harness, err := writeHarness(ctx, work, f, dirs[0], oldTree)
 	if err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
@@ -158,43 +199,144 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graft build of the harness: %w", err)
 	}
-	res := &result{}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	so := filepath.Join(work, "p-"+safe(f.id)+".so")
 	start := time.Now()
-	res.report = patch.Diff(trees[0], trees[1], patch.Options{HasPoint: patch.HasPointIn(&b.Manifest)})
-	if !res.report.Admitted {
-		res.makeDur = time.Since(start)
-		return res, nil
+	a, err := patch.Make(ctx, patch.MakeOptions{From: dirs[0], To: dirs[1], Target: &b.Manifest, Load: lo, Key: priv, Out: so,
+		Builder: &patch.InstrumentBuilder{Target: &b.Manifest, Patterns: []string{"."}, Instrument: inst}})
+	res := &result{makeDur: time.Since(start)}
+	if a != nil {
+		res.report = a.Report
 	}
-	p, err := patch.Generate(trees[0], trees[1], res.report)
-	if err != nil {
+	switch {
+	case errors.Is(err, patch.ErrNotAdmitted):
+		return res, nil
+	case errors.Is(err, patch.ErrUnsupported):
 		res.genErr = err
-		res.makeDur = time.Since(start)
+		return res, nil
+	case err != nil && res.report != nil:
+		res.buildErr = err
+		return res, nil
+	case err != nil:
+		return nil, err
+	}
+	res.built = true
+	if _, ok := repros[f.id]; !ok {
 		return res, nil
 	}
-	ib := &patch.InstrumentBuilder{Target: &b.Manifest, Patterns: []string{"."}, Instrument: inst}
-	if _, err := ib.BuildPlugin(ctx, "graftpatch_vuln", p.Source, filepath.Join(work, "p.so")); err != nil {
-		res.buildErr = err
-	} else {
-		res.built = true
+	bin := filepath.Join(work, "harness-"+safe(f.id)+".bin")
+	loader, err := os.ReadFile("internal/patch/testdata/e2e/loader.go.in")
+	if err != nil {
+		return nil, err
 	}
-	res.makeDur = time.Since(start)
+	cmd, err := b.Command(ctx, "build", map[string]string{filepath.Join(harness, "zz_loader.go"): string(loader)}, "-o", bin, ".")
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build harness: %v: %s", err, out)
+	}
+	// Unpatched: the trigger must show the bug (a hang keeps a goroutine
+	// spinning, so this process is not the one patched).
+	if res.before, err = reproOnce(ctx, bin, work, nil); err != nil {
+		return nil, err
+	}
+	res.after, err = reproOnce(ctx, bin, work, func(sock string) error {
+		_, err := patch.Apply(ctx, sock, so, patch.ApplyOptions{Pub: pub, BuildID: b.Manifest.Build.ID, Wait: 2 * time.Second})
+		return err
+	})
+	if err != nil {
+		res.applyErr = err
+	}
 	return res, nil
+}
+
+func safe(id string) string { return strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(id) }
+
+// reproOnce starts the harness, runs before (with its rt socket) if set,
+// and returns the reproducer's answer.
+func reproOnce(ctx context.Context, bin, work string, before func(sock string) error) (string, error) {
+	sock := filepath.Join(work, fmt.Sprintf("rt-%d.sock", time.Now().UnixNano()))
+	c := exec.Command(bin)
+	c.Env = append(os.Environ(), "GRAFT_RT_SOCKET="+sock)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := c.Start(); err != nil {
+		return "", err
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("harness said nothing: %w", err)
+	}
+	go io.Copy(io.Discard, out)
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "addr "))
+	if before != nil {
+		for i := 0; ; i++ {
+			if _, err := patch.List(ctx, sock); err == nil {
+				break
+			} else if i == 500 {
+				return "", err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := before(sock); err != nil {
+			return "", err
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/repro")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+func bad(answer string) bool {
+	for _, p := range []string{"panic", "timeout", "vulnerable"} {
+		if strings.HasPrefix(answer, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeHarness makes a main module that requires the vulnerable version
 // (replaced by the fetched copy, which is also the diff's old tree) and
 // imports every package of the tree.
 func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.Tree) (string, error) {
-	dir := filepath.Join(work, "harness-"+strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(f.id))
+	dir := filepath.Join(work, "harness-"+safe(f.id))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	mod := fmt.Sprintf("module example.com/harness\n\ngo 1.22\n\nrequire %s %s\n\nreplace %s => %s\n", f.module, f.from, f.module, old)
 	var imports strings.Builder
-	for path := range t.Pkgs {
-		fmt.Fprintf(&imports, "\t_ %q\n", path)
+	named := map[string]bool{"fmt": true, "net": true, "net/http": true, "os": true, "time": true}
+	rp, hasRepro := repros[f.id]
+	for _, p := range rp.imports {
+		named[p] = true
 	}
-	src := "package main\n\nimport (\n" + imports.String() + ")\n\nfunc main() {}\n"
+	for p := range named {
+		fmt.Fprintf(&imports, "\t%q\n", p)
+	}
+	for path := range t.Pkgs {
+		if !named[path] {
+			fmt.Fprintf(&imports, "\t_ %q\n", path)
+		}
+	}
+	body := "return \"no reproducer\""
+	if hasRepro {
+		body = rp.repro
+	}
+	src := "package main\n\nimport (\n" + imports.String() + ")\n\n" +
+		"func repro() (res string) {\n\tdefer func() {\n\t\tif p := recover(); p != nil {\n\t\t\tres = fmt.Sprint(\"panic: \", p)\n\t\t}\n\t}()\n\t" + body + "\n}\n\n" +
+		"func main() {\n\tln, err := net.Listen(\"tcp\", \"127.0.0.1:0\")\n\tif err != nil {\n\t\tos.Exit(1)\n\t}\n\tfmt.Println(\"addr\", ln.Addr())\n" +
+		"\thttp.HandleFunc(\"/repro\", func(w http.ResponseWriter, r *http.Request) {\n\t\tch := make(chan string, 1)\n\t\tgo func() { ch <- repro() }()\n" +
+		"\t\tselect {\n\t\tcase s := <-ch:\n\t\t\tfmt.Fprint(w, s)\n\t\tcase <-time.After(3 * time.Second):\n\t\t\tfmt.Fprint(w, \"timeout\")\n\t\t}\n\t})\n\thttp.Serve(ln, nil)\n}\n"
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
 		return "", err
 	}
