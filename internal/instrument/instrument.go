@@ -46,6 +46,9 @@ type Build struct {
 	Modfile  string // -modfile, or "" when the main module is graft itself
 	Env      []string
 	Manifest api.Manifest
+	// Rewritten and Cached count the instrumented packages rewritten now
+	// and those whose rewrite came from the cache.
+	Rewritten, Cached int
 
 	goTool  string
 	mod     string // "-mod=..." or ""
@@ -265,7 +268,7 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 	}
 	sort.Slice(targets, func(i, j int) bool { return targets[i].ImportPath < targets[j].ImportPath })
 
-	keys := newKeyer(p, byPath, ge.GOVERSION+"/"+ge.GOOS+"/"+ge.GOARCH, sel)
+	keys := newKeyer(p, byPath, ge.GOVERSION+"/"+ge.GOOS+"/"+ge.GOARCH, append(selectFlags(p.opts.Flags), b.mod))
 	results := map[string]*pkgResult{}
 	var misses []*listPkg
 	for _, lp := range targets {
@@ -275,6 +278,7 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 		}
 		if r := p.loadResult(k); r != nil {
 			results[lp.ImportPath] = r
+			b.Cached++
 			continue
 		}
 		misses = append(misses, lp)
@@ -285,6 +289,7 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 		if err != nil {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
+		b.Rewritten = len(fresh)
 		for path, r := range fresh {
 			results[path] = r
 			k, _ := keys.key(path)
@@ -330,8 +335,16 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 	// versions (the package keys), go.mod/go.sum, toolchain, rt and flags.
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s\n%q\n%s\n", rewrite.Version, rth, ge.GOVERSION+"/"+ge.GOOS+"/"+ge.GOARCH, p.opts.Flags, b.mod)
-	ovb, _ := os.ReadFile(b.Overlay)
-	h.Write(ovb)
+	// Overlay entries by content name, not path: the cache's location is
+	// not part of what was built.
+	origs := make([]string, 0, len(b.overlay))
+	for o := range b.overlay {
+		origs = append(origs, o)
+	}
+	sort.Strings(origs)
+	for _, o := range origs {
+		fmt.Fprintf(h, "overlay %s %s\n", o, filepath.Base(b.overlay[o]))
+	}
 	// The user's go.mod and go.sum, not the copies: go may add sums to the
 	// copy, which must not change the id of the same build.
 	h.Write(gomod)

@@ -1,0 +1,54 @@
+// Command panicker crashes in a way chosen by its argument, for the tests
+// of graft build: file:line in traces, sealing, check sites.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+type store struct{ items []string }
+
+func (s *store) get(i int) (string, error) {
+	if i < -100 {
+		return "", errors.New("way out")
+	}
+	return s.items[i], nil
+}
+
+func handle(s *store, arg string) error {
+	i, err := strconv.Atoi(arg)
+	if err != nil {
+		return fmt.Errorf("handle: %w", err)
+	}
+	v, err := s.get(i)
+	if err != nil {
+		return err
+	}
+	fmt.Println("value", v)
+	return nil
+}
+
+func nested(n int) int {
+	if n <= 0 {
+		var m map[string]int
+		m["x"] = 1 // nil map write
+		return 0
+	}
+	return nested(n-1) + 1
+}
+
+func main() {
+	s := &store{items: []string{"a", "b", "c"}}
+	switch os.Args[1] {
+	case "nilmap":
+		fmt.Println(nested(3))
+	default:
+		if err := handle(s, os.Args[1]); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(3)
+		}
+	}
+}
