@@ -40,14 +40,18 @@ type Event struct {
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Version     int          `json:"version"`
-	PID         int          `json:"pid"`
-	Mode        string       `json:"mode"` // "socket" or "proxy"
-	Listeners   []Listener   `json:"listeners"`
-	Serving     int          `json:"serving"` // generation number, 0 when none
-	Generations []Generation `json:"generations"`
-	Events      []Event      `json:"events"`
-	Upgrading   bool         `json:"upgrading"`
+	Version   int        `json:"version"`
+	PID       int        `json:"pid"`
+	Mode      string     `json:"mode"` // "socket" or "proxy"
+	Listeners []Listener `json:"listeners"`
+	Serving   int        `json:"serving"` // generation number, 0 when none
+	// Parked is the generation kept for rollback during the probation (0
+	// when none); ProbationEnds is when the probation ends.
+	Parked        int          `json:"parked"`
+	ProbationEnds time.Time    `json:"probation_ends,omitzero"`
+	Generations   []Generation `json:"generations"`
+	Events        []Event      `json:"events"`
+	Upgrading     bool         `json:"upgrading"`
 }
 
 // Listener is one public socket the supervisor owns.

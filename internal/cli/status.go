@@ -49,6 +49,13 @@ func printStatus(env *Env, st *api.Status, nEvents int, now time.Time) {
 		fmt.Fprint(w, " (upgrade in progress)")
 	}
 	fmt.Fprintln(w)
+	if st.Parked != 0 {
+		fmt.Fprintf(w, "parked for rollback: generation %d", st.Parked)
+		if !st.ProbationEnds.IsZero() {
+			fmt.Fprintf(w, " (probation ends in %s)", st.ProbationEnds.Sub(now).Round(time.Second))
+		}
+		fmt.Fprintln(w)
+	}
 	var ls []string
 	for _, l := range st.Listeners {
 		ls = append(ls, l.Name+"="+l.Addr)

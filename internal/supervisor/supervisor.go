@@ -768,7 +768,7 @@ func (s *Supervisor) exited(g *generation, err error) {
 		}
 	}
 	close(g.done)
-	if g.backend != nil && !wasServing {
+	if g.backend != nil {
 		g.backend.Close()
 	}
 	if !crashed || !wasServing || ctxDone {

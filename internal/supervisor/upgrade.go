@@ -186,6 +186,10 @@ func (s *Supervisor) Status() *api.Status {
 	if s.serving != nil {
 		st.Serving = s.serving.n
 	}
+	if s.parked != nil {
+		st.Parked = s.parked.n
+	}
+	st.ProbationEnds = s.probationEnd
 	// Every live generation, and the last few that exited.
 	exited := 0
 	for i := len(s.gens) - 1; i >= 0; i-- {
