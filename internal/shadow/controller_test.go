@@ -18,8 +18,11 @@ import (
 )
 
 // service is a small JSON service whose answers carry nondeterministic
-// fields: a timestamp, a random id, a coin flip, and map keys in Go's
-// random order. bug seeds a regression.
+// fields: a timestamp, a random id, and map keys in Go's random order. bug
+// seeds a regression. (A field that is random only part of the time, such
+// as a coin flip, is judged by the sequential test, whose false alarms are
+// bounded by alpha per run rather than zero; TestDifferOldVsOld has one
+// with a fixed seed, TestEvidenceFalseAlarms measures the rate.)
 type service struct {
 	bug     string
 	methods sync.Map // method → *atomic.Int64, what reached it
@@ -37,7 +40,6 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"plan":  `"free"`,
 		"at":    fmt.Sprintf("%q", time.Now().Format(time.RFC3339Nano)),
 		"trace": fmt.Sprintf("%q", fmt.Sprintf("%x", rand.Uint64())),
-		"coin":  fmt.Sprint(rand.IntN(2) == 0),
 	}
 	status := 200
 	switch s.bug {
@@ -180,8 +182,8 @@ func TestControllerSeededRegressions(t *testing.T) {
 }
 
 // TestControllerOldVsOld mirrors 1,000+ requests to two more instances of
-// the same service whose answers carry timestamps, random ids, coin flips
-// and random key order: no field may be divergent, and the verdict passes.
+// the same service whose answers carry timestamps, random ids and random
+// key order: no field may be divergent, and the verdict passes.
 func TestControllerOldVsOld(t *testing.T) {
 	primary := httptest.NewServer(&service{})
 	defer primary.Close()
@@ -220,8 +222,8 @@ func TestControllerOldVsOld(t *testing.T) {
 			}
 		}
 	}
-	if noisy < 3 {
-		t.Errorf("only %d noisy fields measured; the service's timestamps, ids and coin flips should be", noisy)
+	if noisy < 2 {
+		t.Errorf("only %d noisy fields measured; the service's timestamps and ids should be", noisy)
 	}
 }
 

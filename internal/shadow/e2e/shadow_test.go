@@ -47,16 +47,18 @@ func fixtureServer(args []string) {
 		if *bug == "value" {
 			plan = "pro"
 		}
-		body := map[string]any{
-			"id": id, "plan": plan,
-			"served_at": time.Now().Format(time.RFC3339Nano),
-			"request":   fmt.Sprintf("%016x", rand.Uint64()),
-			"instance":  started,
-			"tags":      map[string]bool{"a": true, "b": rand.IntN(2) == 0},
+		// Keys in random order (encoding/json would sort them).
+		fields := []string{
+			fmt.Sprintf(`"id":%q`, id), fmt.Sprintf(`"plan":%q`, plan),
+			fmt.Sprintf(`"served_at":%q`, time.Now().Format(time.RFC3339Nano)),
+			fmt.Sprintf(`"request":"%016x"`, rand.Uint64()),
+			fmt.Sprintf(`"instance":%d`, started),
+			`"tags":{"a":true,"b":false}`,
 		}
+		rand.Shuffle(len(fields), func(i, j int) { fields[i], fields[j] = fields[j], fields[i] })
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Request-Id", fmt.Sprint(rand.Uint64()))
-		json.NewEncoder(w).Encode(body)
+		fmt.Fprintf(w, "{%s}\n", strings.Join(fields, ","))
 	})
 	if err := http.ListenAndServe("127.0.0.1:"+*port, h); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -189,7 +191,7 @@ func TestGraftShadowWithSupervisor(t *testing.T) {
 	}
 
 	// The same version as candidate passes (noise: timestamps, ids, an
-	// instance start time, a coin flip, a random header), and --promote
+	// instance start time, key order, a random header), and --promote
 	// upgrades to it.
 	out, stderr, err = graft(t, "shadow", "--admin", h.sock, "--target-rate", "0.02", "--promote", "--",
 		exe, "fixture-server", "-port", "{port}")
