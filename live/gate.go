@@ -28,6 +28,7 @@ type gate struct {
 	active  int
 	changed chan struct{} // closed and replaced whenever mode changes
 	idle    chan struct{} // closed when active drops to zero while held
+	onWait  func()        // tests: called when a mutation starts waiting
 }
 
 func newGate() *gate { return &gate{changed: make(chan struct{})} }
@@ -48,6 +49,9 @@ func (g *gate) enter(ctx context.Context) error {
 		}
 		ch := g.changed
 		g.mu.Unlock()
+		if g.onWait != nil {
+			g.onWait()
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

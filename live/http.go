@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -87,8 +88,54 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.g.fwd.forward(w, r)
 		return
 	}
-	s.h.ServeHTTP(w, r)
+	s.h.ServeHTTP(&closingWriter{ResponseWriter: w, g: s.g}, r)
 }
+
+// closingWriter adds "Connection: close" to a response whose header is
+// written after this generation stopped serving, so that a request in
+// flight when a drain or park began does not leave an idle keep-alive
+// connection behind.
+type closingWriter struct {
+	http.ResponseWriter
+	g     *Gen
+	wrote bool
+}
+
+func (c *closingWriter) check() {
+	if !c.wrote {
+		c.wrote = true
+		if !c.g.serving() {
+			c.ResponseWriter.Header().Set("Connection", "close")
+		}
+	}
+}
+
+func (c *closingWriter) WriteHeader(code int) {
+	if code >= 200 {
+		c.check()
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	c.check()
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *closingWriter) Flush() {
+	c.check()
+	http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+// Hijack keeps hijacking (WebSockets) working through the wrapper; the
+// hijacked connection stays tracked until it is closed.
+func (c *closingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c.wrote = true
+	return http.NewResponseController(c.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (c *closingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func (s *server) setState(c *trackedConn, st http.ConnState) {
 	s.mu.Lock()
