@@ -447,6 +447,7 @@ func (x *exchange) pump(u *upconn, done chan<- error) {
 				}
 				w = w[:0]
 			}
+			x.cc.extendDeadline()
 			if err := x.reqBody.fill(); err != nil {
 				u.c.Close()
 				done <- errors.Join(errClientGone, err)

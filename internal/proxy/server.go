@@ -203,11 +203,7 @@ func (cc *clientConn) serve() {
 				return
 			}
 		}
-		now := time.Now()
-		if cc.deadline.Sub(now) < clientIdleTimeout/2 {
-			cc.deadline = now.Add(clientIdleTimeout)
-			cc.c.SetReadDeadline(cc.deadline)
-		}
+		cc.extendDeadline()
 		n, err := cc.in.readHead()
 		if !cc.state.CompareAndSwap(stateIdle, stateActive) && cc.state.Load() == stateClosed {
 			return
@@ -223,6 +219,17 @@ func (cc *clientConn) serve() {
 		if !cc.x.run(n) {
 			return
 		}
+	}
+}
+
+// extendDeadline moves the read deadline on when less than half of
+// clientIdleTimeout is left: a client may idle or stall that long, and a
+// long upload that keeps sending is never cut off.
+func (cc *clientConn) extendDeadline() {
+	now := time.Now()
+	if cc.deadline.Sub(now) < clientIdleTimeout/2 {
+		cc.deadline = now.Add(clientIdleTimeout)
+		cc.c.SetReadDeadline(cc.deadline)
 	}
 }
 
