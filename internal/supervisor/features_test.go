@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -536,4 +538,29 @@ func TestStaleSocketAndBadOptions(t *testing.T) {
 			t.Errorf("%s: New accepted %+v", name, o)
 		}
 	}
+}
+
+func FuzzDecodeUpgradeBody(f *testing.F) {
+	for _, s := range []string{"", "{}", `{"command":["a","b"]}`, `{"command":3}`, `{bad`, `{"x":1}`, "null", `{"command":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptestRequest("POST", "/v1/upgrade")
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		var req api.UpgradeRequest
+		if err := decodeBody(r, &req); err != nil {
+			return
+		}
+		// What was accepted must survive a round trip unchanged.
+		b, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2 := httptestRequest("POST", "/v1/upgrade")
+		r2.Body = io.NopCloser(strings.NewReader(string(b)))
+		var again api.UpgradeRequest
+		if err := decodeBody(r2, &again); err != nil || !slices.Equal(again.Command, req.Command) {
+			t.Errorf("round trip of %q: %q, %v", body, again.Command, err)
+		}
+	})
 }
