@@ -440,12 +440,51 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	type compound struct {
 		call  *ast.CallExpr
 		field *ast.SelectorExpr
+		lit   *ast.CompositeLit // with unexported fields of a tree struct
+		whole ast.Node          // the node replaced: lit, or &lit
+		ptr   bool              // whole is &lit
 	}
 	var compounds []compound
 	callSel := map[*ast.SelectorExpr]bool{}
+	litDone := map[*ast.CompositeLit]bool{}
 	var visit func(n ast.Node) bool
+	// unexportedLit reports whether lit keys an unexported field of a
+	// struct declared in the tree.
+	unexportedLit := func(lit *ast.CompositeLit) bool {
+		for _, e := range lit.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				if id, ok := kv.Key.(*ast.Ident); ok {
+					if v, ok := info.Uses[id].(*types.Var); ok && v.IsField() && g.isTree(v.Pkg()) && !v.Exported() {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	litValues := func(lit *ast.CompositeLit) {
+		for _, e := range lit.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				ast.Inspect(kv.Value, visit)
+			}
+		}
+	}
 	visit = func(n ast.Node) bool {
 		switch n := n.(type) {
+		case *ast.UnaryExpr:
+			if lit, ok := ast.Unparen(n.X).(*ast.CompositeLit); ok && n.Op == token.AND && unexportedLit(lit) {
+				compounds = append(compounds, compound{lit: lit, whole: n, ptr: true})
+				litDone[lit] = true
+				litValues(lit)
+				return false
+			}
+		case *ast.CompositeLit:
+			if !litDone[n] && unexportedLit(n) {
+				compounds = append(compounds, compound{lit: n, whole: n})
+				litDone[n] = true
+				litValues(n)
+				return false
+			}
 		case *ast.CallExpr:
 			if sel, ok := ast.Unparen(n.Fun).(*ast.SelectorExpr); ok {
 				if s := info.Selections[sel]; s != nil && s.Kind() == types.MethodVal {
@@ -513,8 +552,11 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		})
 	}
 	size := func(c compound) token.Pos {
-		if c.call != nil {
+		switch {
+		case c.call != nil:
 			return c.call.End() - c.call.Pos()
+		case c.lit != nil:
+			return c.whole.End() - c.whole.Pos()
 		}
 		return c.field.End() - c.field.Pos()
 	}
@@ -525,6 +567,12 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		if c.field != nil {
 			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where); ok {
 				add(c.field, text)
+			}
+			continue
+		}
+		if c.lit != nil {
+			if text, ok := g.litRef(info, c.lit, c.ptr, func(n ast.Node) string { return render(src, 0, n, fset, edits) }, where); ok {
+				add(c.whole, text)
 			}
 			continue
 		}
@@ -559,6 +607,60 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	}
 	sortEdits()
 	return edits
+}
+
+// litRef rewrites a composite literal that sets unexported fields into a
+// function literal that builds the value field by field, the unexported
+// ones through their offsets.
+func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(ast.Node) string, where string) (string, bool) {
+	t := info.TypeOf(lit)
+	st, ok := t.Underlying().(*types.Struct)
+	if !ok {
+		g.fail("%s: composite literal of %s with unexported keys", where, t)
+		return "", false
+	}
+	fs := make([]*types.Var, st.NumFields())
+	for i := range fs {
+		fs[i] = st.Field(i)
+	}
+	offs := gcSizes.Offsetsof(fs)
+	T := g.typeExpr(t, where)
+	var b strings.Builder
+	if ptr {
+		fmt.Fprintf(&b, "func() *%s {\n\t_graft_v := new(%s)\n", T, T)
+	} else {
+		fmt.Fprintf(&b, "func() (_graft_o %s) {\n\t_graft_v := &_graft_o\n", T)
+	}
+	for _, e := range lit.Elts {
+		kv, ok := e.(*ast.KeyValueExpr)
+		if !ok {
+			g.fail("%s: positional composite literal of %s", where, t)
+			return "", false
+		}
+		name := kv.Key.(*ast.Ident).Name
+		idx := -1
+		for i, f := range fs {
+			if f.Name() == name {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			g.fail("%s: no field %s in %s", where, name, t)
+			return "", false
+		}
+		if fs[idx].Exported() {
+			fmt.Fprintf(&b, "\t_graft_v.%s = %s\n", name, r(kv.Value))
+			continue
+		}
+		g.imp("unsafe")
+		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Add(unsafe.Pointer(_graft_v), %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), offs[idx], r(kv.Value))
+	}
+	if ptr {
+		b.WriteString("\treturn _graft_v\n}()")
+	} else {
+		b.WriteString("\treturn\n}()")
+	}
+	return b.String(), true
 }
 
 // gcSizes is the layout the gc compiler uses; the plugin is built by the

@@ -59,6 +59,15 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "literal",
+			contains: []string{
+				`func p0_mk(n int) p0.GraftT_tok`,
+				`*(*int)(unsafe.Add(unsafe.Pointer(_graft_v), 0)) = n + 1`,
+				`*(*string)(unsafe.Add(unsafe.Pointer(_graft_v), 8)) = "x"`,
+				`_graft_v.Pos = 2`,
+			},
+		},
+		{
 			name: "body",
 			contains: []string{
 				`func p0_server_allow(s *p0.GraftT_server, n int) bool`,
