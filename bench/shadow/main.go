@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -23,10 +24,13 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/graftdev/graft/api"
@@ -39,8 +43,26 @@ func main() {
 	rounds := flag.Int("rounds", 2, "rounds of off / on / stalled")
 	conns := flag.Int("c", 32, "wrk connections")
 	threads := flag.Int("t", 2, "wrk threads")
+	paced := flag.Int("paced", 2000, "requests of the paced latency run, per mode and round")
+	rate := flag.Int("rate", 500, "requests per second of the paced latency run")
+	only := flag.String("modes", "", "comma-separated subset of modes to run (default all): "+strings.Join(modes, ", "))
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
-	if err := run(*dur, *rounds, *conns, *threads); err != nil {
+	if *only != "" {
+		modes = strings.Split(*only, ",")
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	cfg = config{dur: *dur, rounds: *rounds, conns: *conns, threads: *threads, paced: *paced, rate: *rate}
+	if err := run(cfg); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench shadow:", err)
 		os.Exit(1)
 	}
@@ -83,6 +105,14 @@ func (l *lane) Stop(context.Context) error {
 
 var modes = []string{"off", "on", "on, sample 0.1", "stalled candidate"}
 
+type config struct {
+	dur                    time.Duration
+	rounds, conns, threads int
+	paced, rate            int
+}
+
+var cfg config
+
 type result struct {
 	mode          string
 	rps           float64
@@ -93,9 +123,13 @@ type result struct {
 	dropped       uint64
 	maxHeap       uint64
 	maxGoroutines int
+	cpuPerReq     time.Duration // this process's CPU (proxy, backend, lanes, shadow) per proxied request under wrk
+	served        uint64
+	pacedP50      time.Duration // one client, paced: the primary path's latency when the machine is not saturated by this load
+	pacedP99      time.Duration
 }
 
-func run(dur time.Duration, rounds, conns, threads int) error {
+func run(c config) error {
 	primary, stopPrimary, err := serve(backend())
 	if err != nil {
 		return err
@@ -139,7 +173,7 @@ func run(dur time.Duration, rounds, conns, threads int) error {
 	defer svc.Close()
 
 	var results []result
-	for range rounds {
+	for range c.rounds {
 		for _, mode := range modes {
 			if mode != "off" {
 				h := backend()
@@ -158,8 +192,16 @@ func run(dur time.Duration, rounds, conns, threads int) error {
 					time.Sleep(time.Millisecond)
 				}
 			}
-			r, err := measure(url, mode, dur, conns, threads)
+			before := p.Stats().Requests
+			r, err := measure(url, mode, c.dur, c.conns, c.threads)
 			if err != nil {
+				return err
+			}
+			r.served = p.Stats().Requests - before
+			if r.served > 0 {
+				r.cpuPerReq = r.cpuPerReq / time.Duration(r.served)
+			}
+			if r.pacedP50, r.pacedP99, err = pacedRun(url, c.paced, c.rate); err != nil {
 				return err
 			}
 			if mode != "off" {
@@ -170,10 +212,10 @@ func run(dur time.Duration, rounds, conns, threads int) error {
 				r.mirrored, r.compared, r.dropped = rep.Mirrored, rep.Compared, rep.Dropped
 			}
 			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "%s: %.0f req/s p50 %v p99 %v\n", mode, r.rps, r.p50, r.p99)
+			fmt.Fprintf(os.Stderr, "%s: %.0f req/s p50 %v p99 %v cpu/req %v paced p50 %v p99 %v\n", mode, r.rps, r.p50, r.p99, r.cpuPerReq, r.pacedP50, r.pacedP99)
 		}
 	}
-	print(results, dur, rounds, conns, threads)
+	print(results, c)
 	return nil
 }
 
@@ -198,7 +240,9 @@ func measure(url, mode string, dur time.Duration, conns, threads int) (result, e
 			}
 		}
 	})
+	cpu0 := cpuTime()
 	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", dur.String(), "--latency", url).CombinedOutput()
+	r.cpuPerReq = cpuTime() - cpu0 // divided by the requests served by the caller
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -226,22 +270,79 @@ func percentile(s, p string) time.Duration {
 	return time.Duration(v * float64(unit))
 }
 
-func print(rs []result, dur time.Duration, rounds, conns, threads int) {
-	fmt.Printf("Command: go run ./bench/shadow -d %s -rounds %d -c %d -t %d\n", dur, rounds, conns, threads)
-	fmt.Printf("Machine: %d cores (%s/%s), %s, %s\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Println("| mode | req/s | p50 | p99 | mirrored | compared | dropped | max heap in use | max goroutines | wrk errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range rs {
-		fmt.Printf("| %s | %.0f | %v | %v | %d | %d | %d | %.1f MiB | %d | %s |\n", r.mode, r.rps, r.p50, r.p99, r.mirrored, r.compared, r.dropped, float64(r.maxHeap)/(1<<20), r.maxGoroutines, r.errors)
-	}
-	// Side by side: each round's on and stalled against its own off.
-	fmt.Println()
-	fmt.Println("| round | mode | throughput / off | p50 − off | p99 − off |")
-	fmt.Println("|---|---|---|---|---|")
-	for i := 0; i+len(modes) <= len(rs); i += len(modes) {
-		off := rs[i]
-		for _, r := range rs[i+1 : i+len(modes)] {
-			fmt.Printf("| %d | %s | %.2f | %v | %v |\n", i/len(modes)+1, r.mode, r.rps/off.rps, r.p50-off.p50, r.p99-off.p99)
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pacedRun sends n requests from one keep-alive client at a fixed rate and
+// returns the latency percentiles.
+func pacedRun(url string, n, rate int) (p50, p99 time.Duration, err error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	lat := make([]time.Duration, 0, n)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for range n {
+		<-tick.C
+		t0 := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0, 0, fmt.Errorf("paced run: %w", err)
 		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+}
+
+func median[T int64 | float64 | time.Duration | uint64](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func print(rs []result, c config) {
+	fmt.Printf("Command: go run ./bench/shadow -d %s -rounds %d -c %d -t %d -paced %d -rate %d\n", c.dur, c.rounds, c.conns, c.threads, c.paced, c.rate)
+	fmt.Printf("Machine: %d cores (%s/%s), %s, %s\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Println("Every run, in the order run (wrk: saturating load; paced: one client at a fixed rate):")
+	fmt.Println()
+	fmt.Println("| mode | wrk req/s | wrk p50 | wrk p99 | CPU per request | paced p50 | paced p99 | mirrored | compared | dropped | max heap in use | max goroutines | wrk errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		fmt.Printf("| %s | %.0f | %v | %v | %v | %v | %v | %d | %d | %d | %.1f MiB | %d | %s |\n", r.mode, r.rps, r.p50, r.p99, r.cpuPerReq.Round(100*time.Nanosecond), r.pacedP50.Round(time.Microsecond), r.pacedP99.Round(time.Microsecond), r.mirrored, r.compared, r.dropped, float64(r.maxHeap)/(1<<20), r.maxGoroutines, r.errors)
+	}
+	fmt.Println()
+	fmt.Println("Medians over the rounds, against shadowing off:")
+	fmt.Println()
+	fmt.Println("| mode | wrk throughput / off | CPU per request / off | paced p50 − off | paced p99 − off | wrk p50 − off | wrk p99 − off |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	by := map[string][]result{}
+	for _, r := range rs {
+		by[r.mode] = append(by[r.mode], r)
+	}
+	get := func(mode string, f func(result) float64) float64 {
+		var v []float64
+		for _, r := range by[mode] {
+			v = append(v, f(r))
+		}
+		return median(v)
+	}
+	rps := func(r result) float64 { return r.rps }
+	cpu := func(r result) float64 { return float64(r.cpuPerReq) }
+	pp50 := func(r result) float64 { return float64(r.pacedP50) }
+	pp99 := func(r result) float64 { return float64(r.pacedP99) }
+	wp50 := func(r result) float64 { return float64(r.p50) }
+	wp99 := func(r result) float64 { return float64(r.p99) }
+	d := func(x float64) time.Duration { return time.Duration(x).Round(time.Microsecond) }
+	for _, m := range modes[1:] {
+		fmt.Printf("| %s | %.2f | %.2f | %v | %v | %v | %v |\n", m,
+			get(m, rps)/get("off", rps), get(m, cpu)/get("off", cpu),
+			d(get(m, pp50)-get("off", pp50)), d(get(m, pp99)-get("off", pp99)),
+			d(get(m, wp50)-get("off", wp50)), d(get(m, wp99)-get("off", wp99)))
 	}
 }
