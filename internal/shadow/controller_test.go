@@ -375,3 +375,20 @@ func TestControllerForwardsRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestControllerEndsAfterDuration(t *testing.T) {
+	lane := httptest.NewServer(&service{})
+	defer lane.Close()
+	c, _ := NewController(Options{For: 20 * time.Millisecond}, addr(lane), addr(lane))
+	if err := c.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Report(); r.Ended != "duration" || r.State != api.ShadowDone || r.Verdict != api.VerdictUndecided {
+		t.Errorf("ended %q state %s verdict %s, want duration, done, undecided", r.Ended, r.State, r.Verdict)
+	}
+	// After the run, Observe takes nothing.
+	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &Answer{Status: 200})
+	if c.requests.Load() != 0 {
+		t.Error("Observe counted a request after the run ended")
+	}
+}

@@ -286,6 +286,49 @@ func TestServiceCandidateExits(t *testing.T) {
 	}
 }
 
+func TestServiceSecondaryExits(t *testing.T) {
+	rg := newRig(t, &service{}, &service{}, &service{}, ServiceOptions{})
+	if _, err := rg.svc.Start(api.ShadowRequest{Command: []string{"./v2"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, rg.svc)
+	rg.lane("secondary").exit()
+	if err := rg.svc.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := rg.svc.Report(); r.Ended != "secondary exited" || r.Verdict == api.VerdictFail {
+		t.Errorf("ended %q verdict %s, want secondary exited and no fail", r.Ended, r.Verdict)
+	}
+	select {
+	case <-rg.lane("candidate").Done():
+	default:
+		t.Error("candidate lane still running after the secondary exited")
+	}
+}
+
+func TestServiceLaneStartFails(t *testing.T) {
+	s := NewService(Host{
+		StartLane: func(ctx context.Context, role string, cmd []string) (Lane, error) {
+			if role == "candidate" {
+				return nil, fmt.Errorf("exec %s: no such file", cmd[0])
+			}
+			return newFakeLane(&service{}), nil
+		},
+		ServingCmd: func() ([]string, error) { return []string{"./v1"}, nil },
+	}, ServiceOptions{})
+	defer s.Close()
+	if _, err := s.Start(api.ShadowRequest{Command: []string{"./missing"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Report()
+	if r.State != api.ShadowDone || r.Ended != "error" || !strings.Contains(r.Reason, "./missing") {
+		t.Errorf("state %s ended %q reason %q, want done by an error naming the command", r.State, r.Ended, r.Reason)
+	}
+}
+
 func TestServiceAdminAPI(t *testing.T) {
 	rg := newRig(t, &service{}, &service{}, &service{}, ServiceOptions{})
 	if r := rg.report(t); r.State != api.ShadowIdle || r.Version != 1 || r.Routes == nil {
