@@ -99,8 +99,10 @@ func Register(p *Point, info PointInfo, nilFn any) {
 	inf := info
 	p.info = &inf
 	points[info.ID] = p
-	if envSealed[info.ID] {
+	_, siteEnv := envSites[info.ID] // GRAFT_SITES may name points too: "on" seals
+	if envSealed[info.ID] || siteEnv {
 		delete(envSealed, info.ID)
+		delete(envSites, info.ID)
 		setSealedLocked(p, true)
 	}
 	p.store()
