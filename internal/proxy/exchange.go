@@ -220,6 +220,29 @@ func (p *Proxy) waitReplacement(failed *Backend) *Backend {
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
+// keepBuf is the largest buffer an idle connection keeps between
+// requests: big bodies grow buffers, and thousands of idle keep-alive
+// connections must not each hold on to one.
+const keepBuf = 8 << 10
+
+func (x *exchange) trim() {
+	if cap(x.wbuf) > keepBuf {
+		x.wbuf = nil
+	}
+	if cap(x.capBuf) > keepBuf {
+		x.capBuf = nil
+	}
+	if cap(x.headBuf) > keepBuf {
+		x.headBuf = nil
+	}
+	if in := &x.cc.in; len(in.b) > rbufSize && len(in.buffered()) <= rbufSize {
+		nb := make([]byte, rbufSize)
+		in.w = copy(nb, in.buffered())
+		in.r = 0
+		in.b = nb
+	}
+}
+
 // idempotent reports whether a request may be sent twice (its body, if
 // any, being held whole).
 func idempotent(method string) bool {

@@ -219,6 +219,7 @@ func (cc *clientConn) serve() {
 		if !cc.x.run(n) {
 			return
 		}
+		cc.x.trim()
 	}
 }
 
