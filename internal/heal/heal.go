@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,9 @@ type Healer struct {
 	metrics *metrics
 
 	hits atomic.Uint64 // total sealed requests, to know when to save
+	// gate is closed when the crash being analysed has its rule (or none);
+	// nil when no analysis runs. Check waits on it.
+	gate atomic.Pointer[chan struct{}]
 
 	mu      sync.Mutex
 	crashes []crashRecord
@@ -108,10 +112,25 @@ func New(opts Options) (*Healer, error) {
 	return h, nil
 }
 
+// maxGateWait bounds how long Check holds a request while a crash is
+// analysed.
+const maxGateWait = 2 * time.Second
+
 // Check returns the sealed answer's status, headers and body for in, and
 // true, when an installed rule matches it. It is the request path's hot
 // spot: it allocates nothing unless a rule with predicates is a candidate.
 func (h *Healer) Check(in *Input) (status int, hdr http.Header, body []byte, ok bool) {
+	if g := h.gate.Load(); g != nil {
+		// A crash is being analysed: no generation serves now anyway, and
+		// letting the request through before the rule exists would feed
+		// the next generation the same crash.
+		t := time.NewTimer(maxGateWait)
+		select {
+		case <-*g:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	m := h.store.set.Load()
 	if m.n == 0 {
 		return 0, nil, nil, false
@@ -169,6 +188,12 @@ type CrashReport struct {
 // route) crashed Confirm times, or the crash had a single request in flight.
 // It returns the rules it installed.
 func (h *Healer) Crash(c CrashReport) []api.SealRule {
+	gate := make(chan struct{})
+	h.gate.Store(&gate)
+	defer func() {
+		h.gate.Store(nil)
+		close(gate)
+	}()
 	if c.Time.IsZero() {
 		c.Time = h.now()
 	}
@@ -274,19 +299,22 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 	// crashes, beside the crasher), the crashes do not say which is the
 	// culprit: take one more earlier crash into the intersection, or wait
 	// for the next crash.
-	var best *Match
-	var bestGens []int
-	ambiguous := false
-	for n := need; n <= len(same) && n <= maxGroupCrashes; n++ {
-		best, bestGens, ambiguous = h.bestGroup(last, same[:n], false)
-		if best == nil {
-			// Only the same request, retried, in all crashes: it crashed
-			// every one of them, so its own narrow rule is confirmed.
-			best, bestGens, ambiguous = h.bestGroup(last, same[:n], true)
+	// Partners: with the default Confirm of 2, every earlier crash of the
+	// site pairs with the last one; with more, the most recent ones.
+	var partners [][]crashRecord
+	if need == 1 {
+		for _, e := range same {
+			partners = append(partners, []crashRecord{e})
 		}
-		if best == nil || !ambiguous {
-			break
-		}
+	} else {
+		partners = append(partners, same[:need])
+	}
+	all := append([]crashRecord{last}, same...)
+	best, bestGens, ambiguous := h.bestGroup(last, partners, all, false)
+	if best == nil {
+		// Only the same request, retried, in all crashes: it crashed
+		// every one of them, so its own narrow rule is confirmed.
+		best, bestGens, ambiguous = h.bestGroup(last, partners, all, true)
 	}
 	if ambiguous {
 		return nil, fmt.Sprintf("crash (%s) repeated, but several unrelated requests were in flight each time; waiting for another crash to tell them apart", last.site)
@@ -304,54 +332,56 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 	return best, fmt.Sprintf("generations %s crashed (%s) with a matching request in flight", strings.Join(gens, ", "), last.site)
 }
 
-// maxGroupCrashes bounds how many earlier crashes join the intersection
-// (the groups tried grow as the product of their suspects).
-const maxGroupCrashes = 3
-
-// bestGroup tries every group of one suspect per crash (the last crash and
-// the earlier ones in same) whose routes agree, and returns the narrowest
-// rule that spares every benign request seen, the generations it is drawn
-// from, and whether another candidate rule neither covers nor is covered by
-// it. Unless sameOK, a group may not hold the same request twice.
-func (h *Healer) bestGroup(last crashRecord, same []crashRecord, sameOK bool) (*Match, []int, bool) {
+// bestGroup tries every group of one suspect from the last crash and one
+// from each crash of a partner set, whose routes agree, and returns the
+// narrowest rule that spares every benign request seen (generalized over
+// the variants of the same input), the generations it is drawn from, and
+// whether the crashes leave another explanation as likely: a candidate
+// from requests disjoint from the rule's, not covered by it, and matching
+// suspects in as many of the crashes (all) as the rule does. Unless sameOK,
+// a group may not hold the same request twice.
+func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []crashRecord, sameOK bool) (*Match, []int, bool) {
 	type candidate struct {
 		m     *Match
 		group []*profile
+		gens  []int
 	}
 	var cands []candidate
-	best := -1
 	benign := map[head][]*profile{}
-	for _, s := range last.suspects {
-		groups := [][]*profile{{s}}
-		for _, old := range same {
-			var next [][]*profile
-			for _, g := range groups {
-				for _, o := range old.suspects {
-					if o.head != s.head || (!sameOK && containsID(g, o.in.ID)) {
-						continue
+	for _, same := range partners {
+		for _, s := range last.suspects {
+			groups := [][]*profile{{s}}
+			for _, old := range same {
+				var next [][]*profile
+				for _, g := range groups {
+					for _, o := range old.suspects {
+						if o.head != s.head || (!sameOK && containsID(g, o.in.ID)) {
+							continue
+						}
+						next = append(next, append(append([]*profile(nil), g...), o))
 					}
-					next = append(next, append(append([]*profile(nil), g...), o))
 				}
+				groups = next
 			}
-			groups = next
-		}
-		for _, g := range groups {
-			bs, ok := benign[s.head]
-			if !ok {
-				bs = h.benignFor(s.head)
-				benign[s.head] = bs
+			gens := []int{last.gen}
+			for _, old := range same {
+				gens = append(gens, old.gen)
 			}
-			m, err := derive(g, bs)
-			if err != nil {
-				continue
-			}
-			cands = append(cands, candidate{m, g})
-			if best < 0 || narrowness(m) > narrowness(cands[best].m) {
-				best = len(cands) - 1
+			for _, g := range groups {
+				bs, ok := benign[s.head]
+				if !ok {
+					bs = h.benignFor(s.head)
+					benign[s.head] = bs
+				}
+				m, err := derive(g, bs)
+				if err != nil {
+					continue
+				}
+				cands = append(cands, candidate{m, g, gens})
 			}
 		}
 	}
-	if best < 0 {
+	if len(cands) == 0 {
 		return nil, nil, false
 	}
 	covers := func(m *Match, g []*profile) bool {
@@ -362,19 +392,63 @@ func (h *Healer) bestGroup(last crashRecord, same []crashRecord, sameOK bool) (*
 		}
 		return true
 	}
-	b := cands[best]
-	ambiguous := false
+	support := func(m *Match) int {
+		n := 0
+		for _, c := range all {
+			for _, p := range c.suspects {
+				if p.covers(m) {
+					n++
+					break
+				}
+			}
+		}
+		return n
+	}
+	// The rule is the best-supported, then narrowest candidate, merged
+	// with every candidate of the same input shape that it can be
+	// generalized with while still sparing every benign request: those are
+	// variants of the same crasher (ids, names of other lengths), and the
+	// merged rule also catches the variants not yet seen.
+	sup := make(map[*Match]int, len(cands))
 	for _, c := range cands {
-		if !covers(b.m, c.group) && !covers(c.m, b.group) {
-			ambiguous = true
-			break
+		sup[c.m] = support(c.m)
+	}
+	slices.SortStableFunc(cands, func(x, y candidate) int {
+		if d := sup[y.m] - sup[x.m]; d != 0 {
+			return d
+		}
+		return narrowness(y.m) - narrowness(x.m)
+	})
+	rule, group, gens := cands[0].m, cands[0].group, cands[0].gens
+	for _, c := range cands[1:] {
+		if c.group[0].head != group[0].head || covers(rule, c.group) || shape(c.m) != shape(rule) {
+			continue
+		}
+		merged := append(append([]*profile(nil), group...), c.group...)
+		if m, err := derive(merged, benign[c.group[0].head]); err == nil {
+			rule, group = m, merged
 		}
 	}
-	gens := []int{last.gen}
-	for _, old := range same {
-		gens = append(gens, old.gen)
+	ruleSupport := support(rule)
+	ambiguous := false
+	for _, c := range cands[1:] {
+		if covers(rule, c.group) || covers(c.m, group) || overlaps(c.group, group) || sup[c.m] < ruleSupport {
+			continue
+		}
+		ambiguous = true
+		h.log.Info("ambiguous crash attribution", "rule", rule.String(), "other", c.m.String(), "crashes", ruleSupport)
+		break
 	}
-	return b.m, gens, ambiguous
+	return rule, gens, ambiguous
+}
+
+func overlaps(a, b []*profile) bool {
+	for _, p := range a {
+		if slices.Contains(b, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsID(g []*profile, id uint64) bool {
@@ -387,6 +461,21 @@ func containsID(g []*profile, id uint64) bool {
 		}
 	}
 	return false
+}
+
+// shape is what a rule says about the structure of a request: the subjects
+// it looks at and their JSON types, without values, lengths or kinds.
+func shape(m *Match) string {
+	var parts []string
+	for _, p := range m.preds {
+		part := p.subject()
+		if p.op == opType || p.op == opAbsent {
+			part = p.String()
+		}
+		parts = append(parts, part)
+	}
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), " ")
 }
 
 // narrowness orders derived rules: more predicates is narrower, and a rule
