@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/checks"
 )
 
 func request(path, query, body string, hdr http.Header) *Request {
@@ -212,3 +213,23 @@ func maxInt(a, b int) int {
 }
 
 func encodeStd(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func TestProvider(t *testing.T) {
+	s := New(Options{})
+	p := Provider{Guards: s}
+	if err := p.Set(t.Context(), "example.com/m.F#abc", true, nil); !errors.Is(err, checks.ErrUnknown) {
+		t.Fatalf("Set(site id) = %v, want checks.ErrUnknown", err)
+	}
+	if err := p.Set(t.Context(), "guard.json_depth", true, map[string]string{"max": "8"}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := p.List(t.Context())
+	if err != nil || len(cs) != 5 {
+		t.Fatalf("List = %v, %v", cs, err)
+	}
+	for _, c := range cs {
+		if c.ID == "guard.json_depth" && (!c.On || c.Limit != 8 || c.Provider != "guard" || c.Kind != "json_depth") {
+			t.Fatalf("List: %+v", c)
+		}
+	}
+}

@@ -73,6 +73,10 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Attached, error) {
 	return a, nil
 }
 
+// CheckProvider returns the guards as a checks.Provider, for the
+// supervisor's /v1/checks service (graft checks list|on|off).
+func (a *Attached) CheckProvider() guard.Provider { return guard.Provider{Guards: a.Guards} }
+
 // Run expires rules and saves hit counts until ctx ends.
 func (a *Attached) Run(ctx context.Context) error { return a.Healer.Run(ctx) }
 
