@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/graftdev/graft/api"
@@ -108,6 +109,7 @@ func (g *Gen) handoff(f *os.File) {
 	cancel()
 	var n int64
 	if err == nil {
+		growBuffer(f, syscall.SO_SNDBUF, syscall.SO_SNDBUFFORCE)
 		n, err = g.save(f)
 	}
 	if cerr := f.Close(); err == nil && cerr != nil {
@@ -134,6 +136,7 @@ func (g *Gen) receive(f *os.File) {
 		g.gate.hold(ctx)
 		cancel()
 	}
+	growBuffer(f, syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE)
 	n, err := g.load(f)
 	f.Close()
 	if err != nil {
@@ -179,6 +182,25 @@ func (g *Gen) replyParked() {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// stateSockBuf is the socket buffer asked for on the state stream: a
+// default unix socket buffer (about 200 KB) makes a 100 MB state hundreds
+// of writer/reader round trips.
+const stateSockBuf = 4 << 20
+
+// growBuffer enlarges a socket buffer, forcing past the system maximum when
+// privileged; failures are harmless (the stream is only slower).
+func growBuffer(f *os.File, opt, force int) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, force, stateSockBuf) != nil {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, stateSockBuf)
+		}
+	})
+}
 
 // counter counts work in flight and tells when it reaches zero.
 type counter struct {

@@ -124,6 +124,7 @@ func newGen(opts Options, env osEnv) *Gen {
 		// predecessor holds its mutations until we are ready.
 		f := os.NewFile(uintptr(g.stateFD), "graft-state")
 		g.stateFD = -1
+		growBuffer(f, syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE)
 		g.pending = make(chan pendingState, 1)
 		go func() {
 			epoch, entries, err := parseState(f)
@@ -324,10 +325,10 @@ func (g *Gen) apply(epoch uint64, entries []entry, err error) (int, error) {
 	}
 	n := 0
 	for _, e := range todo {
-		if err := items[e.name].Decode(bytesReader(e.payload)); err != nil {
+		if err := items[e.name].Decode(e.reader()); err != nil {
 			return n, fmt.Errorf("%w: decode %q: %w", ErrState, e.name, err)
 		}
-		n += len(e.payload)
+		n += e.size
 	}
 	g.mu.Lock()
 	g.epoch = epoch

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"slices"
 )
 
 // Item is one named piece of state handed from a generation to the next.
@@ -65,7 +64,8 @@ var ErrState = errors.New("state handoff")
 func encodeState(w io.Writer, epoch uint64, items []*item) (int64, error) {
 	cw := &countWriter{w: w}
 	crc := crc32.New(castagnoli)
-	bw := bufio.NewWriterSize(io.MultiWriter(cw, crc), chunkSize+16)
+	// A buffer smaller than a chunk: chunk payloads mostly bypass it.
+	bw := bufio.NewWriterSize(io.MultiWriter(cw, crc), 64<<10)
 	var vb [binary.MaxVarintLen64]byte
 	putU := func(v uint64) { bw.Write(vb[:binary.PutUvarint(vb[:], v)]) }
 	bw.WriteString(streamMagic)
@@ -172,11 +172,67 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// entry is one decoded (name, version, payload) of a stream.
+// entry is one decoded (name, version, payload) of a stream. The payload
+// is kept as the chunks it arrived in: joining them would copy the whole
+// state again.
 type entry struct {
 	name    string
 	version int
-	payload []byte
+	chunks  [][]byte
+	size    int
+}
+
+// bytes joins the payload (for migrations, which take a []byte).
+func (e *entry) bytes() []byte {
+	if len(e.chunks) == 1 {
+		return e.chunks[0]
+	}
+	b := make([]byte, 0, e.size)
+	for _, c := range e.chunks {
+		b = append(b, c...)
+	}
+	return b
+}
+
+func (e *entry) reader() *payloadReader { return &payloadReader{chunks: e.chunks, left: e.size} }
+
+// payloadReader is what Decode reads. Len reports the bytes left, so a
+// decoder can allocate once (io.ReadFull into make([]byte, r.Len())).
+type payloadReader struct {
+	chunks [][]byte
+	left   int
+}
+
+func (r *payloadReader) Read(p []byte) (int, error) {
+	for len(r.chunks) > 0 && len(r.chunks[0]) == 0 {
+		r.chunks = r.chunks[1:]
+	}
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	r.chunks[0] = r.chunks[0][n:]
+	r.left -= n
+	return n, nil
+}
+
+// Len is the number of bytes not yet read.
+func (r *payloadReader) Len() int { return r.left }
+
+// WriteTo lets io.Copy write the chunks without an intermediate buffer.
+func (r *payloadReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(r.chunks) > 0 {
+		n, err := w.Write(r.chunks[0])
+		total += int64(n)
+		r.left -= n
+		r.chunks[0] = r.chunks[0][n:]
+		if err != nil {
+			return total, err
+		}
+		r.chunks = r.chunks[1:]
+	}
+	return total, nil
 }
 
 // maxEntry bounds one entry so a corrupt length cannot exhaust memory.
@@ -187,7 +243,7 @@ const maxEntry = 1 << 34
 // predecessor killed mid-handoff leaves this generation's state untouched.
 func parseState(r io.Reader) (uint64, []entry, error) {
 	crc := crc32.New(castagnoli)
-	br := &crcReader{r: bufio.NewReaderSize(r, chunkSize), crc: crc}
+	br := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc}
 	magic := make([]byte, len(streamMagic))
 	if _, err := io.ReadFull(br, magic); err != nil {
 		return 0, nil, fmt.Errorf("%w: read header: %w", ErrState, eof(err))
@@ -223,7 +279,7 @@ func parseState(r io.Reader) (uint64, []entry, error) {
 		if err != nil || ver == 0 || ver > 1<<31 {
 			return 0, nil, fmt.Errorf("%w: read version of %q: bad version", ErrState, name)
 		}
-		var payload []byte
+		e := entry{name: string(name), version: int(ver)}
 		for {
 			n, err := binary.ReadUvarint(br)
 			if err != nil {
@@ -232,17 +288,17 @@ func parseState(r io.Reader) (uint64, []entry, error) {
 			if n == 0 {
 				break
 			}
-			if n > chunkSize || uint64(len(payload))+n > maxEntry {
+			if n > chunkSize || uint64(e.size)+n > maxEntry {
 				return 0, nil, fmt.Errorf("%w: read %q: chunk too large", ErrState, name)
 			}
-			payload = slices.Grow(payload, int(n))
-			k := len(payload)
-			payload = payload[:k+int(n)]
-			if _, err := io.ReadFull(br, payload[k:]); err != nil {
+			c := make([]byte, n)
+			if _, err := io.ReadFull(br, c); err != nil {
 				return 0, nil, fmt.Errorf("%w: read %q: %w", ErrState, name, eof(err))
 			}
+			e.chunks = append(e.chunks, c)
+			e.size += int(n)
 		}
-		entries = append(entries, entry{name: string(name), version: int(ver), payload: payload})
+		entries = append(entries, e)
 	}
 	want := crc.Sum32()
 	var sum [4]byte
@@ -308,7 +364,11 @@ func plan(items map[string]*item, entries []entry) ([]entry, error) {
 		if e.version > it.Version {
 			return nil, fmt.Errorf("%w: item %q is at version %d, this program knows up to %d (register a down migration in the newer program)", ErrState, name, e.version, it.Version)
 		}
-		p := e.payload
+		if e.version == it.Version {
+			out = append(out, e)
+			continue
+		}
+		p := e.bytes()
 		for v := e.version; v < it.Version; v++ {
 			m, ok := it.up[v]
 			if !ok {
@@ -319,7 +379,7 @@ func plan(items map[string]*item, entries []entry) ([]entry, error) {
 				return nil, fmt.Errorf("%w: migrate %q from version %d to %d: %w", ErrState, name, v, v+1, err)
 			}
 		}
-		out = append(out, entry{name: name, version: it.Version, payload: p})
+		out = append(out, entry{name: name, version: it.Version, chunks: [][]byte{p}, size: len(p)})
 	}
 	return out, nil
 }

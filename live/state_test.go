@@ -139,7 +139,7 @@ func TestStateRoundTripAndMigrations(t *testing.T) {
 			}
 			got := map[string]string{}
 			for _, e := range todo {
-				got[e.name] = string(e.payload)
+				got[e.name] = string(e.bytes())
 			}
 			if len(got) != len(tt.want) {
 				t.Fatalf("decoded %d items, want %d", len(got), len(tt.want))
@@ -199,7 +199,7 @@ func FuzzParseState(f *testing.F) {
 		// Whatever parses must encode back to a stream that parses the same.
 		var items []*item
 		for _, e := range entries {
-			items = append(items, &item{Item: (&memItem{string(e.payload)}).item(e.name, e.version)})
+			items = append(items, &item{Item: (&memItem{string(e.bytes())}).item(e.name, e.version)})
 		}
 		var out bytes.Buffer
 		if _, err := encodeState(&out, epoch, items); err != nil {
