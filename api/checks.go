@@ -74,6 +74,7 @@ type RTResponse struct {
 	List    *CheckList `json:"list,omitempty"`
 	Patches []RTPatch  `json:"patches,omitempty"`
 	PID     int        `json:"pid,omitempty"`
+	BuildID string     `json:"build_id,omitempty"` // the running program's graft build id (api.ManifestBuild.ID)
 	// Result carries the answer of ops registered with rt.HandleOp.
 	Result json.RawMessage `json:"result,omitempty"`
 }

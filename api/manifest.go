@@ -17,17 +17,25 @@ type Manifest struct {
 type ManifestBuild struct {
 	ID       string   `json:"id"`       // hex SHA-256 over everything below and the overlay's contents
 	Module   string   `json:"module"`   // main module path
-	Dir      string   `json:"dir"`      // main module directory
+	Dir      string   `json:"dir"`      // the directory graft build ran in (inside the main module)
 	Go       string   `json:"go"`       // toolchain: `go env GOVERSION`
 	GOOS     string   `json:"goos"`     //
 	GOARCH   string   `json:"goarch"`   //
 	Graft    string   `json:"graft"`    // rewriter version
-	RT       string   `json:"rt"`       // hash of the rt and api sources linked in
+	RT       string   `json:"rt"`       // hash of the rt sources linked in
 	Flags    []string `json:"flags"`    // go build flags passed through
 	Packages []string `json:"packages"` // instrumented import paths
-	Overlay  string   `json:"overlay"`  // the overlay JSON file
-	Modfile  string   `json:"modfile"`  // the -modfile used
-	Output   string   `json:"output,omitempty"`
+	// What Prepare was asked for, to reproduce the build exactly
+	// (instrument.PrepareManifest). Dir above is the directory it ran in.
+	Patterns   []string `json:"patterns"`
+	Instrument []string `json:"instrument,omitempty"`
+	Tests      bool     `json:"tests,omitempty"`
+	Patchable  bool     `json:"patchable,omitempty"`
+	Budget     int      `json:"budget,omitempty"`
+	NoSites    bool     `json:"no_sites,omitempty"`
+	Overlay    string   `json:"overlay"` // the overlay JSON file
+	Modfile    string   `json:"modfile"` // the -modfile used
+	Output     string   `json:"output,omitempty"`
 }
 
 // Point is one patch point: an instrumented function or method.

@@ -134,7 +134,7 @@ func serveConn(c net.Conn) {
 // Do answers one admin request in process; the socket server calls it, and
 // so can tests and linked-in packages.
 func Do(req Request) Response {
-	resp := Response{Version: wireVersion, PID: os.Getpid()}
+	resp := Response{Version: wireVersion, PID: os.Getpid(), BuildID: BuildID()}
 	switch req.Op {
 	case "list":
 		l := List()

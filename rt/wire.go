@@ -26,6 +26,7 @@ type Response struct {
 	List    *CheckList      `json:"list,omitempty"`
 	Patches []PatchInfo     `json:"patches,omitempty"`
 	PID     int             `json:"pid,omitempty"`
+	BuildID string          `json:"build_id,omitempty"`
 	Result  json.RawMessage `json:"result,omitempty"`
 }
 

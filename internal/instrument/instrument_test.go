@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/rewrite"
 )
 
 // buildFixture builds testdata/NAME plain and instrumented and returns both
@@ -167,6 +168,20 @@ func TestDeterministicAndCached(t *testing.T) {
 	}
 	if b3.Manifest.Build.ID != b1.Manifest.Build.ID {
 		t.Errorf("build id changed on a warm prepare: %s vs %s", b3.Manifest.Build.ID, b1.Manifest.Build.ID)
+	}
+	b4, err := PrepareManifest(t.Context(), &b1.Manifest, c2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b4.Manifest.Build.ID != b1.Manifest.Build.ID {
+		t.Errorf("PrepareManifest gave build %s, want %s", b4.Manifest.Build.ID, b1.Manifest.Build.ID)
+	}
+	b5, err := Prepare(t.Context(), Options{Dir: dir, CacheDir: c1, Rewrite: rewrite.Config{NoSites: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b5.Manifest.Build.ID == b1.Manifest.Build.ID {
+		t.Error("a different rewrite config gave the same build id")
 	}
 }
 

@@ -3,6 +3,7 @@ package instrument
 import (
 	"bytes"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,43 +12,54 @@ import (
 
 var updateRT = flag.Bool("update-rt", false, "copy ../../rt into _rtsrc/rt")
 
-// TestRTSourceCurrent checks that the embedded copy of rt is the source in
-// rt/ (run `go generate ./internal/instrument` after changing rt).
-func TestRTSourceCurrent(t *testing.T) {
-	src, _ := filepath.Glob("../../rt/*.go")
-	want := map[string][]byte{}
-	for _, f := range src {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
+// goSources lists the non-test .go files under dir, relative to it.
+func goSources(t *testing.T, dir string) map[string][]byte {
+	out := map[string][]byte{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		b, err := os.ReadFile(f)
+		if d.IsDir() && d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want[filepath.Base(f)] = b
-	}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = b
+		return nil
+	})
+	return out
+}
+
+// TestRTSourceCurrent checks that the embedded copy of rt is the source in
+// rt/ (run `go generate ./internal/instrument` after changing rt).
+func TestRTSourceCurrent(t *testing.T) {
+	want := goSources(t, "../../rt")
 	if len(want) == 0 {
 		t.Fatal("no rt sources found")
 	}
 	if *updateRT {
-		old, _ := filepath.Glob("_rtsrc/rt/*.go")
-		for _, f := range old {
-			os.Remove(f)
-		}
+		os.RemoveAll("_rtsrc/rt")
 		for name, b := range want {
-			if err := os.WriteFile(filepath.Join("_rtsrc/rt", name), b, 0o644); err != nil {
+			p := filepath.Join("_rtsrc/rt", name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return
 	}
-	have, _ := filepath.Glob("_rtsrc/rt/*.go")
+	have := goSources(t, "_rtsrc/rt")
 	if len(have) != len(want) {
 		t.Errorf("embedded rt has %d files, rt/ has %d: run go generate ./internal/instrument", len(have), len(want))
 	}
 	for name, b := range want {
-		got, err := os.ReadFile(filepath.Join("_rtsrc/rt", name))
-		if err != nil || !bytes.Equal(got, b) {
+		if !bytes.Equal(have[name], b) {
 			t.Errorf("embedded rt/%s is stale: run go generate ./internal/instrument", name)
 		}
 	}
