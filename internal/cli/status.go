@@ -27,7 +27,7 @@ func cmdStatus(ctx context.Context, env *Env, args []string) error {
 	}
 	st, err := client.New(*admin).Status(ctx)
 	if err != nil {
-		return fmt.Errorf("status: %w", err)
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
