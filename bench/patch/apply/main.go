@@ -30,14 +30,15 @@ func main() {
 	goroutines := flag.Int("goroutines", 10000, "parked goroutines in the server")
 	rounds := flag.Int("rounds", 5, "make+apply+revert rounds")
 	calls := flag.Int("calls", 2000000, "calls per overhead sample")
+	to := flag.String("to", "same", "fixture version to patch to: same (an equivalent body: pure call overhead) or v2 (the real fix)")
 	flag.Parse()
-	if err := run(*goroutines, *rounds, *calls); err != nil {
+	if err := run(*goroutines, *rounds, *calls, *to); err != nil {
 		fmt.Fprintln(os.Stderr, "apply:", err)
 		os.Exit(1)
 	}
 }
 
-func run(goroutines, rounds, calls int) error {
+func run(goroutines, rounds, calls int, to string) error {
 	ctx := context.Background()
 	root, err := os.Getwd()
 	if err != nil {
@@ -52,7 +53,7 @@ func run(goroutines, rounds, calls int) error {
 	if err := cp(filepath.Join(root, "bench/patch/fixture/v1"), dir); err != nil {
 		return err
 	}
-	v2 := filepath.Join(root, "bench/patch/fixture/v2")
+	v2 := filepath.Join(root, "bench/patch/fixture", to)
 	loader, err := os.ReadFile(filepath.Join(root, "internal/patch/testdata/e2e/loader.go.in"))
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func run(goroutines, rounds, calls int) error {
 		}
 		revertT = append(revertT, time.Since(t0))
 	}
-	fmt.Printf("Command: go run ./bench/patch/apply -goroutines %d -rounds %d -calls %d\n", goroutines, rounds, calls)
+	fmt.Printf("Command: go run ./bench/patch/apply -goroutines %d -rounds %d -calls %d -to %s\n", goroutines, rounds, calls, to)
 	fmt.Printf("Machine: %s/%s, %d CPUs, %s; date %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Println("| measure | median | min | max |")
 	fmt.Println("|---|---|---|---|")
