@@ -71,6 +71,12 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 		},
 		SetObserve: setObserve,
 		Event:      sup.Event,
+		Available: func() error {
+			if sup.Proxy() == nil {
+				return ErrNoProxy
+			}
+			return nil
+		},
 	}
 	s := NewService(h, opts.ServiceOptions)
 	s.Mount(sup.Handle)

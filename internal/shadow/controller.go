@@ -154,13 +154,14 @@ func NewController(opts Options, candidate, secondary string) (*Controller, erro
 
 // Observe takes one completed primary exchange. It never blocks: the
 // exchange is sampled, filtered by method and enqueued, or dropped when the
-// queue is full. req and primary must not be changed afterwards.
+// queue is full. A nil primary (no answer) is skipped. req and primary must
+// not be changed afterwards.
 func (c *Controller) Observe(req *Request, primary *Answer) {
 	if !c.running.Load() {
 		return
 	}
 	c.requests.Add(1)
-	if req.Gen == 0 {
+	if req.Gen == 0 || primary == nil {
 		c.skipped.Add(1)
 		return
 	}

@@ -45,6 +45,8 @@ type Host struct {
 	SetObserve func(func(*proxy.Request, *proxy.Response))
 	// Event records a supervisor event; nil: none.
 	Event func(gen int, kind, msg string)
+	// Available says why no run can start here (ErrNoProxy); nil: it can.
+	Available func() error
 }
 
 // ServiceOptions configures a Service; the zero value works.
@@ -112,12 +114,16 @@ func (s *Service) Observe(req *proxy.Request, resp *proxy.Response) {
 
 // FromProxy converts a proxy exchange into what a Controller compares.
 // bodyCap is the proxy's body cap: a body of unknown length that fills it
-// is taken as cut.
+// is taken as cut. A nil resp (the exchange failed before an answer) gives
+// a nil Answer, which the controller skips.
 func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request, *Answer) {
 	r := &Request{
 		Gen: req.Gen, Method: req.Method, Path: req.Path, RawQuery: req.RawQuery,
 		Header: req.Header, Body: req.Body,
 		Truncated: req.BodyLen > int64(len(req.Body)) || req.BodyLen < 0 && len(req.Body) >= bodyCap,
+	}
+	if resp == nil {
+		return r, nil
 	}
 	a := &Answer{
 		Status: resp.Status, Header: resp.Header, Body: resp.Body,
@@ -130,6 +136,11 @@ func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request,
 // mirrors until the run ends. It returns at once with the run's report
 // (state "starting").
 func (s *Service) Start(req api.ShadowRequest) (*api.Report, error) {
+	if s.h.Available != nil {
+		if err := s.h.Available(); err != nil {
+			return nil, err
+		}
+	}
 	if len(req.Command) == 0 {
 		return nil, ErrNoSubject
 	}
