@@ -564,3 +564,18 @@ func FuzzDecodeUpgradeBody(f *testing.F) {
 		}
 	})
 }
+
+// A socket-mode child that never notifies is usable with --ready delay:DUR.
+func TestReadyDelay(t *testing.T) {
+	h := run(t, Options{Command: fix("-never-ready", "-version", "1"), Ready: "delay:50ms"})
+	l := h.load()
+	res, err := h.s.Upgrade(t.Context(), fix("-never-ready", "-version", "2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ReadyMS < 50 {
+		t.Errorf("ready after %.1f ms, before the 50ms delay", res.ReadyMS)
+	}
+	h.waitRequests(l, 100)
+	checkLoad(t, l.Stop())
+}
