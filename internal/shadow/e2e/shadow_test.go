@@ -239,3 +239,73 @@ func TestGraftShadowDetachAndStop(t *testing.T) {
 		t.Errorf("shadow without a command: %v, want usage error", err)
 	}
 }
+
+// TestGraftRunWiresShadow runs graft run itself (the CLI), so that the
+// shadow's registration as a run feature is what serves /v1/shadow.
+func TestGraftRunWiresShadow(t *testing.T) {
+	exe, _ := os.Executable()
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var runOut syncBuffer
+	go func() {
+		done <- cli.Run(ctx, []string{"run", "--admin", sock, "--proxy", "--listen", "http=127.0.0.1:0", "--probation", "100ms",
+			"--", exe, "fixture-server", "-port", "{port}"}, &runOut, &runOut)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("graft run: %v\n%s", err, runOut.String())
+		}
+	}()
+	c := client.New(sock)
+	var st *api.Status
+	for {
+		var err error
+		if st, err = c.Status(t.Context()); err == nil && st.Serving != 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("graft run exited: %v\n%s", err, runOut.String())
+		case <-time.After(20 * time.Millisecond): // polling the admin API until the first generation serves
+		}
+	}
+	url := "http://" + st.Listeners[0].Addr
+	tctx, tcancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; tctx.Err() == nil; i++ {
+			req, _ := http.NewRequestWithContext(tctx, "GET", fmt.Sprintf("%s/users/%d", url, i%31), nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	})
+	defer func() { tcancel(); wg.Wait() }()
+	out, stderr, err := graft(t, "shadow", "--admin", sock, "--requests", "300", "--", exe, "fixture-server", "-port", "{port}", "-bug", "value")
+	var coded interface{ ExitCode() int }
+	if !errors.As(err, &coded) || coded.ExitCode() != 1 || !strings.Contains(out, "body.plan") {
+		t.Fatalf("graft shadow through graft run: %v\n%s%s", err, out, stderr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writes of graft run's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
