@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // exchange is one request/response through the proxy; a client
@@ -25,7 +27,7 @@ type exchange struct {
 	id      uint64
 	gen     int
 	start   time.Time
-	hd      head
+	hd      http1.Head
 	headBuf []byte
 	bodyLen int64
 	capBuf  []byte       // full-length buffer; capLen bytes of body copied so far
@@ -34,7 +36,7 @@ type exchange struct {
 	obs      *Response // the answer for Hooks.Observe, once relayed
 	upBroken bool      // the backend's answer broke off mid-body
 
-	rh      head
+	rh      http1.Head
 	reqBody bodyReader
 	rspBody bodyReader
 	wbuf    []byte
@@ -61,19 +63,19 @@ func (x *exchange) run(n int) bool {
 	x.start = time.Now()
 	x.headBuf = append(x.headBuf[:0], cc.in.buffered()[:n]...)
 	cc.in.r += n
-	if err := x.hd.parseRequest(x.headBuf); err != nil {
+	if err := x.hd.ParseRequest(x.headBuf); err != nil {
 		status := http.StatusBadRequest
 		switch {
-		case errors.Is(err, errBadVersion):
+		case errors.Is(err, http1.ErrBadVersion):
 			status = http.StatusHTTPVersionNotSupported
-		case errors.Is(err, errBadEncoding) && x.hd.minor == 1:
+		case errors.Is(err, http1.ErrBadEncoding) && x.hd.Minor == 1:
 			status = http.StatusNotImplemented
 		}
 		cc.writeError(status, err.Error())
 		return false
 	}
 	hd := &x.hd
-	if string(hd.method) == "CONNECT" {
+	if string(hd.Method) == "CONNECT" {
 		cc.writeError(http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return false
 	}
@@ -81,20 +83,20 @@ func (x *exchange) run(n int) bool {
 	mode := frameNone
 	x.bodyLen = 0
 	switch {
-	case hd.chunked:
+	case hd.Chunked:
 		mode = frameChunked
 		x.bodyLen = -1
-	case hd.contentLength >= 0:
+	case hd.ContentLength >= 0:
 		mode = frameLength
-		x.bodyLen = hd.contentLength
+		x.bodyLen = hd.ContentLength
 	}
-	x.reqBody.init(&cc.in, mode, hd.contentLength)
+	x.reqBody.init(&cc.in, mode, hd.ContentLength)
 	x.capLen.Store(0)
 	need := 0
-	if mode == frameChunked || hd.contentLength > 0 {
+	if mode == frameChunked || hd.ContentLength > 0 {
 		need = p.bodyCap
-		if mode == frameLength && hd.contentLength < int64(need) {
-			need = int(hd.contentLength)
+		if mode == frameLength && hd.ContentLength < int64(need) {
+			need = int(hd.ContentLength)
 		}
 	}
 	if cap(x.capBuf) < need {
@@ -109,12 +111,12 @@ func (x *exchange) run(n int) bool {
 	// unless Inspect wants it, so a slow stream still streams.
 	buffered := x.reqBody.done
 	if !buffered {
-		block := mode == frameLength && hd.contentLength <= int64(p.bodyCap) || hooks != nil && hooks.InspectBody
-		if hd.expect100 && block && len(cc.in.buffered()) == 0 {
+		block := mode == frameLength && hd.ContentLength <= int64(p.bodyCap) || hooks != nil && hooks.InspectBody
+		if hd.Expect100 && block && len(cc.in.buffered()) == 0 {
 			if _, err := cc.c.Write(continueLine); err != nil {
 				return false
 			}
-			hd.expect100 = false
+			hd.Expect100 = false
 		}
 		if err := x.preread(block); err != nil {
 			cc.writeError(http.StatusBadRequest, "bad request body")
@@ -131,12 +133,12 @@ func (x *exchange) run(n int) bool {
 		req := x.snapshot(0)
 		if ans := hooks.Inspect(&req); ans != nil {
 			p.nBlocked.Add(1)
-			keep := buffered && !hd.closeConn && !cc.s.isClosing()
-			return cc.writeAnswer(ans, keep, hd.minor) && keep
+			keep := buffered && !hd.Close && !cc.s.isClosing()
+			return cc.writeAnswer(ans, keep, hd.Minor) && keep
 		}
 	}
 
-	retriable := buffered && idempotent(string(hd.method))
+	retriable := buffered && idempotent(string(hd.Method))
 	b := p.waitPrimary(nil)
 	retried := false // a second send to a backend has been made
 	reroutes := 0    // attempts that sent nothing (no connection)
@@ -144,7 +146,7 @@ func (x *exchange) run(n int) bool {
 		if b == nil {
 			p.nFail.Add(1)
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusServiceUnavailable, "no backend available", !buffered))
-			return buffered && !hd.closeConn
+			return buffered && !hd.Close
 		}
 		x.gen = b.gen
 		if !b.acquire(&x.fl) {
@@ -179,7 +181,7 @@ func (x *exchange) run(n int) bool {
 			p.nFail.Add(1)
 			p.logf("upstream failed", "gen", b.gen, "outcome", int(out))
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", !buffered))
-			return buffered && !hd.closeConn
+			return buffered && !hd.Close
 		}
 		if next != b || out != outNotSent {
 			p.nRetry.Add(1)
@@ -326,7 +328,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	reused = u.reused
 	// h2c is not passed through: the backend then answers in HTTP/1.1, and
 	// each request keeps going through routing and hooks.
-	upgrade := hd.connUpgrade && len(hd.upgrade) > 0 && !equalFold(hd.upgrade, "h2c")
+	upgrade := hd.ConnUpgrade && len(hd.Upgrade) > 0 && !http1.EqualFold(hd.Upgrade, "h2c")
 
 	// Request head (and the held body) in one write.
 	w := x.appendRequestHead(x.wbuf[:0], buffered, upgrade)
@@ -346,11 +348,11 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	}
 	var pump chan error
 	if !buffered {
-		if hd.expect100 && len(cc.in.buffered()) == 0 {
+		if hd.Expect100 && len(cc.in.buffered()) == 0 {
 			// The client waits for this before it sends the body. Written
 			// here, before the pump starts, so it cannot interleave with
 			// an early answer.
-			hd.expect100 = false
+			hd.Expect100 = false
 			if _, err := cc.c.Write(continueLine); err != nil {
 				u.c.Close()
 				b.release(&x.fl, nil)
@@ -367,15 +369,15 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	for {
 		n, err = u.in.readHead()
 		if err == nil {
-			err = x.rh.parseResponse(u.in.buffered()[:n])
+			err = x.rh.ParseResponse(u.in.buffered()[:n])
 		}
-		if err != nil || x.rh.status >= 200 || x.rh.status == 101 {
+		if err != nil || x.rh.Status >= 200 || x.rh.Status == 101 {
 			break
 		}
 		u.in.r += n
 	}
-	if err == nil && x.rh.status == 101 && !upgrade {
-		err = errBadHead // switching protocols unasked: nothing to relay
+	if err == nil && x.rh.Status == 101 && !upgrade {
+		err = http1.ErrBadHead // switching protocols unasked: nothing to relay
 	}
 	if err != nil {
 		u.c.Close()
@@ -392,7 +394,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 		cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", true))
 		return outDone, false, reused
 	}
-	if x.rh.status >= 500 && mayRetry && pump == nil {
+	if x.rh.Status >= 500 && mayRetry && pump == nil {
 		if fb := p.fallback.Load(); fb != nil && fb != b {
 			u.c.Close()
 			b.release(&x.fl, nil)
@@ -401,7 +403,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 	}
 	u.in.r += n
 
-	if upgrade && x.rh.status == http.StatusSwitchingProtocols {
+	if upgrade && x.rh.Status == http.StatusSwitchingProtocols {
 		waitPump(pump) // an upgrade request carries no body worth waiting for
 		x.tunnel(b, u)
 		return outDone, false, reused
@@ -413,7 +415,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 			keep, upOK = false, false
 		}
 	}
-	if upOK && x.rh.minor == 1 && !x.rh.closeConn && !upgrade && len(u.in.buffered()) == 0 {
+	if upOK && x.rh.Minor == 1 && !x.rh.Close && !upgrade && len(u.in.buffered()) == 0 {
 		b.release(&x.fl, u)
 	} else {
 		u.c.Close()
@@ -503,16 +505,16 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 	hd, rh := &x.hd, &x.rh
 	mode := frameClose
 	switch {
-	case string(hd.method) == "HEAD" || rh.status < 200 || rh.status == 204 || rh.status == 304:
+	case string(hd.Method) == "HEAD" || rh.Status < 200 || rh.Status == 204 || rh.Status == 304:
 		mode = frameNone
-	case rh.chunked:
+	case rh.Chunked:
 		mode = frameChunked
-	case rh.contentLength >= 0:
+	case rh.ContentLength >= 0:
 		mode = frameLength
 	}
-	x.rspBody.init(&u.in, mode, rh.contentLength)
-	rechunk := (mode == frameChunked || mode == frameClose) && hd.minor == 1
-	keep = reqDone && !hd.closeConn && !cc.s.isClosing() && (hd.minor == 1 || mode == frameNone || mode == frameLength)
+	x.rspBody.init(&u.in, mode, rh.ContentLength)
+	rechunk := (mode == frameChunked || mode == frameClose) && hd.Minor == 1
+	keep = reqDone && !hd.Close && !cc.s.isClosing() && (hd.Minor == 1 || mode == frameNone || mode == frameLength)
 
 	w := x.appendResponseHead(x.wbuf[:0], mode, rechunk, keep)
 	observe := hooks != nil && hooks.Observe != nil
@@ -573,7 +575,7 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 	}
 	x.wbuf = w
 	if observe {
-		x.obs = &Response{Status: rh.status, Header: rhdr, Body: rcap, BodyLen: total, Latency: time.Since(x.start)}
+		x.obs = &Response{Status: rh.Status, Header: rhdr, Body: rcap, BodyLen: total, Latency: time.Since(x.start)}
 	}
 	return keep, mode != frameClose
 }
@@ -606,18 +608,18 @@ func (x *exchange) observe(hooks *Hooks) {
 // dropped, X-Forwarded-For extended, framing restated.
 func (x *exchange) appendRequestHead(w []byte, buffered, upgrade bool) []byte {
 	hd := &x.hd
-	w = append(w, hd.method...)
+	w = append(w, hd.Method...)
 	w = append(w, ' ')
-	w = append(w, hd.target...)
+	w = append(w, hd.Target...)
 	w = append(w, " HTTP/1.1\r\n"...)
-	for i := range hd.headers {
-		f := &hd.headers[i]
-		if f.hop {
+	for i := range hd.Fields {
+		f := &hd.Fields[i]
+		if f.Hop {
 			continue
 		}
-		w = append(w, f.name...)
+		w = append(w, f.Name...)
 		w = append(w, ": "...)
-		w = append(w, f.value...)
+		w = append(w, f.Value...)
 		w = append(w, '\r', '\n')
 	}
 	w = x.appendXFF(w)
@@ -630,12 +632,12 @@ func (x *exchange) appendRequestHead(w []byte, buffered, upgrade bool) []byte {
 		w = append(w, "Transfer-Encoding: chunked\r\n"...)
 	case x.reqBody.mode == frameLength:
 		w = append(w, "Content-Length: "...)
-		w = strconv.AppendInt(w, hd.contentLength, 10)
+		w = strconv.AppendInt(w, hd.ContentLength, 10)
 		w = append(w, '\r', '\n')
 	}
 	if upgrade {
 		w = append(w, "Connection: Upgrade\r\nUpgrade: "...)
-		w = append(w, hd.upgrade...)
+		w = append(w, hd.Upgrade...)
 		w = append(w, '\r', '\n')
 	}
 	return append(w, '\r', '\n')
@@ -643,19 +645,19 @@ func (x *exchange) appendRequestHead(w []byte, buffered, upgrade bool) []byte {
 
 func (x *exchange) appendXFF(w []byte) []byte {
 	ip := x.cc.ip
-	if ip == nil && x.hd.xffCount == 0 {
+	if ip == nil && x.hd.XFFCount == 0 {
 		return w
 	}
 	w = append(w, "X-Forwarded-For: "...)
 	first := true
-	if x.hd.xffCount > 0 {
-		for i := range x.hd.headers {
-			f := &x.hd.headers[i]
-			if len(f.name) == 15 && equalFold(f.name, "x-forwarded-for") {
+	if x.hd.XFFCount > 0 {
+		for i := range x.hd.Fields {
+			f := &x.hd.Fields[i]
+			if len(f.Name) == 15 && http1.EqualFold(f.Name, "x-forwarded-for") {
 				if !first {
 					w = append(w, ", "...)
 				}
-				w = append(w, f.value...)
+				w = append(w, f.Value...)
 				first = false
 			}
 		}
@@ -673,32 +675,32 @@ func (x *exchange) appendXFF(w []byte) []byte {
 func (x *exchange) appendResponseHead(w []byte, mode int, rechunk, keep bool) []byte {
 	rh := &x.rh
 	w = append(w, "HTTP/1.1 "...)
-	w = strconv.AppendInt(w, int64(rh.status), 10)
+	w = strconv.AppendInt(w, int64(rh.Status), 10)
 	w = append(w, ' ')
-	w = append(w, rh.reason...)
+	w = append(w, rh.Reason...)
 	w = append(w, '\r', '\n')
-	for i := range rh.headers {
-		f := &rh.headers[i]
-		if f.hop {
+	for i := range rh.Fields {
+		f := &rh.Fields[i]
+		if f.Hop {
 			continue
 		}
-		w = append(w, f.name...)
+		w = append(w, f.Name...)
 		w = append(w, ": "...)
-		w = append(w, f.value...)
+		w = append(w, f.Value...)
 		w = append(w, '\r', '\n')
 	}
 	switch {
-	case mode == frameLength || (mode == frameNone && rh.contentLength >= 0):
+	case mode == frameLength || (mode == frameNone && rh.ContentLength >= 0):
 		w = append(w, "Content-Length: "...)
-		w = strconv.AppendInt(w, rh.contentLength, 10)
+		w = strconv.AppendInt(w, rh.ContentLength, 10)
 		w = append(w, '\r', '\n')
-	case rechunk || (mode == frameNone && rh.chunked):
+	case rechunk || (mode == frameNone && rh.Chunked):
 		w = append(w, "Transfer-Encoding: chunked\r\n"...)
 	}
 	switch {
 	case !keep:
 		w = append(w, "Connection: close\r\n"...)
-	case x.hd.minor == 0:
+	case x.hd.Minor == 0:
 		w = append(w, "Connection: keep-alive\r\n"...)
 	}
 	return append(w, '\r', '\n')
@@ -707,24 +709,24 @@ func (x *exchange) appendResponseHead(w []byte, mode int, rechunk, keep bool) []
 // snapshot materializes the request as a Request (hooks, InFlight).
 func (x *exchange) snapshot(gen int) Request {
 	hd := &x.hd
-	path, query := splitTarget(hd.target)
+	path, query := splitTarget(hd.Target)
 	r := Request{
 		ID:       x.id,
 		Time:     x.start,
 		Gen:      gen,
-		Method:   string(hd.method),
+		Method:   string(hd.Method),
 		Path:     path,
 		RawQuery: query,
-		Header:   make(http.Header, len(hd.headers)),
+		Header:   make(http.Header, len(hd.Fields)),
 		BodyLen:  x.bodyLen,
 	}
-	for i := range hd.headers {
-		f := &hd.headers[i]
-		if f.hop {
+	for i := range hd.Fields {
+		f := &hd.Fields[i]
+		if f.Hop {
 			continue
 		}
-		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
-		r.Header[k] = append(r.Header[k], string(f.value))
+		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
+		r.Header[k] = append(r.Header[k], string(f.Value))
 	}
 	if xff := x.appendXFF(nil); xff != nil {
 		r.Header["X-Forwarded-For"] = []string{string(xff[len("X-Forwarded-For: ") : len(xff)-2])}
@@ -736,17 +738,17 @@ func (x *exchange) snapshot(gen int) Request {
 }
 
 func (x *exchange) responseHeader() http.Header {
-	h := make(http.Header, len(x.rh.headers))
-	for i := range x.rh.headers {
-		f := &x.rh.headers[i]
-		if f.hop {
+	h := make(http.Header, len(x.rh.Fields))
+	for i := range x.rh.Fields {
+		f := &x.rh.Fields[i]
+		if f.Hop {
 			continue
 		}
-		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
-		h[k] = append(h[k], string(f.value))
+		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
+		h[k] = append(h[k], string(f.Value))
 	}
-	if x.rh.contentLength >= 0 {
-		h["Content-Length"] = []string{strconv.FormatInt(x.rh.contentLength, 10)}
+	if x.rh.ContentLength >= 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(x.rh.ContentLength, 10)}
 	}
 	return h
 }

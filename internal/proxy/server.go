@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // server is the client side: it accepts connections and runs one
@@ -209,7 +211,7 @@ func (cc *clientConn) serve() {
 			return
 		}
 		if err != nil {
-			if errors.Is(err, errHeadTooLarge) {
+			if errors.Is(err, http1.ErrHeadTooLarge) {
 				cc.writeError(431, "request head too large")
 			} else if len(cc.in.buffered()) > 0 && !isNetErr(err) {
 				cc.writeError(400, "bad request")

@@ -19,7 +19,7 @@ func (x *exchange) tunnel(b *Backend, u *upconn) {
 	// which a 101 must carry: restate them before the blank line.
 	w = w[:len(w)-2]
 	w = append(w, "Connection: Upgrade\r\nUpgrade: "...)
-	w = append(w, x.rh.upgrade...)
+	w = append(w, x.rh.Upgrade...)
 	w = append(w, "\r\n\r\n"...)
 	w = append(w, u.in.buffered()...) // backend bytes that came with the head
 	u.in.r = u.in.w

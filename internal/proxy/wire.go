@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // rbuf is a read buffer over a connection, grown only for large heads.
@@ -33,10 +35,10 @@ func (rb *rbuf) fill() error {
 			rb.w -= rb.r
 			rb.r = 0
 		} else {
-			if len(rb.b) >= maxHead+ioSize {
-				return errHeadTooLarge
+			if len(rb.b) >= http1.MaxHead+ioSize {
+				return http1.ErrHeadTooLarge
 			}
-			nb := make([]byte, min(2*len(rb.b)+rbufSize, maxHead+ioSize))
+			nb := make([]byte, min(2*len(rb.b)+rbufSize, http1.MaxHead+ioSize))
 			copy(nb, rb.b[:rb.w])
 			rb.b = nb
 		}
@@ -68,8 +70,8 @@ func (rb *rbuf) readHead() (int, error) {
 			buf = nil // wait for its LF
 		}
 		if len(buf) > 0 {
-			n, next, err := headEnd(buf, scanned)
-			if err != errNeedMore {
+			n, next, err := http1.HeadEnd(buf, scanned)
+			if err != http1.ErrNeedMore {
 				return n, err
 			}
 			scanned = next
@@ -93,7 +95,7 @@ type bodyReader struct {
 	rb        *rbuf
 	mode      int
 	remaining int64 // frameLength
-	ch        chunkedState
+	ch        http1.ChunkedDecoder
 	spans     [1][2]int
 	done      bool
 	bytes     int64 // data bytes returned so far
@@ -130,7 +132,7 @@ func (br *bodyReader) nextBuffered(max int) ([]byte, error) {
 		return buf[:n], nil
 	case frameChunked:
 		for len(buf) > 0 {
-			consumed, spans, done, err := br.ch.decode(buf, br.spans[:0])
+			consumed, spans, done, err := br.ch.Decode(buf, br.spans[:0])
 			br.rb.r += consumed
 			if err != nil {
 				return nil, err
@@ -145,8 +147,7 @@ func (br *bodyReader) nextBuffered(max int) ([]byte, error) {
 					// after this span, so it is the tail of what it consumed.
 					extra := e - s - max
 					br.rb.r -= extra
-					br.ch.remaining += int64(extra)
-					br.ch.phase = chData
+					br.ch.Unread(extra)
 					e -= extra
 				}
 				br.bytes += int64(e - s)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // rawProxy starts a proxy in front of h and returns the proxy's address.
@@ -120,7 +122,7 @@ func TestRawRequests(t *testing.T) {
 		{name: "gzip TE", req: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", status: 501, closed: true},
 		{name: "bad chunk", req: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", status: 400, closed: true},
 		{name: "HTTP/2.0", req: "GET / HTTP/2.0\r\nHost: a\r\n\r\n", status: 505, closed: true},
-		{name: "huge head", req: "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", maxHead) + "\r\n\r\n", status: 431, closed: true},
+		{name: "huge head", req: "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", http1.MaxHead) + "\r\n\r\n", status: 431, closed: true},
 		{name: "CONNECT", req: "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", status: 405, closed: true},
 		{name: "HTTP/1.0", req: "GET / HTTP/1.0\r\nHost: a\r\n\r\n", status: 200, closed: true},
 		{name: "HTTP/1.0 keep-alive", req: "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", status: 200},
