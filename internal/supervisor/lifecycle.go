@@ -98,9 +98,11 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 		s.Event(g.n, "not-ready", why)
 		return fmt.Errorf("generation %d not ready: %s", g.n, why)
 	}
-	var tick <-chan time.Time
-	var delay <-chan time.Time
+	var tick, delay <-chan time.Time
+	var notified <-chan struct{} // nil unless notify: a closed channel would spin the loop
 	switch s.ready.Kind {
+	case ReadyNotify:
+		notified = g.readyCh
 	case ReadyTCP, ReadyHTTP:
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
@@ -110,10 +112,8 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 	}
 	for {
 		select {
-		case <-g.readyCh:
-			if s.ready.Kind == ReadyNotify {
-				return s.markReady(g)
-			}
+		case <-notified:
+			return s.markReady(g)
 		case <-delay:
 			return s.markReady(g)
 		case <-tick:
@@ -382,7 +382,13 @@ func (s *Supervisor) exited(g *generation, err error) {
 	if wasServing {
 		s.serving = nil
 		if s.proxyMode {
-			s.proxy.SetPrimary(nil)
+			// Route to the parked generation at once if there is one; the
+			// rollback below makes it official.
+			if p := s.parked; p != nil && p.alive() {
+				s.proxy.SetPrimary(p.backend)
+			} else {
+				s.proxy.SetPrimary(nil)
+			}
 		}
 	}
 	reason := "exit status 0"
