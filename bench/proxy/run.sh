@@ -2,8 +2,9 @@
 # Proxy-mode overhead, side by side in one run: wrk against a small Go JSON
 # backend hit directly, through `graft run --proxy`, and through nginx
 # (1 worker, keep-alive upstream) in front of the same backend process.
-# With HARNESS=1 it also measures internal/proxy alone (bench/proxy/graftproxy),
-# without the supervisor around it.
+# With HARNESS=1 it also measures internal/proxy alone (bench/proxy/graftproxy,
+# "harness": no supervisor around it) and Go's stock httputil.ReverseProxy
+# ("stdlib", the same harness with -stdlib).
 #
 #   bench/proxy/run.sh                 # 3 rounds of wrk -t2 -c32 -d10s --latency
 #   ROUNDS=1 DURATION=3s bench/proxy/run.sh
@@ -124,6 +125,7 @@ servers() { # target name → pids of the processes doing its work
 	graft) echo "$graftpid" ;;
 	nginx) echo "$nginxpid $(pgrep -P "$nginxpid" | tr '\n' ' ')" ;;
 	harness) echo "$harnesspid" ;;
+	stdlib) echo "$stdlibpid" ;;
 	esac
 }
 hz=$(getconf CLK_TCK)
@@ -140,6 +142,12 @@ if [ "$HARNESS" = 1 ]; then
 	harnesspid=$!
 	waitfor "http://127.0.0.1:$hport/"
 	targets+=(harness "http://127.0.0.1:$hport/")
+	sport=$(freeport)
+	"$tmp/graftproxy" -stdlib -listen "127.0.0.1:$sport" -backend "$baddr" &
+	pids+=($!)
+	stdlibpid=$!
+	waitfor "http://127.0.0.1:$sport/"
+	targets+=(stdlib "http://127.0.0.1:$sport/")
 fi
 
 # wrk latency lines look like "99%    2.10ms"; print milliseconds.

@@ -1,5 +1,7 @@
 // Command graftproxy runs internal/proxy alone in front of one backend, for
 // the proxy benchmark when `graft run --proxy` is not what is measured.
+// With -stdlib it runs Go's stock httputil.ReverseProxy instead (transport
+// tuned for one upstream), the baseline internal/proxy was built to beat.
 package main
 
 import (
@@ -7,6 +9,9 @@ import (
 	"flag"
 	"log"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -20,6 +25,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to serve")
 	backend := flag.String("backend", "127.0.0.1:8080", "backend address")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	stdlib := flag.Bool("stdlib", false, "serve with net/http/httputil.ReverseProxy instead")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -35,10 +41,20 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	p := proxy.New(proxy.Options{})
-	p.SetPrimary(proxy.NewBackend(1, *backend))
+	var serve func(net.Listener) error
+	var shutdown func(context.Context) error
+	if *stdlib {
+		rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: *backend})
+		rp.Transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+		srv := &http.Server{Handler: rp}
+		serve, shutdown = srv.Serve, srv.Shutdown
+	} else {
+		p := proxy.New(proxy.Options{})
+		p.SetPrimary(proxy.NewBackend(1, *backend))
+		serve, shutdown = p.Serve, p.Shutdown
+	}
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln) }()
+	go func() { done <- serve(ln) }()
 	select {
 	case err := <-done:
 		log.Fatal(err)
@@ -46,6 +62,6 @@ func main() {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	p.Shutdown(sctx)
+	shutdown(sctx)
 	<-done
 }
