@@ -52,6 +52,20 @@ const (
 	outServerError                // a 5xx head arrived and nothing was relayed yet
 )
 
+func (o outcome) String() string {
+	switch o {
+	case outDone:
+		return "done"
+	case outNotSent:
+		return "no connection"
+	case outNoResponse:
+		return "no response"
+	case outServerError:
+		return "server error"
+	}
+	return "unknown"
+}
+
 var ctxBackground = context.Background()
 
 // run handles the request whose head is the first n buffered bytes; it
@@ -145,6 +159,7 @@ func (x *exchange) run(n int) bool {
 	for {
 		if b == nil {
 			p.nFail.Add(1)
+			p.warn("answered 503: no backend", "waited", p.wait)
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusServiceUnavailable, "no backend available", !buffered))
 			return buffered && !hd.Close
 		}
@@ -179,7 +194,7 @@ func (x *exchange) run(n int) bool {
 		}
 		if next == nil {
 			p.nFail.Add(1)
-			p.logf("upstream failed", "gen", b.gen, "outcome", int(out))
+			p.warn("answered 502: backend failed", "gen", b.gen, "method", string(hd.Method), "outcome", out.String())
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", !buffered))
 			return buffered && !hd.Close
 		}

@@ -235,3 +235,9 @@ func (p *Proxy) logf(msg string, args ...any) {
 		p.log.Debug(msg, args...)
 	}
 }
+
+func (p *Proxy) warn(msg string, args ...any) {
+	if p.log != nil {
+		p.log.Warn(msg, args...)
+	}
+}
