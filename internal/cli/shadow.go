@@ -13,6 +13,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/shadow"
+	"github.com/graftdev/graft/internal/shadow/differ"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -175,7 +176,7 @@ func finalReport(env *Env, rep *api.Report, asJSON bool) error {
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if err := shadow.WriteText(env.Stdout, rep); err != nil {
+	} else if err := differ.WriteText(env.Stdout, rep); err != nil {
 		return err
 	}
 	if rep.Ended == "error" {
@@ -217,7 +218,7 @@ func cmdShadowStop(ctx context.Context, env *Env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return shadow.WriteText(env.Stdout, rep)
+	return differ.WriteText(env.Stdout, rep)
 }
 
 const reportHelp = `
@@ -254,5 +255,5 @@ func cmdReport(ctx context.Context, env *Env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return shadow.WriteText(env.Stdout, rep)
+	return differ.WriteText(env.Stdout, rep)
 }

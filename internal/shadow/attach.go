@@ -11,6 +11,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/shadow/differ"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -133,7 +134,7 @@ func (s *Service) serveReport(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) serveReportHTML(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
-	if err := WriteHTML(&b, s.Report()); err != nil {
+	if err := differ.WriteHTML(&b, s.Report()); err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}

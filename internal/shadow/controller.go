@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/shadow/differ"
 )
 
 // DefaultMethods are the methods mirrored unless Options.Methods says
@@ -47,7 +48,7 @@ type Options struct {
 	// CheckEvery is how many compared requests pass between verdict checks
 	// that may end the run; 0 means 10.
 	CheckEvery int
-	Differ     DifferOptions
+	Differ     differ.Options
 	Metrics    *Metrics     // nil: none
 	Logger     *slog.Logger // nil: log nothing
 }
@@ -69,7 +70,7 @@ type Request struct {
 
 type job struct {
 	req     *Request
-	primary *Answer
+	primary *differ.Answer
 }
 
 // Controller mirrors sampled primary exchanges to a candidate lane and a
@@ -78,7 +79,7 @@ type job struct {
 // enqueues, and drops when the bounded queue is full.
 type Controller struct {
 	opts      Options
-	differ    *Differ
+	differ    *differ.Differ
 	cand, sec *laneClient
 	methods   map[string]bool
 	queue     chan job
@@ -98,7 +99,7 @@ type Controller struct {
 	failed   string // a forced fail's reason (the candidate died)
 	started  time.Time
 	finished time.Time
-	final    *Judgement
+	final    *differ.Judgement
 }
 
 // NewController returns a controller mirroring to the lanes at the given
@@ -125,7 +126,7 @@ func NewController(opts Options, candidate, secondary string) (*Controller, erro
 	if opts.CheckEvery <= 0 {
 		opts.CheckEvery = 10
 	}
-	d, err := NewDiffer(opts.Differ)
+	d, err := differ.New(opts.Differ)
 	if err != nil {
 		return nil, fmt.Errorf("new shadow controller: %w", err)
 	}
@@ -156,7 +157,7 @@ func NewController(opts Options, candidate, secondary string) (*Controller, erro
 // exchange is sampled, filtered by method and enqueued, or dropped when the
 // queue is full. A nil primary (no answer) is skipped. req and primary must
 // not be changed afterwards.
-func (c *Controller) Observe(req *Request, primary *Answer) {
+func (c *Controller) Observe(req *Request, primary *differ.Answer) {
 	if !c.running.Load() {
 		return
 	}
@@ -282,7 +283,7 @@ func (c *Controller) work(ctx context.Context) {
 
 // mirror sends one exchange to both lanes at once and compares the answers.
 func (c *Controller) mirror(ctx context.Context, j job) {
-	var cand *Answer
+	var cand *differ.Answer
 	var wg sync.WaitGroup
 	wg.Go(func() { cand = c.cand.do(ctx, j.req) })
 	sec := c.sec.do(ctx, j.req)
@@ -322,7 +323,7 @@ func (c *Controller) Report() *api.Report {
 	c.mu.Lock()
 	final, started, finished, ended, failed := c.final, c.started, c.finished, c.ended, c.failed
 	c.mu.Unlock()
-	var j Judgement
+	var j differ.Judgement
 	state := api.ShadowRunning
 	if final != nil {
 		j, state = *final, api.ShadowDone
@@ -332,7 +333,7 @@ func (c *Controller) Report() *api.Report {
 	if failed != "" {
 		j.Verdict, j.Reason = api.VerdictFail, failed
 	}
-	o := c.differ.opts
+	o := c.differ.Options()
 	return &api.Report{
 		Version: api.Version, State: state, Verdict: j.Verdict, Reason: j.Reason, Ended: ended,
 		Started: started, Finished: finished,
@@ -374,7 +375,7 @@ func (l *laneClient) close() { l.tr.CloseIdleConnections() }
 // hopHeaders are not forwarded (RFC 9110 §7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}
 
-func (l *laneClient) do(ctx context.Context, r *Request) *Answer {
+func (l *laneClient) do(ctx context.Context, r *Request) *differ.Answer {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	uri := "http://" + l.addr + r.Path
@@ -387,7 +388,7 @@ func (l *laneClient) do(ctx context.Context, r *Request) *Answer {
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, uri, body)
 	if err != nil {
-		return &Answer{Err: err}
+		return &differ.Answer{Err: err}
 	}
 	for k, v := range r.Header {
 		req.Header[k] = v
@@ -400,14 +401,14 @@ func (l *laneClient) do(ctx context.Context, r *Request) *Answer {
 	}
 	resp, err := l.http.Do(req)
 	if err != nil {
-		return &Answer{Err: err}
+		return &differ.Answer{Err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(l.bodyCap)+1))
 	if err != nil {
-		return &Answer{Err: fmt.Errorf("read answer: %w", err)}
+		return &differ.Answer{Err: fmt.Errorf("read answer: %w", err)}
 	}
-	a := &Answer{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	a := &differ.Answer{Status: resp.StatusCode, Header: resp.Header, Body: b}
 	if len(b) > l.bodyCap {
 		a.Body, a.Truncated = b[:l.bodyCap], true
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/shadow/differ"
 )
 
 // service is a small JSON service whose answers carry nondeterministic
@@ -83,7 +84,7 @@ func (s *service) count(method string) int64 {
 
 // fetch asks the primary directly, as the proxy would, and returns what
 // Observe gets.
-func fetch(t *testing.T, client *http.Client, base, method, path string) (*Request, *Answer) {
+func fetch(t *testing.T, client *http.Client, base, method, path string) (*Request, *differ.Answer) {
 	t.Helper()
 	req, _ := http.NewRequest(method, base+path, nil)
 	resp, err := client.Do(req)
@@ -93,7 +94,7 @@ func fetch(t *testing.T, client *http.Client, base, method, path string) (*Reque
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return &Request{Gen: 1, Method: method, Path: path, Header: http.Header{"Accept": {"application/json"}}},
-		&Answer{Status: resp.StatusCode, Header: resp.Header, Body: body}
+		&differ.Answer{Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
 
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
@@ -274,11 +275,11 @@ func TestControllerSampleAndSkip(t *testing.T) {
 	i := 0
 	c.random = func() float64 { i++; return float64(i%4) / 4 } // 1 in 4 below 0.25
 	for range 400 {
-		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &Answer{Status: 200})
+		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &differ.Answer{Status: 200})
 	}
-	c.Observe(&Request{Gen: 0, Method: "GET", Path: "/sealed"}, &Answer{Status: 403})
+	c.Observe(&Request{Gen: 0, Method: "GET", Path: "/sealed"}, &differ.Answer{Status: 403})
 	c.random = func() float64 { return 0 } // sampled: the next is skipped for its body
-	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/", Truncated: true}, &Answer{Status: 200})
+	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/", Truncated: true}, &differ.Answer{Status: 200})
 	r, a := FromProxy(&proxy.Request{Gen: 1, Method: "GET", Path: "/"}, nil, 64<<10)
 	c.Observe(r, a) // the exchange failed: no primary answer to compare
 	if c.requests.Load() != 403 || c.eligible.Load() != 401 || c.mirrored.Load() != 100 || c.skipped.Load() != 3 {
@@ -311,7 +312,7 @@ func TestControllerStalledCandidate(t *testing.T) {
 	go func() { errc <- c.Run(t.Context()) }()
 	const n = 5000
 	for range n {
-		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &Answer{Status: 200})
+		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &differ.Answer{Status: 200})
 	}
 	// Every Observe has returned although the candidate answered nothing.
 	if got := c.requests.Load(); got != n {
@@ -368,7 +369,7 @@ func TestControllerForwardsRequest(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(t.Context()) }()
 	c.Observe(&Request{Gen: 1, Method: "PUT", Path: "/a/b", RawQuery: "x=1&y=2",
-		Header: http.Header{"X-Token": {"t"}, "Connection": {"close"}, "Accept-Encoding": {"gzip"}}, Body: []byte("payload")}, &Answer{Status: 200})
+		Header: http.Header{"X-Token": {"t"}, "Connection": {"close"}, "Accept-Encoding": {"gzip"}}, Body: []byte("payload")}, &differ.Answer{Status: 200})
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestControllerEndsAfterDuration(t *testing.T) {
 		t.Errorf("ended %q state %s verdict %s, want duration, done, undecided", r.Ended, r.State, r.Verdict)
 	}
 	// After the run, Observe takes nothing.
-	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &Answer{Status: 200})
+	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &differ.Answer{Status: 200})
 	if c.requests.Load() != 0 {
 		t.Error("Observe counted a request after the run ended")
 	}

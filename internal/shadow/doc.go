@@ -5,7 +5,9 @@
 // secondary shows, groups requests by inferred route templates, and decides
 // a verdict (pass, fail, undecided) with a sequential statistical test.
 //
-// The pure parts (Comparer, Router, Differ, the renderers) need no process;
-// Controller drives the lanes; Attach wires everything into a supervisor.
+// The comparison itself (field differences, noise, route templates, the
+// test, the verdict and the report's rendering) is package differ, which
+// needs no process; Controller drives the lanes, Service runs one run at a
+// time, and Attach wires it into a supervisor.
 // See docs/shadow.md for the statistics and the report format.
 package shadow

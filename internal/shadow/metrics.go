@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"fmt"
+	"github.com/graftdev/graft/internal/shadow/differ"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -70,7 +71,7 @@ func (m *Metrics) setRunning(on bool) {
 	}
 }
 
-func (m *Metrics) setDivergent(j Judgement) {
+func (m *Metrics) setDivergent(j differ.Judgement) {
 	if m == nil {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/shadow/differ"
 )
 
 // Errors of the shadow service.
@@ -116,7 +117,7 @@ func (s *Service) Observe(req *proxy.Request, resp *proxy.Response) {
 // bodyCap is the proxy's body cap: a body of unknown length that fills it
 // is taken as cut. A nil resp (the exchange failed before an answer) gives
 // a nil Answer, which the controller skips.
-func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request, *Answer) {
+func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request, *differ.Answer) {
 	r := &Request{
 		Gen: req.Gen, Method: req.Method, Path: req.Path, RawQuery: req.RawQuery,
 		Header: req.Header, Body: req.Body,
@@ -125,7 +126,7 @@ func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request,
 	if resp == nil {
 		return r, nil
 	}
-	a := &Answer{
+	a := &differ.Answer{
 		Status: resp.Status, Header: resp.Header, Body: resp.Body,
 		Truncated: resp.BodyLen > int64(len(resp.Body)) || resp.BodyLen < 0 && len(resp.Body) >= bodyCap,
 	}
@@ -144,7 +145,7 @@ func (s *Service) Start(req api.ShadowRequest) (*api.Report, error) {
 	if len(req.Command) == 0 {
 		return nil, ErrNoSubject
 	}
-	if _, err := NewRouter(RouterOptions{Patterns: req.Routes}); err != nil {
+	if _, err := differ.NewRouter(differ.RouterOptions{Patterns: req.Routes}); err != nil {
 		return nil, err
 	}
 	if req.Sample < 0 || req.Sample > 1 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/shadow/differ"
 )
 
 // fakeLane is an httptest server standing in for a lane process.
@@ -203,8 +204,8 @@ func TestServicePromoteOnPassUpgrades(t *testing.T) {
 	if r.Verdict != api.VerdictPass || r.Ended != "verdict" {
 		t.Fatalf("verdict %s ended %q (%s), want pass by verdict", r.Verdict, r.Ended, r.Reason)
 	}
-	if r.Compared < uint64(neededFor(0.05, 0.95)) {
-		t.Errorf("passed after %d compared, fewer than the %d needed", r.Compared, neededFor(0.05, 0.95))
+	if r.Compared < uint64(differ.Needed(0.05, 0.95)) {
+		t.Errorf("passed after %d compared, fewer than the %d needed", r.Compared, differ.Needed(0.05, 0.95))
 	}
 	if len(rg.upgrades) != 1 || !slices.Equal(rg.upgrades[0], []string{"./v2"}) || r.Promoted != "upgraded to generation 7" {
 		t.Errorf("upgrades %v promoted %q, want one upgrade to ./v2", rg.upgrades, r.Promoted)

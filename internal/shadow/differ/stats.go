@@ -1,4 +1,4 @@
-package shadow
+package differ
 
 import "math"
 
@@ -90,11 +90,11 @@ func logTail(n, start, dir int) float64 {
 	return first + math.Log(sum)
 }
 
-// neededFor returns the number of compared requests with no divergent
+// Needed returns the number of compared requests with no divergent
 // answer that bounds the regression rate below target at the given
 // confidence: the smallest n with (1-target)^n ≤ 1-confidence (the "rule of
 // three": about 3/target at 95%).
-func neededFor(target, confidence float64) int {
+func Needed(target, confidence float64) int {
 	if target <= 0 || target >= 1 {
 		return 1
 	}

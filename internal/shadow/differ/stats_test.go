@@ -1,4 +1,4 @@
-package shadow
+package differ
 
 import (
 	"math"
@@ -92,8 +92,8 @@ func TestNeededAndBound(t *testing.T) {
 		want   int
 	}{{0.01, 299}, {0.1, 29}, {0.001, 2995}}
 	for _, tt := range tests {
-		if got := neededFor(tt.target, 0.95); got != tt.want {
-			t.Errorf("neededFor(%g) = %d, want %d", tt.target, got, tt.want)
+		if got := Needed(tt.target, 0.95); got != tt.want {
+			t.Errorf("Needed(%g) = %d, want %d", tt.target, got, tt.want)
 		}
 		if b := upperBound(tt.want, 0.95); b > tt.target {
 			t.Errorf("upperBound(%d) = %g, above target %g", tt.want, b, tt.target)

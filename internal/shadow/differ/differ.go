@@ -1,4 +1,4 @@
-package shadow
+package differ
 
 import (
 	"math"
@@ -11,8 +11,8 @@ import (
 	"github.com/graftdev/graft/api"
 )
 
-// DifferOptions configures a Differ; the zero value works.
-type DifferOptions struct {
+// Options configures a Differ; the zero value works.
+type Options struct {
 	Compare CompareOptions
 	Router  RouterOptions
 	// Alpha is the family-wise false-alarm probability of the divergence
@@ -34,7 +34,7 @@ type DifferOptions struct {
 // Differ accumulates the comparisons of compared requests by route and
 // field, and judges them. It is safe for concurrent use.
 type Differ struct {
-	opts   DifferOptions
+	opts   Options
 	cmp    *Comparer
 	router *Router
 
@@ -57,7 +57,7 @@ type fieldStats struct {
 }
 
 // NewDiffer returns a Differ configured by opts.
-func NewDiffer(opts DifferOptions) (*Differ, error) {
+func New(opts Options) (*Differ, error) {
 	if opts.Alpha <= 0 {
 		opts.Alpha = 0.01
 	}
@@ -82,6 +82,9 @@ func NewDiffer(opts DifferOptions) (*Differ, error) {
 	}
 	return &Differ{opts: opts, cmp: NewComparer(opts.Compare), router: r, routes: map[string]*routeStats{}}, nil
 }
+
+// Options returns the options in effect, defaults filled in.
+func (d *Differ) Options() Options { return d.opts }
 
 // Add records one compared request: its method and URI, and the three
 // answers. It returns the request's route.
@@ -224,7 +227,7 @@ func (d *Differ) Judge() Judgement {
 		}
 	}
 	threshold := math.Log(float64(max(m, 1)) / d.opts.Alpha)
-	needed := neededFor(d.opts.TargetRate, d.opts.Confidence)
+	needed := Needed(d.opts.TargetRate, d.opts.Confidence)
 	j := Judgement{Verdict: api.VerdictPass}
 	keys := make([]string, 0, len(d.routes))
 	for k := range d.routes {

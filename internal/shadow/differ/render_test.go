@@ -1,4 +1,4 @@
-package shadow
+package differ
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // fixed counters and times.
 func goldenReport(t *testing.T) *api.Report {
 	t.Helper()
-	d, err := NewDiffer(DifferOptions{})
+	d, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

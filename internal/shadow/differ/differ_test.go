@@ -1,4 +1,4 @@
-package shadow
+package differ
 
 import (
 	"fmt"
@@ -47,7 +47,7 @@ func (s *fakeService) answer(path string) *Answer {
 
 func runDiffer(t *testing.T, n int, mutate func(string, *int, http.Header, map[string]string)) Judgement {
 	t.Helper()
-	d, err := NewDiffer(DifferOptions{})
+	d, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestDifferUndecided(t *testing.T) {
 }
 
 func TestDifferMergesCollapsedRoutes(t *testing.T) {
-	d, _ := NewDiffer(DifferOptions{Router: RouterOptions{MaxChildren: 3}})
+	d, _ := New(Options{Router: RouterOptions{MaxChildren: 3}})
 	a := jsonAnswer(200, `{"a":1}`)
 	for _, name := range []string{"alpha", "beta", "gamma", "delta", "epsilon"} {
 		d.Add("GET", "/docs/"+name, "", a, a, a)
