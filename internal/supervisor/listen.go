@@ -105,9 +105,17 @@ func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, erro
 		} else {
 			ln, err = listen(sp.Addr)
 			if err != nil {
+				if len(inherited) > 0 {
+					var names []string
+					for _, in := range inherited {
+						names = append(names, in.Name)
+					}
+					err = fmt.Errorf("%w (inherited sockets are named %s: match them with --listen NAME=, e.g. FileDescriptorName= in the .socket unit)", err, strings.Join(names, ", "))
+				}
 				return fail(fmt.Errorf("listen %s=%s: %w", sp.Name, sp.Addr, err))
 			}
 		}
+		delete(byName, sp.Name)
 		l := &listener{spec: sp, ln: ln, fd: -1}
 		// The listener's own fd is handed to children (ForkExec dup2s it).
 		// No *os.File is made of it: os.File.Fd would switch the shared
@@ -127,6 +135,9 @@ func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, erro
 			ul.SetUnlinkOnClose(true)
 		}
 		out = append(out, l)
+	}
+	for _, f := range byName {
+		f.Close() // inherited but not asked for
 	}
 	return out, nil
 }
