@@ -47,6 +47,9 @@ type Config struct {
 	// reuses the first run's (ListenAddr), as a real deployment would.
 	Listen string
 	Output io.Writer // child output; nil discards
+	// NoHeal runs the same load without self-healing (the baseline): the
+	// run ends after BenignAfterSeal benign requests.
+	NoHeal bool
 	Logger *slog.Logger
 }
 
@@ -122,9 +125,12 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start scenario: %w", err)
 	}
-	a, err := heal.Attach(sup, heal.AttachOptions{Options: heal.Options{StorePath: cfg.StorePath, Logger: cfg.Logger}})
-	if err != nil {
-		return nil, fmt.Errorf("start scenario: %w", err)
+	var a *heal.Attached
+	if !cfg.NoHeal {
+		a, err = heal.Attach(sup, heal.AttachOptions{Options: heal.Options{StorePath: cfg.StorePath, Logger: cfg.Logger}})
+		if err != nil {
+			return nil, fmt.Errorf("start scenario: %w", err)
+		}
 	}
 	s := &Service{Sup: sup, Heal: a, URL: "http://" + sup.Addrs()[0], done: make(chan error, 2)}
 	// Runs after heal's hook: a rule installed for this crash is visible.
@@ -132,14 +138,20 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.crashes = append(s.crashes, c.Time)
-		if s.sealed.IsZero() && len(a.Healer.List()) > 0 {
+		if a != nil && s.sealed.IsZero() && len(a.Healer.List()) > 0 {
 			s.sealed, s.sealedAt = time.Now(), len(s.crashes)
 		}
 	})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	go func() { s.done <- sup.Run(rctx) }()
-	go func() { s.done <- a.Run(rctx) }()
+	go func() {
+		if a == nil {
+			s.done <- nil
+			return
+		}
+		s.done <- a.Run(rctx)
+	}()
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
 	if err := sup.WaitFor(wctx, func(st *api.Status) bool { return st.Serving != 0 }); err != nil {
@@ -273,6 +285,9 @@ func (s *Service) Load(ctx context.Context, cfg Config) (Result, error) {
 		isSealed   = func() bool { s.mu.Lock(); defer s.mu.Unlock(); return !s.sealed.IsZero() }
 		sealedFlag atomic.Bool
 	)
+	if cfg.NoHeal {
+		sealedFlag.Store(true) // count every benign request
+	}
 	if err := s.warmup(ctx, cfg); err != nil {
 		return res, err
 	}
@@ -329,6 +344,9 @@ func (s *Service) Load(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Sealed, res.CrashesBeforeSeal = s.sealed, s.sealedAt
 	s.mu.Unlock()
+	if s.Heal == nil {
+		return res, nil
+	}
 	res.Rules = s.Heal.Healer.List()
 	if res.Sealed.IsZero() {
 		return res, fmt.Errorf("scenario %s: no rule installed within %v (%s)", cfg.Kind, cfg.Timeout, res)
