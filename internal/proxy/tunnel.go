@@ -48,16 +48,27 @@ func (x *exchange) tunnel(b *Backend, u *upconn) {
 	}
 	cc.c.SetReadDeadline(time.Time{})
 
+	// A side that ends cleanly (EOF) is half-closed towards the other, which
+	// gets tunnelLinger to finish; a side that fails (reset, or closed by
+	// Backend.Close or Shutdown) ends the tunnel at once.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(u.c, cc.c)
+		if _, err := io.Copy(u.c, cc.c); err != nil {
+			u.c.Close()
+			cc.c.Close()
+			return
+		}
 		closeWrite(u.c)
 		u.c.SetReadDeadline(time.Now().Add(tunnelLinger))
 	}()
-	io.Copy(cc.c, u.c)
-	closeWrite(cc.c)
-	cc.c.SetReadDeadline(time.Now().Add(tunnelLinger))
+	if _, err := io.Copy(cc.c, u.c); err != nil {
+		u.c.Close()
+		cc.c.Close()
+	} else {
+		closeWrite(cc.c)
+		cc.c.SetReadDeadline(time.Now().Add(tunnelLinger))
+	}
 	<-done
 }
 

@@ -409,6 +409,20 @@ func TestWebSocketTunnel(t *testing.T) {
 	if p.Stats().Failures != 0 {
 		t.Fatalf("stats %+v", p.Stats())
 	}
+
+	// Close ends the backend's tunnels at once (a drain past its deadline).
+	c2, br2 := dialRaw(t, addr)
+	io.WriteString(c2, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n")
+	if resp, err := http.ReadResponse(br2, &http.Request{Method: "GET"}); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("second handshake: %v", err)
+	}
+	b.Close()
+	if _, err := io.ReadAll(br2); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	if err := b.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestStaleIdleConnection: a backend closes idle keep-alive connections
