@@ -92,7 +92,7 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&routes, "route", "route `template` overriding inference, e.g. 'GET /users/{name}' (repeatable)")
 	fs.Var(&ignoreHeaders, "ignore-header", "response `header` never compared, besides Date and the like (repeatable)")
 	fs.Var(&ignoreFields, "ignore-field", "field `path` never compared, e.g. body.meta.took (repeatable)")
-	secondary := fs.String("secondary", "", "command line of the secondary, split on spaces (default: the serving generation's)")
+	secondary := fs.String("secondary", "", "`command` line of the secondary, split on spaces (default: the serving generation's)")
 	detach := fs.Bool("detach", false, "start the run and return; see it with graft report")
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
 	if err := parse(env, fs, args); err != nil {
