@@ -58,6 +58,9 @@ func echoHandler(gen int) http.Handler {
 			http.Error(w, err.Error(), 500)
 			return
 		}
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			time.Sleep(d) // a request still in flight when a drain starts
+		}
 		w.Header().Set("X-Gen", fmt.Sprint(gen))
 		w.Header().Set("X-Method", r.Method)
 		w.Header().Set("X-XFF", r.Header.Get("X-Forwarded-For"))
@@ -194,7 +197,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 				var resp *http.Response
 				var err error
 				if n%2 == 0 {
-					resp, err = c.Post(base+"/p", "text/plain", strings.NewReader(body))
+					resp, err = c.Post(base+"/p?sleep=3ms", "text/plain", strings.NewReader(body))
 				} else {
 					body = ""
 					resp, err = c.Get(base + "/g")
