@@ -72,17 +72,25 @@ func InheritedSockets(getenv func(string) string, pid int) []Inherited {
 	return out
 }
 
-// listener is one public socket and the file handed to generations.
+// listener is one public socket and the descriptor handed to generations.
 type listener struct {
-	spec ListenSpec
-	ln   net.Listener
-	fd   int // ln's descriptor, passed to every socket-mode generation
+	spec    ListenSpec
+	ln      net.Listener // proxy mode; nil in socket mode
+	address string
+	unlink  string // socket mode: unix socket path to remove at close
+	fd      int    // ln's descriptor, passed to every socket-mode generation
 }
 
-func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, error) {
+// openListeners binds or adopts the listeners. raw (socket mode) keeps
+// only a duplicate descriptor of each and closes the net.Listener: graft
+// never accepts in socket mode, and a socket in its netpoller would wake
+// it at every connection meant for a generation.
+func openListeners(specs []ListenSpec, inherited []Inherited, raw bool) ([]*listener, error) {
 	byName := map[string]*os.File{}
+	inheritedNames := map[string]bool{}
 	for _, in := range inherited {
 		byName[in.Name] = in.File
+		inheritedNames[in.Name] = true
 	}
 	var out []*listener
 	fail := func(err error) ([]*listener, error) {
@@ -130,9 +138,30 @@ func openListeners(specs []ListenSpec, inherited []Inherited) ([]*listener, erro
 			ln.Close()
 			return fail(fmt.Errorf("listener %s: no file descriptor", sp.Name))
 		}
-		if ul, ok := ln.(*net.UnixListener); ok {
+		if a := ln.Addr(); a.Network() == "unix" {
+			l.address = "unix:" + a.String()
+		} else {
+			l.address = a.String()
+		}
+		ul, isUnix := ln.(*net.UnixListener)
+		if isUnix {
 			// graft owns the path; generations only ever get the fd.
 			ul.SetUnlinkOnClose(true)
+		}
+		if raw {
+			fd, err := dupCloexec(l.fd)
+			if err != nil {
+				ln.Close()
+				return fail(fmt.Errorf("listener %s: dup: %w", sp.Name, err))
+			}
+			if isUnix {
+				ul.SetUnlinkOnClose(false)
+				if _, adopted := inheritedNames[sp.Name]; !adopted {
+					l.unlink = strings.TrimPrefix(l.address, "unix:")
+				}
+			}
+			ln.Close()
+			l.ln, l.fd = nil, fd
 		}
 		out = append(out, l)
 	}
@@ -177,17 +206,24 @@ func removeStale(path string) error {
 // asked to create.
 var ErrInUse = errors.New("another process answers on this socket")
 
-func (l *listener) addr() string {
-	if l.spec.Addr != "" && strings.HasPrefix(l.spec.Addr, "unix:") {
-		return l.spec.Addr
+func (l *listener) addr() string { return l.address }
+
+func (l *listener) close() {
+	if l.ln != nil {
+		l.ln.Close()
+		return
 	}
-	if a := l.ln.Addr(); a.Network() == "unix" {
-		return "unix:" + a.String()
-	} else {
-		return a.String()
+	syscall.Close(l.fd)
+	if l.unlink != "" {
+		os.Remove(l.unlink)
 	}
 }
 
-func (l *listener) close() {
-	l.ln.Close()
+func dupCloexec(fd int) (int, error) {
+	nfd, err := syscall.Dup(fd)
+	if err != nil {
+		return -1, err
+	}
+	syscall.CloseOnExec(nfd)
+	return nfd, nil
 }

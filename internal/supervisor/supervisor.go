@@ -179,7 +179,7 @@ func New(opts Options) (*Supervisor, error) {
 	} else if err := os.MkdirAll(s.runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("new supervisor: runtime dir: %w", err)
 	}
-	if s.listeners, err = openListeners(opts.Listen, opts.Inherited); err != nil {
+	if s.listeners, err = openListeners(opts.Listen, opts.Inherited, !opts.Proxy); err != nil {
 		s.cleanupDir()
 		return nil, fmt.Errorf("new supervisor: %w", err)
 	}
