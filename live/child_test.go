@@ -129,7 +129,8 @@ func sum(m map[string]string) string {
 type child struct {
 	version     int  // kv's schema version: 1 or 2
 	failDecode  bool // the decoder rejects every state
-	blockBefore bool // never calls Ready (never reads its state)
+	blockBefore bool // blocks before live.New: never starts reading its state
+	stallStream bool // starts reading its state by hand, then stops reading
 }
 
 func childConfig(args []string) (child, bool) {
@@ -145,8 +146,10 @@ func childConfig(args []string) (child, bool) {
 			c.version, _ = strconv.Atoi(v)
 		case "fail-decode":
 			c.failDecode = true
-		case "block-before-ready":
+		case "block-before-reading":
 			c.blockBefore = true
+		case "stall-mid-stream":
+			c.stallStream = true
 		}
 	}
 	return c, true
@@ -163,6 +166,19 @@ func childArgs(words ...string) []string {
 
 func runChild(cfg child) error {
 	ver := cfg.version
+	if cfg.blockBefore {
+		select {} // the test kills it
+	}
+	if cfg.stallStream {
+		fd, err := strconv.Atoi(os.Getenv("GRAFT_STATE_FD"))
+		if err != nil {
+			return errors.New("stall-mid-stream: no GRAFT_STATE_FD")
+		}
+		f := os.NewFile(uintptr(fd), "state")
+		f.Write([]byte{'R'}) // what live sends when it starts reading
+		io.ReadFull(f, make([]byte, 4096))
+		select {} // the test kills it
+	}
 	g := live.New(live.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	defer g.Close()
 	s := &kv{version: ver, m: map[string]recV2{}}
@@ -180,9 +196,6 @@ func runChild(cfg child) error {
 	ln, err := g.Listen("web", "127.0.0.1:0")
 	if err != nil {
 		return err
-	}
-	if cfg.blockBefore {
-		select {} // never reads its state: the test kills it mid-handoff
 	}
 	if err := g.Ready(); err != nil {
 		return err

@@ -119,6 +119,9 @@ func parseRights(oob []byte) ([]*os.File, error) {
 			continue
 		}
 		for _, fd := range fds {
+			// Non-blocking before wrapping, so the file uses the poller and
+			// takes deadlines.
+			syscall.SetNonblock(fd, true)
 			files = append(files, os.NewFile(uintptr(fd), "graft-fd"))
 		}
 	}

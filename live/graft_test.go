@@ -172,6 +172,12 @@ func TestGraftFailingDecodeRollsBack(t *testing.T) {
 }
 
 func TestGraftKilledMidHandoff(t *testing.T) {
+	for _, how := range []string{"block-before-reading", "stall-mid-stream"} {
+		t.Run(how, func(t *testing.T) { testGraftKilledMidHandoff(t, how) })
+	}
+}
+
+func testGraftKilledMidHandoff(t *testing.T, how string) {
 	g := newGraft(t)
 	want := g.fill(10000)
 	ctx, stop := context.WithCancel(t.Context())
@@ -181,7 +187,7 @@ func TestGraftKilledMidHandoff(t *testing.T) {
 	g.waitHello()
 	done := make(chan error, 1)
 	go func() {
-		_, err := g.s.Upgrade(g.ctx, childArgs("block-before-ready"))
+		_, err := g.s.Upgrade(g.ctx, childArgs(how))
 		done <- err
 	}()
 	// Kill the new generation once the old one has been told to hand off.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -103,10 +104,15 @@ func (g *Gen) handle(m api.Control, files []*os.File) {
 // sent. Mutations stay held until the outcome: resume (they run here),
 // commit or drain (they go to the successor).
 func (g *Gen) handoff(f *os.File) {
+	// Mutations go on until the successor is up and reading: its process
+	// start is not part of the pause.
+	err := waitReader(f)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), parkWait)
-	err := g.gate.hold(ctx)
-	cancel()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), parkWait)
+		err = g.gate.hold(ctx)
+		cancel()
+	}
 	var n int64
 	if err == nil {
 		growBuffer(f, syscall.SO_SNDBUF, syscall.SO_SNDBUFFORCE)
@@ -137,6 +143,7 @@ func (g *Gen) receive(f *os.File) {
 		cancel()
 	}
 	growBuffer(f, syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE)
+	signalReader(f)
 	n, err := g.load(f)
 	f.Close()
 	if err != nil {
@@ -182,6 +189,36 @@ func (g *Gen) replyParked() {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// The state stream is a socketpair, so it also carries one byte back: the
+// reader sends readerReady once it is running and about to read, and the
+// writer holds its mutations only from then on.
+const readerReady = 'R'
+
+// readerWait bounds the wait for readerReady; after it the writer streams
+// anyway (a reader that never signals still gets its state).
+const readerWait = 10 * time.Second
+
+func signalReader(f *os.File) { f.Write([]byte{readerReady}) }
+
+// waitReader waits for the reader's byte. An error means the reader is gone
+// (it exited or was killed before reading): there is nobody to hand to.
+func waitReader(f *os.File) error {
+	if err := f.SetReadDeadline(time.Now().Add(readerWait)); err != nil {
+		return nil // not pollable: stream at once
+	}
+	defer f.SetReadDeadline(time.Time{})
+	var b [1]byte
+	_, err := f.Read(b[:])
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil
+	default:
+		return fmt.Errorf("handoff: the successor closed the state stream before reading: %w", err)
+	}
+}
 
 // stateSockBuf is the socket buffer asked for on the state stream: a
 // default unix socket buffer (about 200 KB) makes a 100 MB state hundreds

@@ -122,11 +122,13 @@ func newGen(opts Options, env osEnv) *Gen {
 		closeOnExec(g.stateFD)
 		// Read the stream at once, while the program initializes: the
 		// predecessor holds its mutations until we are ready.
+		syscall.SetNonblock(g.stateFD, true)
 		f := os.NewFile(uintptr(g.stateFD), "graft-state")
 		g.stateFD = -1
 		growBuffer(f, syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE)
 		g.pending = make(chan pendingState, 1)
 		go func() {
+			signalReader(f)
 			epoch, entries, err := parseState(f)
 			f.Close()
 			g.pending <- pendingState{epoch, entries, err}

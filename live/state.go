@@ -137,6 +137,13 @@ type chunker struct {
 
 func (c *chunker) Write(p []byte) (int, error) {
 	n := len(p)
+	// Whole chunks of a large write go out without a copy into c.buf.
+	for len(c.buf) == 0 && len(p) >= chunkSize {
+		var vb [binary.MaxVarintLen64]byte
+		c.w.Write(vb[:binary.PutUvarint(vb[:], chunkSize)])
+		c.w.Write(p[:chunkSize])
+		p = p[chunkSize:]
+	}
 	for len(p) > 0 {
 		if c.buf == nil {
 			c.buf = make([]byte, 0, chunkSize)

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -214,7 +215,11 @@ func p50max(ds []time.Duration) string {
 // given size and a counter, both handed over.
 func generation(sizeArg string) error {
 	size, _ := strconv.Atoi(sizeArg)
-	g := live.New(live.Options{})
+	var log *slog.Logger
+	if os.Getenv("HANDOFF_DEBUG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	g := live.New(live.Options{Logger: log})
 	defer g.Close()
 	var (
 		mu    sync.Mutex
@@ -225,7 +230,9 @@ func generation(sizeArg string) error {
 		Name: "blob", Version: 1,
 		Encode: func(w io.Writer) error { _, err := w.Write(blob); return err },
 		Decode: func(r io.Reader) error {
-			b, err := io.ReadAll(r)
+			// live's reader says how much is left: allocate once.
+			b := make([]byte, r.(interface{ Len() int }).Len())
+			_, err := io.ReadFull(r, b)
 			blob = b
 			return err
 		},
