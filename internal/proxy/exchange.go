@@ -72,7 +72,6 @@ var ctxBackground = context.Background()
 // reports whether the client connection stays open.
 func (x *exchange) run(n int) bool {
 	cc, p := x.cc, x.cc.p
-	p.nReq.Add(1)
 	x.id = p.nextID.Add(1)
 	x.start = time.Now()
 	x.headBuf = append(x.headBuf[:0], cc.in.buffered()[:n]...)

@@ -100,8 +100,8 @@ type Proxy struct {
 
 	srv *server
 
-	nextID                                               atomic.Uint64
-	nReq, nFail, nRetry, nFallback, nInspected, nBlocked atomic.Uint64
+	nextID                                         atomic.Uint64
+	nFail, nRetry, nFallback, nInspected, nBlocked atomic.Uint64
 }
 
 // New returns a proxy with no primary.
@@ -198,7 +198,7 @@ func (p *Proxy) Hooks() Hooks {
 // Stats returns the proxy's totals.
 func (p *Proxy) Stats() Stats {
 	return Stats{
-		Requests:  p.nReq.Load(),
+		Requests:  p.nextID.Load(), // one ID per request received
 		Failures:  p.nFail.Load(),
 		Retries:   p.nRetry.Load(),
 		Fallbacks: p.nFallback.Load(),
