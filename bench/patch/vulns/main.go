@@ -38,11 +38,13 @@ var repros = map[string]struct {
 	imports []string
 	repro   string
 }{
-	"GO-2021-0059": {[]string{"github.com/tidwall/gjson"}, "x := `0.#[[{}]].@valid:\"000`\n\treturn gjson.Get(x, x).Raw"},
-	"GO-2021-0054": {[]string{"github.com/tidwall/gjson"}, "x := `[#.@pretty.@join:{\"\"[]\"\"preserve\"3,\"][{]]]`\n\treturn gjson.Get(x, x).Raw"},
-	"GO-2021-0057": {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
-	"GO-2020-0015": {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
-	"GO-2022-0956": {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
+	"GO-2021-0059":         {[]string{"github.com/tidwall/gjson"}, "x := `0.#[[{}]].@valid:\"000`\n\treturn gjson.Get(x, x).Raw"},
+	"GO-2021-0054":         {[]string{"github.com/tidwall/gjson"}, "x := `[#.@pretty.@join:{\"\"[]\"\"preserve\"3,\"][{]]]`\n\treturn gjson.Get(x, x).Raw"},
+	"GO-2022-0957 (match)": {[]string{"github.com/tidwall/match"}, "str := `,**,,**,**,**,**,**,**,`\n\tpat := `,**********************************************{**\",**,,**,**,` + `**,**,\"\",**,**,**,**,**,**,**,**,**,**]`\n\treturn fmt.Sprint(match.Match(pat, str))"},
+	"GO-2021-0089":         {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`^_ï¿½^C^A^@[`), \"\"))"},
+	"GO-2021-0057":         {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
+	"GO-2020-0015":         {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
+	"GO-2022-0956":         {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
 }
 
 // fixes are entries of the Go vulnerability database whose vulnerable and
