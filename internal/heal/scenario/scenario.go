@@ -8,6 +8,7 @@ package scenario
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,11 @@ type Config struct {
 	// Listen is the public address; "" picks a free port. A restart test
 	// reuses the first run's (ListenAddr), as a real deployment would.
 	Listen string
-	Output io.Writer // child output; nil discards
+	// AdminSocket serves the admin API on this unix socket; "" none.
+	AdminSocket string
+	// AlertKey is the pinned key for alerts (graft run --alert-key).
+	AlertKey ed25519.PublicKey
+	Output   io.Writer // child output; nil discards
 	// NoHeal runs the same load without self-healing (the baseline): the
 	// run ends after BenignAfterSeal benign requests.
 	NoHeal bool
@@ -121,13 +126,14 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		Drain:          3 * time.Second,
 		StartTimeout:   10 * time.Second,
 		RestartBackoff: 20 * time.Millisecond,
+		AdminSocket:    cfg.AdminSocket,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start scenario: %w", err)
 	}
 	var a *heal.Attached
 	if !cfg.NoHeal {
-		a, err = heal.Attach(sup, heal.AttachOptions{Options: heal.Options{StorePath: cfg.StorePath, Logger: cfg.Logger}})
+		a, err = heal.Attach(sup, heal.AttachOptions{Options: heal.Options{StorePath: cfg.StorePath, Logger: cfg.Logger}, AlertKey: cfg.AlertKey})
 		if err != nil {
 			return nil, fmt.Errorf("start scenario: %w", err)
 		}
