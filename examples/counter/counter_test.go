@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,9 +69,15 @@ type load struct {
 }
 
 func startLoad(ctx context.Context, base string, keepAlive int) *load {
+	return startLoadWith(ctx, base, keepAlive, nil)
+}
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func startLoadWith(ctx context.Context, base string, keepAlive int, dial dialFunc) *load {
 	l := &load{}
-	ka := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: keepAlive, IdleConnTimeout: 500 * time.Millisecond}}
-	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	ka := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: keepAlive, IdleConnTimeout: 500 * time.Millisecond, DialContext: dial}}
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: dial}}
 	loop := func(c *http.Client) {
 		for ctx.Err() == nil {
 			// A request whose context ends is not counted either way.
@@ -103,7 +110,11 @@ func startLoad(ctx context.Context, base string, keepAlive int) *load {
 
 func getCount(t *testing.T, base string) int64 {
 	t.Helper()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	return countVia(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, base)
+}
+
+func countVia(t *testing.T, c *http.Client, base string) int64 {
+	t.Helper()
 	resp, err := c.Get(base + "/count")
 	if err != nil {
 		t.Fatal(err)
