@@ -52,15 +52,15 @@ func main() {
 	fmt.Printf("# %s, %d cores visible, %d upgrades per mode, %d keep-alive clients + %d fresh-connection clients\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), numCPU(), *n, *keepAlive, *fresh)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tupgrades\trequests\tposts\tfailed keep-alive\tfailed fresh\tcutover p50\tcutover p99\tcutover max\tserved before ready\tfirst answer p50\tfirst answer p99\tupgrade p50\t")
+	fmt.Fprintln(tw, "mode\tupgrades\trequests\tposts\tfailed keep-alive\tfailed fresh\tcutover p50\tcutover p99\tcutover max\tserved before ready\tfirst answer p50\tfirst answer p99\tgraft ready→serving p99\tupgrade p50\t")
 	for _, mode := range strings.Split(*modes, ",") {
 		r, err := bench(mode, fixture, *n, *keepAlive, *fresh)
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", mode, err))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", mode, r.upgrades, r.load.Requests, r.load.Posts,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", mode, r.upgrades, r.load.Requests, r.load.Posts,
 			r.load.KeepAliveFailures, r.load.FreshFailures, pct(r.cutover, 50), pct(r.cutover, 99), pct(r.cutover, 100), r.early,
-			pct(r.answer, 50), pct(r.answer, 99), pct(r.upgrade, 50))
+			pct(r.answer, 50), pct(r.answer, 99), pct(r.decide, 99), pct(r.upgrade, 50))
 		if len(r.load.Errors) > 0 {
 			fmt.Fprintf(os.Stderr, "%s errors: %q\n", mode, r.load.Errors)
 		}
@@ -74,7 +74,8 @@ type result struct {
 	cutover  []time.Duration // ready → the new generation served its first request (its own clock)
 	answer   []time.Duration // ready → a client got the first answer from it
 	upgrade  []time.Duration
-	early    int // new generation served before graft saw it ready (socket mode: it accepts at once)
+	decide   []time.Duration // graft's own part: ready event → serving event
+	early    int             // new generation served before graft saw it ready (socket mode: it accepts at once)
 }
 
 // firstServed collects the fixture's "first-request UNIXNANO" stdout lines.
@@ -163,11 +164,23 @@ func bench(mode, fixture string, n, keepAlive, fresh int) (*result, error) {
 		}
 		r.upgrade = append(r.upgrade, time.Since(t0))
 		r.upgrades++
-		var ready time.Time
-		for _, g := range s.Status().Generations {
+		var ready, readyEv, servingEv time.Time
+		st := s.Status()
+		for _, g := range st.Generations {
 			if g.Number == res.Generation {
 				ready = g.Ready
 			}
+		}
+		for _, e := range st.Events {
+			if e.Generation == res.Generation && e.Kind == "ready" {
+				readyEv = e.Time
+			}
+			if e.Generation == res.Generation && e.Kind == "serving" {
+				servingEv = e.Time
+			}
+		}
+		if !readyEv.IsZero() && !servingEv.IsZero() {
+			r.decide = append(r.decide, servingEv.Sub(readyEv))
 		}
 		if mode == "python" {
 			time.Sleep(20 * time.Millisecond)
@@ -209,7 +222,7 @@ func pct(ds []time.Duration, p int) string {
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
 	i = min(max(i-1, 0), len(s)-1)
-	return fmt.Sprintf("%.2fms", float64(s[i].Microseconds())/1000)
+	return fmt.Sprintf("%.3fms", float64(s[i].Nanoseconds())/1e6)
 }
 
 func numCPU() int {
