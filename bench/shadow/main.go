@@ -103,7 +103,10 @@ func (l *lane) Stop(context.Context) error {
 	return nil
 }
 
-var modes = []string{"off", "on", "on, sample 0.1", "stalled candidate"}
+// modes: "no-op hook" sets a proxy Observe hook that does nothing, which
+// separates what the proxy pays to copy each exchange for any hook from
+// what the shadow adds.
+var modes = []string{"off", "no-op hook", "on", "on, sample 0.1", "stalled candidate"}
 
 type config struct {
 	dur                    time.Duration
@@ -175,7 +178,10 @@ func run(c config) error {
 	var results []result
 	for range c.rounds {
 		for _, mode := range modes {
-			if mode != "off" {
+			if mode == "no-op hook" {
+				p.SetHooks(proxy.Hooks{Observe: func(*proxy.Request, *proxy.Response) {}})
+			}
+			if mode != "off" && mode != "no-op hook" {
 				h := backend()
 				if mode == "stalled candidate" {
 					h = stalled
@@ -204,7 +210,10 @@ func run(c config) error {
 			if r.pacedP50, r.pacedP99, err = pacedRun(url, c.paced, c.rate); err != nil {
 				return err
 			}
-			if mode != "off" {
+			if mode == "no-op hook" {
+				p.SetHooks(proxy.Hooks{})
+			}
+			if mode != "off" && mode != "no-op hook" {
 				rep, err := svc.Stop(context.Background())
 				if err != nil {
 					return err
