@@ -224,8 +224,38 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 			if err != nil {
 				return nil, fmt.Errorf("prepare: %w", err)
 			}
-			if b.Modfile, err = p.modfile(root, gomod, rtDir); err != nil {
+			if b.Modfile, err = p.modfile(root, gomod, rtDir, nil); err != nil {
 				return nil, fmt.Errorf("prepare: %w", err)
+			}
+			// go build refuses overlays of files in the module cache, so
+			// modules with --instrument'ed packages are copied into graft's
+			// cache and replaced by the copy in the modfile.
+			if len(p.opts.Instrument) > 0 {
+				sel0 := append([]string{"-modfile=" + b.Modfile}, selectFlags(p.opts.Flags)...)
+				xs, err := p.list(ctx, sel0, p.opts.Instrument, false, false)
+				if err != nil {
+					return nil, fmt.Errorf("prepare: --instrument: %w", err)
+				}
+				deps := map[string]string{}
+				for _, x := range xs {
+					if x.Module == nil || x.Module.Main || x.Module.Replace != nil || x.Module.Version == "" || x.Module.Dir == "" {
+						continue
+					}
+					key := x.Module.Path + " " + x.Module.Version
+					if _, done := deps[key]; done {
+						continue
+					}
+					dir, err := copyModule(p.cache, x.Module.Path, x.Module.Version, x.Module.Dir)
+					if err != nil {
+						return nil, fmt.Errorf("prepare: --instrument: %w", err)
+					}
+					deps[key] = dir
+				}
+				if len(deps) > 0 {
+					if b.Modfile, err = p.modfile(root, gomod, rtDir, deps); err != nil {
+						return nil, fmt.Errorf("prepare: %w", err)
+					}
+				}
 			}
 		}
 		if fi, err := os.Stat(filepath.Join(root, "vendor")); err == nil && fi.IsDir() && !hasModFlag(p.opts.Flags) {
@@ -416,7 +446,7 @@ func (p *prep) run(ctx context.Context) (*Build, error) {
 
 // modfile writes a copy of go.mod requiring rt (replaced by the extracted
 // source) and a copy of go.sum beside it, content-addressed.
-func (p *prep) modfile(root string, gomod []byte, rtDir string) (string, error) {
+func (p *prep) modfile(root string, gomod []byte, rtDir string, deps map[string]string) (string, error) {
 	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil && !os.IsNotExist(err) {
 		return "", err
@@ -426,6 +456,15 @@ func (p *prep) modfile(root string, gomod []byte, rtDir string) (string, error) 
 		mod += "\n"
 	}
 	mod += fmt.Sprintf("\n// added by graft build\nrequire %s v0.0.0-00010101000000-000000000000\n\nreplace %s => %s\n", rtModule, rtModule, rtDir)
+	keys := make([]string, 0, len(deps))
+	for k := range deps {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		path, version, _ := strings.Cut(k, " ")
+		mod += fmt.Sprintf("replace %s %s => %s\n", path, version, deps[k])
+	}
 	sum := sha256.Sum256([]byte(mod + "\x00" + string(gosum)))
 	dir := filepath.Join(p.cache, "mod", hex.EncodeToString(sum[:12]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -442,6 +481,54 @@ func (p *prep) modfile(root string, gomod []byte, rtDir string) (string, error) 
 		}
 	}
 	return mf, nil
+}
+
+// copyModule copies a module out of the module cache (where go build
+// refuses overlays) into cache/dep, once per version, with a go.mod.
+func copyModule(cache, path, version, src string) (string, error) {
+	dst := filepath.Join(cache, "dep", strings.ReplaceAll(path, "/", "!")+"@"+version)
+	if _, err := os.Stat(filepath.Join(dst, "go.mod")); err == nil {
+		return dst, nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(cache), "dep-tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(tmp, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o444)
+	})
+	if err != nil {
+		return "", fmt.Errorf("copy %s@%s: %w", path, version, err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "go.mod")); os.IsNotExist(err) {
+		os.WriteFile(filepath.Join(tmp, "go.mod"), []byte("module "+path+"\n"), 0o444)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if _, serr := os.Stat(filepath.Join(dst, "go.mod")); serr == nil {
+			return dst, nil
+		}
+		return "", err
+	}
+	return dst, nil
 }
 
 func modulePath(gomod []byte) string {
