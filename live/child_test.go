@@ -131,6 +131,7 @@ type child struct {
 	failDecode  bool // the decoder rejects every state
 	blockBefore bool // blocks before live.New: never starts reading its state
 	stallStream bool // starts reading its state by hand, then stops reading
+	noDown      bool // version 2 without its down migration
 }
 
 func childConfig(args []string) (child, bool) {
@@ -150,6 +151,8 @@ func childConfig(args []string) (child, bool) {
 			c.blockBefore = true
 		case "stall-mid-stream":
 			c.stallStream = true
+		case "no-down":
+			c.noDown = true
 		}
 	}
 	return c, true
@@ -191,7 +194,9 @@ func runChild(cfg child) error {
 	}
 	if ver == 2 {
 		g.Migrate("kv", 1, migrateUp)
-		g.MigrateDown("kv", 2, migrateDown)
+		if !cfg.noDown {
+			g.MigrateDown("kv", 2, migrateDown)
+		}
 	}
 	ln, err := g.Listen("web", "127.0.0.1:0")
 	if err != nil {

@@ -147,11 +147,18 @@ func (g *Gen) receive(f *os.File) {
 	n, err := g.load(f)
 	f.Close()
 	if err != nil {
-		g.log.Warn("receive failed", "err", err)
-		g.sendError(err)
+		// Nothing was decoded (loading is all or nothing), so the state is
+		// what this generation had when it handed off. Serving it beats
+		// serving nothing: the supervisor already counts on us, and the
+		// successor is being drained. What changed there is lost; say so.
+		g.log.Error("state coming back on rollback refused; serving the state from before the upgrade", "err", err)
+		g.sendError(fmt.Errorf("receive: %w; resumed with the state from before the upgrade", err))
+		g.gate.set(gateOpen)
+		g.resume()
 		return
 	}
 	g.log.Info("state received", "bytes", n)
+	g.gate.set(gateOpen)
 	g.resume()
 }
 

@@ -307,6 +307,35 @@ func TestMigrationBetweenVersions(t *testing.T) {
 	}
 }
 
+// Without a down migration the v1 generation cannot take v2's state back:
+// it must still serve, with the state it had at the upgrade.
+func TestRollbackWithoutDownMigrationResumesOldState(t *testing.T) {
+	c := newCluster(t)
+	v1 := c.start("version=1")
+	want := c.fill(50)
+	v2, _, err := c.sup.Upgrade(t.Context(), v1, c.cmd("version=2", "no-down"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.track(v2)
+	if err := c.set(t.Context(), "k00003", "lost-on-rollback"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.sup.Rollback(t.Context(), v1, v2, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m, err := v1.Next(t.Context())
+	if err != nil || m.Type != "error" || !strings.Contains(m.Error, "version 2") {
+		t.Fatalf("v1 receiving v2 state without a down migration: %+v %v; want an error naming the version", m, err)
+	}
+	if n, s, ver := c.sumOf(); ver != 1 || n != 50 || s != sum(want) {
+		t.Fatalf("after the refused rollback state: version %d, %d keys, checksum match %v; want v1 with its own state", ver, n, s == sum(want))
+	}
+	if err := c.set(t.Context(), "k00004", "after"); err != nil {
+		t.Fatalf("write after rollback: %v", err)
+	}
+}
+
 func TestFailingDecodeRollsBack(t *testing.T) {
 	c := newCluster(t)
 	old := c.start()

@@ -412,22 +412,21 @@ func (s *Supervisor) Rollback(ctx context.Context, parked, cur *Generation, drai
 	if err != nil {
 		return err
 	}
+	// Both ends at once, as graft does: the writer streams once the reader
+	// has started.
 	err = cur.Send(api.Control{Type: api.CtlHandoff}, w)
 	w.Close()
+	if err == nil {
+		err = parked.Send(api.Control{Type: api.CtlReceive}, r)
+	}
+	r.Close()
 	if err != nil {
-		r.Close()
 		return err
 	}
 	sctx, cancel := s.startCtx(ctx)
 	defer cancel()
 	if _, err := cur.Expect(sctx, api.CtlHandoffSent); err != nil {
-		r.Close()
 		return fmt.Errorf("rollback handoff: %w", err)
-	}
-	err = parked.Send(api.Control{Type: api.CtlReceive}, r)
-	r.Close()
-	if err != nil {
-		return err
 	}
 	return cur.Drain(ctx, drain)
 }
