@@ -133,6 +133,16 @@ func TestDiff(t *testing.T) {
 			slots: []string{"a", "b"},
 		},
 		{
+			name: "side",
+			want: []want{
+				{"(*parser).next func changed ok", "patch point"},
+				{"newParser func changed ok", "patch point"},
+				{"parser type changed ok", "adds field(s) depth: kept in a side table"},
+				{"token type changed refused", "a value of token is copied at"},
+			},
+			slots: []string{"(*parser).next", "newParser"},
+		},
+		{
 			name: "helpers",
 			want: []want{
 				{"errDeep var added ok", "travels in the patch"},

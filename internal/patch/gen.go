@@ -57,6 +57,39 @@ func Generate(old, new *Tree, r *api.PatchReport) (*Plugin, error) {
 			g.inPatch[c.ID] = true
 		}
 	}
+	g.side, g.sideDone = map[*types.TypeName]map[string]bool{}, map[*types.TypeName]bool{}
+	for _, c := range r.Changes {
+		if c.Kind != api.PatchType || c.Change != api.Changed || !c.Admitted {
+			continue
+		}
+		for path, d := range g.decls {
+			for name, tn := range d.types {
+				if path+"."+name != c.ID {
+					continue
+				}
+				ot, ok := g.inOld(path, name).(*types.TypeName)
+				if !ok {
+					continue
+				}
+				os, _ := ot.Type().Underlying().(*types.Struct)
+				ns, _ := tn.Type().Underlying().(*types.Struct)
+				if os == nil || ns == nil {
+					continue
+				}
+				had := map[string]bool{}
+				for i := range os.NumFields() {
+					had[os.Field(i).Name()] = true
+				}
+				fs := map[string]bool{}
+				for i := range ns.NumFields() {
+					if !had[ns.Field(i).Name()] {
+						fs[ns.Field(i).Name()] = true
+					}
+				}
+				g.side[tn] = fs
+			}
+		}
+	}
 	for _, id := range r.Slots {
 		if f, _ := g.funcDecl(id); f == nil {
 			return nil, fmt.Errorf("generate patch: slot %s: no declaration in the new tree", id)
@@ -129,6 +162,9 @@ type gen struct {
 	unsupported []string
 
 	queuedConst, queuedType, queuedVar map[types.Object]bool
+	// side are the fields types gained, kept in side tables: type → field names.
+	side     map[*types.TypeName]map[string]bool
+	sideDone map[*types.TypeName]bool
 }
 
 func dedup(s []string) []string {
@@ -623,8 +659,12 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 	for i := range fs {
 		fs[i] = st.Field(i)
 	}
-	offs := gcSizes.Offsetsof(fs)
 	T := g.typeExpr(t, where)
+	var sideFields map[string]bool
+	var sideType *types.TypeName
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		sideType, sideFields = n.Obj(), g.side[n.Obj()]
+	}
 	var b strings.Builder
 	if ptr {
 		fmt.Fprintf(&b, "func() *%s {\n\t_graft_v := new(%s)\n", T, T)
@@ -652,8 +692,21 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 			fmt.Fprintf(&b, "\t_graft_v.%s = %s\n", name, r(kv.Value))
 			continue
 		}
+		if sideFields[name] {
+			if !ptr {
+				g.fail("%s: a %s value literal sets field %s, which lives in a side table (only &%s{...} can)", where, t, name, t)
+				return "", false
+			}
+			fmt.Fprintf(&b, "\t%s(_graft_v).%s = %s\n", g.sideOf(sideType, where), name, r(kv.Value))
+			continue
+		}
+		ofs, oidx := g.oldFields(t, st, name)
+		if oidx < 0 {
+			g.fail("%s: field %s is not in the running program's %s", where, name, t)
+			return "", false
+		}
 		g.imp("unsafe")
-		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Add(unsafe.Pointer(_graft_v), %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), offs[idx], r(kv.Value))
+		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Add(unsafe.Pointer(_graft_v), %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), gcSizes.Offsetsof(ofs)[oidx], r(kv.Value))
 	}
 	if ptr {
 		b.WriteString("\treturn _graft_v\n}()")
@@ -676,6 +729,15 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 	if p, ok := t.Underlying().(*types.Pointer); ok {
 		t, ptr = p.Elem(), true
 	}
+	addrOf := func(x string) string {
+		if ptr {
+			return x
+		}
+		return "&(" + x + ")"
+	}
+	if n, ok := types.Unalias(t).(*types.Named); ok && len(s.Index()) == 1 && g.side[n.Obj()][s.Obj().Name()] {
+		return fmt.Sprintf("%s(%s).%s", g.sideOf(n.Obj(), where), addrOf(x), s.Obj().Name()), true
+	}
 	var off int64
 	for i, idx := range s.Index() {
 		st, ok := t.Underlying().(*types.Struct)
@@ -683,11 +745,13 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 			g.fail("%s: field %s of a non-struct", where, s.Obj().Name())
 			return "", false
 		}
-		fs := make([]*types.Var, st.NumFields())
-		for j := range fs {
-			fs[j] = st.Field(j)
+		name := st.Field(idx).Name()
+		fs, oidx := g.oldFields(t, st, name)
+		if oidx < 0 {
+			g.fail("%s: field %s is not in the running program's %s (and not in a side table)", where, name, t)
+			return "", false
 		}
-		off += gcSizes.Offsetsof(fs)[idx]
+		off += gcSizes.Offsetsof(fs)[oidx]
 		t = st.Field(idx).Type()
 		if i < len(s.Index())-1 {
 			if _, isPtr := t.Underlying().(*types.Pointer); isPtr {
@@ -696,12 +760,73 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 			}
 		}
 	}
-	addr := x
-	if !ptr {
-		addr = "&(" + x + ")"
-	}
 	g.imp("unsafe")
-	return fmt.Sprintf("(*(*%s)(unsafe.Add(unsafe.Pointer(%s), %d)))", g.typeExpr(t, where), addr, off), true
+	return fmt.Sprintf("(*(*%s)(unsafe.Add(unsafe.Pointer(%s), %d)))", g.typeExpr(t, where), addrOf(x), off), true
+}
+
+// oldFields returns the fields of the running program's version of struct
+// t (new-tree type, underlying st) and the index of field name in them:
+// offsets must come from the layout the program has.
+func (g *gen) oldFields(t types.Type, st *types.Struct, name string) ([]*types.Var, int) {
+	if n, ok := types.Unalias(t).(*types.Named); ok && g.isTree(n.Obj().Pkg()) {
+		if ot, ok := g.inOld(n.Obj().Pkg().Path(), n.Obj().Name()).(*types.TypeName); ok {
+			if os, ok := ot.Type().Underlying().(*types.Struct); ok {
+				st = os
+			}
+		}
+	}
+	fs := make([]*types.Var, st.NumFields())
+	idx := -1
+	for j := range fs {
+		fs[j] = st.Field(j)
+		if fs[j].Name() == name {
+			idx = j
+		}
+	}
+	return fs, idx
+}
+
+// sideOf declares (once) the side table of type tn's new fields and
+// returns the name of its accessor: func(*T) *side, weakly keyed by the
+// object's address so entries go with their objects.
+func (g *gen) sideOf(tn *types.TypeName, where string) string {
+	k := g.pkgIndex[tn.Pkg().Path()]
+	base := fmt.Sprintf("p%d_side_%s", k, tn.Name())
+	if g.sideDone[tn] {
+		return base + "_of"
+	}
+	g.sideDone[tn] = true
+	st := tn.Type().Underlying().(*types.Struct)
+	var fields strings.Builder
+	for i := range st.NumFields() {
+		f := st.Field(i)
+		if g.side[tn][f.Name()] {
+			fmt.Fprintf(&fields, "\t%s %s\n", f.Name(), g.typeExpr(f.Type(), where))
+		}
+	}
+	T := g.typeExpr(tn.Type(), where)
+	g.imp("sync")
+	g.imp("weak")
+	g.imp("runtime")
+	g.out = append(g.out, fmt.Sprintf(`// %[1]s holds the fields %[2]s gained, for objects of the running
+// program's layout. Objects created before the patch start at zero values.
+type %[1]s struct {
+%[3]s}
+
+var %[1]s_m sync.Map // weak.Pointer[%[2]s] → *%[1]s
+
+func %[1]s_of(p *%[2]s) *%[1]s {
+	k := weak.Make(p)
+	if v, ok := %[1]s_m.Load(k); ok {
+		return v.(*%[1]s)
+	}
+	v, loaded := %[1]s_m.LoadOrStore(k, new(%[1]s))
+	if !loaded {
+		runtime.AddCleanup(p, func(k weak.Pointer[%[2]s]) { %[1]s_m.Delete(k) }, k)
+	}
+	return v.(*%[1]s)
+}`, base, T, fields.String()))
+	return base + "_of"
 }
 
 func (g *gen) queueFunc(id string) {

@@ -68,6 +68,15 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "sidegen",
+			contains: []string{
+				`p0_side_parser_of(p).depth++`,
+				`p0_side_parser_of(_graft_v).depth = 1`,
+				`(*(*int)(unsafe.Add(unsafe.Pointer(p), 24)))`,
+				`weak.Make(p)`,
+			},
+		},
+		{
 			name: "body",
 			contains: []string{
 				`func p0_server_allow(s *p0.GraftT_server, n int) bool`,

@@ -2,6 +2,8 @@ package patch
 
 import (
 	"fmt"
+	"go/ast"
+	"go/token"
 	"go/types"
 	"sort"
 	"strings"
@@ -125,7 +127,16 @@ func (dd *differ) diffTypes(path string, o, n *pkgDecls) {
 			}
 			continue
 		}
-		if why := layoutChange(ot.Type().Underlying(), nt.Type().Underlying()); why != "" {
+		if why, added := layoutChange(ot.Type().Underlying(), nt.Type().Underlying()); why != "" {
+			if len(added) > 0 {
+				if refusal := dd.sideTableOK(nt, added); refusal == "" {
+					dd.add(id, api.PatchType, api.Changed, true, "adds field(s) %s: kept in a side table keyed by the object's address (weakly); objects created before the patch see the zero value", strings.Join(added, ", "))
+					dd.diffMethodSets(id, ot.Type(), nt.Type())
+					continue
+				} else {
+					why += "; no side table: " + refusal
+				}
+			}
 			dd.add(id, api.PatchType, api.Changed, false, "%s", why)
 			continue
 		}
@@ -202,19 +213,20 @@ func fields(s *types.Struct) []field {
 	return out
 }
 
-// layoutChange says how the underlying type changed, or "" when it did not.
-func layoutChange(o, n types.Type) string {
+// layoutChange says how the underlying type changed, or "" when it did
+// not; added lists the fields of a struct that only gained fields.
+func layoutChange(o, n types.Type) (string, []string) {
 	a, b := types.TypeString(o, qualifier), types.TypeString(n, qualifier)
 	if a == b {
-		return ""
+		return "", nil
 	}
 	os, ok1 := o.(*types.Struct)
 	ns, ok2 := n.(*types.Struct)
 	if !ok1 || !ok2 {
 		if _, ok := n.(*types.Interface); ok {
-			return fmt.Sprintf("interface changed: %s → %s (itabs of the running program are fixed)", short(a), short(b))
+			return fmt.Sprintf("interface changed: %s → %s (itabs of the running program are fixed)", short(a), short(b)), nil
 		}
-		return fmt.Sprintf("type layout change: %s → %s", short(a), short(b))
+		return fmt.Sprintf("type layout change: %s → %s", short(a), short(b)), nil
 	}
 	of, nf := fields(os), fields(ns)
 	if len(of) == len(nf) {
@@ -227,7 +239,7 @@ func layoutChange(o, n types.Type) string {
 			}
 		}
 		if onlyTags {
-			return "struct tags changed: reflection (encoding/json and others) reads them from the running program's type descriptors"
+			return "struct tags changed: reflection (encoding/json and others) reads them from the running program's type descriptors", nil
 		}
 	}
 	// Is the old field list a subsequence of the new one? Then the change
@@ -243,7 +255,92 @@ func layoutChange(o, n types.Type) string {
 	}
 	if i == len(of) && len(added) > 0 {
 		sort.Strings(added)
-		return fmt.Sprintf("adds struct field(s) %s: objects in the running program have the old layout (side-table fields are not supported yet)", strings.Join(added, ", "))
+		return fmt.Sprintf("adds struct field(s) %s: objects in the running program have the old layout", strings.Join(added, ", ")), added
 	}
-	return fmt.Sprintf("struct layout change: %s → %s", short(a), short(b))
+	return fmt.Sprintf("struct layout change: %s → %s", short(a), short(b)), nil
+}
+
+// sideTableOK says why the new fields of nt cannot live in a side table
+// keyed by the object's address, or "" when they can: they must be
+// unexported (reflection would not see them) and no value of the type may
+// be copied by the new code (a copy would lose them), so every use of a
+// value of the type is a field or method access or has its address taken.
+func (dd *differ) sideTableOK(nt *types.TypeName, added []string) string {
+	named, ok := nt.Type().(*types.Named)
+	if !ok || named.TypeParams() != nil {
+		return "generic or alias type"
+	}
+	for _, f := range added {
+		if ast.IsExported(f) {
+			return "new field " + f + " is exported (reflection and encoders would not see it)"
+		}
+	}
+	want := types.TypeString(named, qualifier)
+	for i := range named.NumMethods() {
+		m := named.Method(i)
+		if _, ptr := m.Type().(*types.Signature).Recv().Type().(*types.Pointer); !ptr {
+			return "method " + m.Name() + " has a value receiver (copies the object)"
+		}
+	}
+	for _, path := range sortedKeys(dd.new) {
+		p := dd.new[path].pkg
+		for _, f := range p.Syntax {
+			var stack []ast.Node
+			var bad string
+			ast.Inspect(f, func(n ast.Node) bool {
+				if bad != "" {
+					return false
+				}
+				if n == nil {
+					stack = stack[:len(stack)-1]
+					return false
+				}
+				stack = append(stack, n)
+				if rs, ok := n.(*ast.RangeStmt); ok && rs.Value != nil {
+					if t := p.TypesInfo.TypeOf(rs.Value); t != nil && types.TypeString(t, qualifier) == want {
+						bad = fmt.Sprintf("range copies values of %s at %s", nt.Name(), p.Fset.Position(rs.Pos()))
+						return false
+					}
+				}
+				e, ok := n.(ast.Expr)
+				if !ok {
+					return true
+				}
+				tv, ok := p.TypesInfo.Types[e]
+				if !ok || tv.IsType() || tv.Type == nil || types.TypeString(tv.Type, qualifier) != want {
+					return true
+				}
+				// Find the first enclosing node that is not a paren.
+				var parent ast.Node
+				for i := len(stack) - 2; i >= 0; i-- {
+					if _, paren := stack[i].(*ast.ParenExpr); !paren {
+						parent = stack[i]
+						break
+					}
+				}
+				switch par := parent.(type) {
+				case *ast.SelectorExpr:
+					if ast.Unparen(par.X) == e {
+						return true
+					}
+				case *ast.UnaryExpr:
+					if par.Op == token.AND {
+						return true
+					}
+				case *ast.KeyValueExpr, *ast.CompositeLit:
+					// A field of an enclosing literal: stored inline, its
+					// address is that of the enclosing object's field.
+					if _, lit := e.(*ast.CompositeLit); lit {
+						return true
+					}
+				}
+				bad = fmt.Sprintf("a value of %s is copied at %s", nt.Name(), p.Fset.Position(e.Pos()))
+				return false
+			})
+			if bad != "" {
+				return bad
+			}
+		}
+	}
+	return ""
 }
