@@ -32,6 +32,7 @@ func TestParseTrace(t *testing.T) {
 		{"recorded", string(data), "panic: runtime error: index out of range [7] with length 3", "main.lookup", 2},
 		{"no panic", "exit status 1\nsomething\n", "", "", 0},
 		{"fatal error", "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\nmain.main()\n\t/x/main.go:5 +0x1\n", "fatal error: all goroutines are asleep - deadlock!", "main.main", 1},
+		{"repanicking deferred handler", "panic: internal error [recovered, repanicked]\n\ngoroutine 1 [running]:\ngopkg.in/yaml%2ev3.handleErr(0xc)\n\t/m/yaml.go:294 +0x85\npanic({0x1, 0x2})\n\t/go/src/runtime/panic.go:1 +0x1\ngopkg.in/yaml%2ev3.(*parser).parse(0xc)\n\t/m/decode.go:163 +0x1\ngopkg.in/yaml%2ev3.unmarshal(0xc)\n\t/m/yaml.go:1 +0x1\n", "panic: internal error [recovered, repanicked]", "gopkg.in/yaml.v3.(*parser).parse", 2},
 		{"escaped path and runtime frames", "panic: boom\n\ngoroutine 1 [running]:\npanic({0x1, 0x2})\n\t/go/src/runtime/panic.go:1 +0x1\ngopkg.in/yaml%2ev3.(*parser).parse(0xc)\n\t/m/parserc.go:9 +0x1\n", "panic: boom", "gopkg.in/yaml.v3.(*parser).parse", 1},
 	}
 	for _, tc := range tests {

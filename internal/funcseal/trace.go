@@ -6,8 +6,10 @@ import (
 
 // ParseTrace finds the first Go panic ("panic: ..." or "fatal error: ...")
 // in stderr and returns its message and the function names of the
-// panicking goroutine's frames, innermost first, with runtime frames and
-// arguments removed and import paths unescaped ("%2e" → ".").
+// panicking goroutine's frames, innermost first, from below its last
+// panic(...) frame (frames above it are deferred handlers that re-panicked),
+// with runtime frames and arguments removed and import paths unescaped
+// ("%2e" → ".").
 func ParseTrace(stderr []byte) (reason string, frames []string) {
 	text := string(stderr)
 	start := -1
@@ -47,7 +49,14 @@ func ParseTrace(stderr []byte) (reason string, frames []string) {
 			fn = fn[:p]
 		}
 		fn = strings.ReplaceAll(fn, "%2e", ".")
-		if strings.HasPrefix(fn, "runtime.") || fn == "panic" {
+		if fn == "panic" {
+			// Frames above a panic frame are deferred calls running
+			// during the panic (a recover-and-repanic handler); the
+			// panic happened below the last one.
+			frames = frames[:0]
+			continue
+		}
+		if strings.HasPrefix(fn, "runtime.") {
 			continue
 		}
 		frames = append(frames, fn)
