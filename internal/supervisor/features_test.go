@@ -579,3 +579,31 @@ func TestReadyDelay(t *testing.T) {
 	h.waitRequests(l, 100)
 	checkLoad(t, l.Stop())
 }
+
+// When a generation dies, what it left in its process group dies too (a
+// stray child would keep accepting from the shared socket and hold the
+// output pipes), and the crash is still seen and restarted.
+func TestStrayChildrenKilled(t *testing.T) {
+	dir := t.TempDir()
+	script := fmt.Sprintf(`sleep 300 & echo $! > %s/stray-$GRAFT_GENERATION.pid; exec %s -version 1 -crash-after 300ms`, dir, fixture)
+	h := run(t, Options{Command: []string{"/bin/sh", "-c", script}})
+	first := h.s.Status().Serving
+	h.waitServing(first) // restarted after the crash
+	b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("stray-%d.pid", first)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stray is killed before the exit is handled, so before the restart.
+	// Killed, it is gone or a zombie waiting for init to reap it.
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err == nil {
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 0 && fields[0] != "Z" && fields[0] != "X" {
+			t.Errorf("stray child %d of the crashed generation still runs (state %s)", pid, fields[0])
+		}
+	}
+}

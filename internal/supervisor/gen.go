@@ -261,7 +261,20 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		} else if !st.Success() {
 			err = errors.New(st.String())
 		}
-		pipes.Wait()
+		// Whatever the generation left behind in its process group goes
+		// with it: a stray child would keep accepting from the shared
+		// socket and keep the output pipes open.
+		syscall.Kill(-pid, syscall.SIGKILL)
+		piped := make(chan struct{})
+		go func() { pipes.Wait(); close(piped) }()
+		select {
+		case <-piped:
+		case <-time.After(2 * time.Second):
+			// A process that left the group still holds the pipes.
+			outR.Close()
+			errR.Close()
+			<-piped
+		}
 		notify.Close()
 		os.Remove(notifyPath)
 		if g.ctl != nil {
