@@ -3,8 +3,8 @@
 # backend hit directly, through `graft run --proxy`, and through nginx
 # (1 worker, keep-alive upstream) in front of the same backend process.
 # With HARNESS=1 it also measures internal/proxy alone (bench/proxy/graftproxy,
-# "harness": no supervisor around it) and Go's stock httputil.ReverseProxy
-# ("stdlib", the same harness with -stdlib).
+# "harness": no supervisor around it; "harness1": the same with GOMAXPROCS=1)
+# and Go's stock httputil.ReverseProxy ("stdlib", the harness with -stdlib).
 #
 #   bench/proxy/run.sh                 # 3 rounds of wrk -t2 -c32 -d10s --latency
 #   ROUNDS=1 DURATION=3s bench/proxy/run.sh
@@ -125,6 +125,7 @@ servers() { # target name → pids of the processes doing its work
 	graft) echo "$graftpid" ;;
 	nginx) echo "$nginxpid $(pgrep -P "$nginxpid" | tr '\n' ' ')" ;;
 	harness) echo "$harnesspid" ;;
+	harness1) echo "$harness1pid" ;;
 	stdlib) echo "$stdlibpid" ;;
 	esac
 }
@@ -142,6 +143,14 @@ if [ "$HARNESS" = 1 ]; then
 	harnesspid=$!
 	waitfor "http://127.0.0.1:$hport/"
 	targets+=(harness "http://127.0.0.1:$hport/")
+	# The same with GOMAXPROCS=1: on a 2-core machine shared with the
+	# backend and wrk, one P avoids the scheduler handing work across threads.
+	h1port=$(freeport)
+	GOMAXPROCS=1 "$tmp/graftproxy" -listen "127.0.0.1:$h1port" -backend "$baddr" &
+	pids+=($!)
+	harness1pid=$!
+	waitfor "http://127.0.0.1:$h1port/"
+	targets+=(harness1 "http://127.0.0.1:$h1port/")
 	sport=$(freeport)
 	"$tmp/graftproxy" -stdlib -listen "127.0.0.1:$sport" -backend "$baddr" &
 	pids+=($!)

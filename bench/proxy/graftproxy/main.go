@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -46,6 +47,7 @@ func main() {
 	if *stdlib {
 		rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: *backend})
 		rp.Transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+		rp.ErrorLog = log.New(io.Discard, "", 0) // wrk ending its connections is not news
 		srv := &http.Server{Handler: rp}
 		serve, shutdown = srv.Serve, srv.Shutdown
 	} else {
