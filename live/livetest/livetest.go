@@ -179,6 +179,14 @@ func (s *Supervisor) Start(cmd *exec.Cmd, state *os.File) (*Generation, error) {
 		nc.Close()
 		return nil, fmt.Errorf("start generation %d: %w", n, err)
 	}
+	// exec passed the listeners with Fd(), which switches the shared
+	// socket to blocking mode for every process holding it; a generation
+	// blocked in accept(2) could then not stop accepting. Switch it back.
+	for _, l := range s.listeners {
+		if rc, err := l.File.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { syscall.SetNonblock(int(fd), true) })
+		}
+	}
 	g.wg.Go(g.readControl)
 	g.wg.Go(g.readNotify)
 	go func() {
