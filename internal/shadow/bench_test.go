@@ -29,7 +29,7 @@ func BenchmarkObserve(b *testing.B) {
 	})
 	b.Run("enqueue", func(b *testing.B) {
 		s := NewService(Host{}, ServiceOptions{})
-		c, _ := NewController(Options{Queue: 1 << 20}, "127.0.0.1:1", "127.0.0.1:1")
+		c, _ := NewController(Options{Queue: 4096}, "127.0.0.1:1", "127.0.0.1:1")
 		s.active.Store(c)
 		for b.Loop() {
 			s.Observe(req, resp)

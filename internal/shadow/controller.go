@@ -158,25 +158,43 @@ func NewController(opts Options, candidate, secondary string) (*Controller, erro
 // queue is full. A nil primary (no answer) is skipped. req and primary must
 // not be changed afterwards.
 func (c *Controller) Observe(req *Request, primary *differ.Answer) {
+	if c.admit(req.Gen, req.Method, primary != nil, req.Truncated) {
+		c.enqueue(req, primary)
+	}
+}
+
+// admit counts an exchange and decides whether it goes on the queue, from
+// what the proxy knows before anything is copied: an exchange that will be
+// dropped costs no allocation.
+func (c *Controller) admit(gen int, method string, answered, truncated bool) bool {
 	if !c.running.Load() {
-		return
+		return false
 	}
 	c.requests.Add(1)
-	if req.Gen == 0 || primary == nil {
+	if gen == 0 || !answered {
 		c.skipped.Add(1)
-		return
+		return false
 	}
-	if !c.methods[req.Method] {
-		return
+	if !c.methods[method] {
+		return false
 	}
 	c.eligible.Add(1)
 	if c.opts.Sample < 1 && c.random() >= c.opts.Sample {
-		return
+		return false
 	}
-	if req.Truncated {
+	if truncated {
 		c.skipped.Add(1)
-		return
+		return false
 	}
+	if len(c.queue) == cap(c.queue) {
+		c.dropped.Add(1)
+		c.opts.Metrics.dropped()
+		return false
+	}
+	return true
+}
+
+func (c *Controller) enqueue(req *Request, primary *differ.Answer) {
 	select {
 	case c.queue <- job{req, primary}:
 		c.mirrored.Add(1)

@@ -109,8 +109,16 @@ func (s *Service) Observe(req *proxy.Request, resp *proxy.Response) {
 	if c == nil {
 		return
 	}
-	r, a := FromProxy(req, resp, c.opts.BodyCap)
-	c.Observe(r, a)
+	if c.admit(req.Gen, req.Method, resp != nil, truncated(req.BodyLen, len(req.Body), c.opts.BodyCap)) {
+		r, a := FromProxy(req, resp, c.opts.BodyCap)
+		c.enqueue(r, a)
+	}
+}
+
+// truncated says whether a body copy of n bytes is only the start of a body
+// of length bodyLen (-1: unknown), given the copy's cap.
+func truncated(bodyLen int64, n, bodyCap int) bool {
+	return bodyLen > int64(n) || bodyLen < 0 && n >= bodyCap
 }
 
 // FromProxy converts a proxy exchange into what a Controller compares.
@@ -121,14 +129,14 @@ func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request,
 	r := &Request{
 		Gen: req.Gen, Method: req.Method, Path: req.Path, RawQuery: req.RawQuery,
 		Header: req.Header, Body: req.Body,
-		Truncated: req.BodyLen > int64(len(req.Body)) || req.BodyLen < 0 && len(req.Body) >= bodyCap,
+		Truncated: truncated(req.BodyLen, len(req.Body), bodyCap),
 	}
 	if resp == nil {
 		return r, nil
 	}
 	a := &differ.Answer{
 		Status: resp.Status, Header: resp.Header, Body: resp.Body,
-		Truncated: resp.BodyLen > int64(len(resp.Body)) || resp.BodyLen < 0 && len(resp.Body) >= bodyCap,
+		Truncated: truncated(resp.BodyLen, len(resp.Body), bodyCap),
 	}
 	return r, a
 }
