@@ -120,6 +120,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	s.mu.Lock()
 	s.nextGen++
 	n := s.nextGen
+	addEnv := s.addEnv
 	s.mu.Unlock()
 	g := &generation{
 		n: n, role: so.role, cmd: so.cmd,
@@ -188,7 +189,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		env = append(env, "GRAFT_STATE_FD="+strconv.Itoa(3+len(files)))
 		files = append(files, so.state.Fd())
 	}
-	for _, f := range s.addEnv {
+	for _, f := range addEnv {
 		env = append(env, f(n)...)
 	}
 	outR, outW, err := os.Pipe()
