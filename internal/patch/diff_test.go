@@ -78,7 +78,7 @@ func TestDiff(t *testing.T) {
 			name: "layout",
 			want: []want{
 				{"(*decoder).next func changed ok", "patch point"},
-				{"decoder type changed refused", "adds struct field(s) depth"},
+				{"decoder type changed ok", "adds field(s) depth: kept in a side table"},
 				{"header type changed refused", "struct layout change"},
 				{"msg type changed refused", "struct tags changed"},
 			},
