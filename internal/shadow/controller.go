@@ -261,7 +261,7 @@ func (c *Controller) Stop() { c.end("stopped") }
 // evidence outside them (the candidate exited).
 func (c *Controller) Fail(reason string) {
 	c.mu.Lock()
-	if c.failed == "" {
+	if c.failed == "" && c.ended == "" { // not after the run ended otherwise
 		c.failed = reason
 	}
 	c.mu.Unlock()
