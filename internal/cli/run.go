@@ -123,6 +123,7 @@ func cmdRun(ctx context.Context, env *Env, args []string) error {
 		AdminToken:   token,
 		MetricsAddr:  *metrics,
 		NotifySocket: env.Getenv("NOTIFY_SOCKET"),
+		Env:          os.Environ(),
 		Logger:       log,
 		Output:       env.Stderr,
 	})
