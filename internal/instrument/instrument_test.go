@@ -92,36 +92,40 @@ func TestPanicLinesIdentical(t *testing.T) {
 
 func TestSealedAndSites(t *testing.T) {
 	_, inst, b := buildFixture(t, "panicker")
-	var index, depth string
+	var index, depth, leaf string
 	for _, s := range b.Manifest.Sites {
 		switch {
+		case s.Func == "pick" && s.Kind == "index":
+			leaf = s.ID
 		case s.Func == "(*store).get" && s.Kind == "index":
 			index = s.ID
 		case s.Func == "nested" && s.Kind == "depth":
 			depth = s.ID
 		}
 	}
-	if index == "" || depth == "" {
+	if index == "" || depth == "" || leaf == "" {
 		t.Fatalf("manifest lacks the index site of get or the depth site of nested: %+v", b.Manifest.Sites)
 	}
 	tests := []struct {
 		name string
 		env  []string
-		arg  string
+		arg  []string
 		code int
 		want string
 	}{
-		{"dormant panics", nil, "7", 2, "index out of range [7]"},
-		{"sealed get returns an error", []string{"GRAFT_SEALED=main.(*store).get"}, "7", 3, "error: graft: main.(*store).get is sealed"},
-		{"sealed get, good input too", []string{"GRAFT_SEALED=main.(*store).get"}, "1", 3, "is sealed"},
-		{"index site on turns the panic into an error", []string{"GRAFT_SITES=" + index}, "7", 3, "error: graft: check " + index},
-		{"index site on leaves good input alone", []string{"GRAFT_SITES=" + index}, "1", 0, "value b"},
-		{"sealed function without error result panics typed", []string{"GRAFT_SEALED=main.nested"}, "nilmap", 2, "panic: graft: main.nested is sealed"},
-		{"depth limit", []string{"GRAFT_SITES=" + depth + "=2"}, "nilmap", 2, "recursion deeper than 2"},
+		{"dormant panics", nil, []string{"7"}, 2, "index out of range [7]"},
+		{"sealed get returns an error", []string{"GRAFT_SEALED=main.(*store).get"}, []string{"7"}, 3, "error: graft: main.(*store).get is sealed"},
+		{"sealed get, good input too", []string{"GRAFT_SEALED=main.(*store).get"}, []string{"1"}, 3, "is sealed"},
+		{"index site on turns the panic into an error", []string{"GRAFT_SITES=" + index}, []string{"7"}, 3, "error: graft: check " + index},
+		{"index site on leaves good input alone", []string{"GRAFT_SITES=" + index}, []string{"1"}, 0, "value b"},
+		{"sealed function without error result panics typed", []string{"GRAFT_SEALED=main.nested"}, []string{"nilmap"}, 2, "panic: graft: main.nested is sealed"},
+		{"depth limit", []string{"GRAFT_SITES=" + depth + "=2"}, []string{"nilmap"}, 2, "recursion deeper than 2"},
+		{"leaf dormant panics", nil, []string{"leaf", "5"}, 2, "index out of range [5]"},
+		{"recover site in an inlinable leaf", []string{"GRAFT_SITES=" + leaf}, []string{"leaf", "5"}, 3, "error: graft: check " + leaf},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, code := run(t, inst, tc.env, tc.arg)
+			out, code := run(t, inst, tc.env, tc.arg...)
 			if code != tc.code || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, out, tc.code, tc.want)
 			}

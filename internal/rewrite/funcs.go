@@ -26,6 +26,7 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 		return
 	case fd.Type.TypeParams != nil || genericRecv(fd):
 		r.skip(fd, fs.name, "generic")
+		r.recoverSites(fs, fd)
 		return
 	}
 	for _, d := range unsafeDirectives {
@@ -37,6 +38,7 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 	if r.cfg.Budget > 0 {
 		if n, leaf := r.leafSize(fd.Body); leaf && n <= r.cfg.Budget {
 			r.skip(fd, fs.name, fmt.Sprintf("inlinable leaf (%d nodes <= budget %d)", n, r.cfg.Budget))
+			r.recoverSites(fs, fd)
 			return
 		}
 	}

@@ -102,7 +102,10 @@ type fileState struct {
 	tf    *token.File
 	edits []edit
 	tail  bytes.Buffer // appended after the last line
-	inits bytes.Buffer // statements of the appended init function
+	// registered: sites were registered without edits in the body (the
+	// file still needs the import and init).
+	registered bool
+	inits      bytes.Buffer // statements of the appended init function
 }
 
 // edit is a replacement of src[off:end] (end == off: an insertion).
@@ -167,7 +170,7 @@ func (r *rewriter) file(f *ast.File, name string, src []byte) []byte {
 			}
 		}
 	}
-	if len(fs.edits) == 0 && fs.inits.Len() == 0 {
+	if len(fs.edits) == 0 && fs.inits.Len() == 0 && !fs.registered {
 		return nil
 	}
 	// The import goes on the package clause's line so no line moves.

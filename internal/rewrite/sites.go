@@ -28,6 +28,29 @@ type siteRef struct {
 
 // sites finds fd's check sites, adds their edits and returns them.
 func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteRef {
+	return r.findSites(fs, fd, id, fn, false)
+}
+
+// recoverSites registers the recover sites (index, slice, div, assert) of a
+// function left without a patch point: they need no code in the function,
+// only an instrumented caller with an error result, so inlinable leaves and
+// generic functions keep them.
+func (r *rewriter) recoverSites(fs *fileState, fd *ast.FuncDecl) {
+	if r.cfg.NoSites || fd.Body == nil {
+		return
+	}
+	id, fn := r.funcID(fd)
+	for _, s := range r.findSites(fs, fd, id, fn, true) {
+		s.site.Point = ""
+		fmt.Fprintf(&fs.tail, "var %s _graft_rt.Site\n", s.v)
+		fmt.Fprintf(&fs.inits, "\t_graft_rt.RegisterSite(&%s, nil, _graft_rt.SiteInfo{ID: %q, Kind: %q, Package: %q, Func: %q, File: %q, Line: %d})\n",
+			s.v, s.site.ID, s.site.Kind, r.in.PkgPath, fn, fs.name, s.site.Line)
+		r.out.Sites = append(r.out.Sites, s.site)
+		fs.registered = true
+	}
+}
+
+func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, recoverOnly bool) []siteRef {
 	var out []siteRef
 	seen := map[string]int{}
 	newSite := func(kind string, n ast.Node, path []int) string {
@@ -45,7 +68,7 @@ func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteR
 		return v
 	}
 
-	if r.recursive(fd) {
+	if !recoverOnly && r.recursive(fd) {
 		newSite(kindDepth, fd, nil)
 	}
 	hasGoto := false
@@ -81,7 +104,7 @@ func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteR
 
 		switch x := n.(type) {
 		case *ast.CallExpr:
-			if !r.isBuiltin(x.Fun, "make") || len(x.Args) < 2 {
+			if recoverOnly || !r.isBuiltin(x.Fun, "make") || len(x.Args) < 2 {
 				break
 			}
 			for _, a := range x.Args[1:] {
@@ -135,7 +158,7 @@ func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteR
 			// Only loops without a post statement (for {}, for cond {}):
 			// counted three-clause loops rarely hang, and the check costs
 			// a test per iteration.
-			if hasGoto || x.Body == nil || x.Post != nil {
+			if recoverOnly || hasGoto || x.Body == nil || x.Post != nil {
 				break
 			}
 			v := newSite(kindLoop, x, p)

@@ -31,6 +31,18 @@ func handle(s *store, arg string) error {
 	return nil
 }
 
+// pick is an inlinable leaf: no patch point, but its index is a recover site.
+func pick(items []string, i int) string { return items[i] }
+
+func handleLeaf(s *store, arg string) error {
+	i, err := strconv.Atoi(arg)
+	if err != nil {
+		return err
+	}
+	fmt.Println("value", pick(s.items, i))
+	return nil
+}
+
 func nested(n int) int {
 	if n <= 0 {
 		var m map[string]int
@@ -45,6 +57,11 @@ func main() {
 	switch os.Args[1] {
 	case "nilmap":
 		fmt.Println(nested(3))
+	case "leaf":
+		if err := handleLeaf(s, os.Args[2]); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(3)
+		}
 	default:
 		if err := handle(s, os.Args[1]); err != nil {
 			fmt.Println("error:", err)

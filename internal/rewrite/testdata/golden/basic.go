@@ -90,3 +90,5 @@ func init() { fmt.Sprint() }
 var counter int
 
 var _ = counter
+
+func at(b []byte, i int) byte { return b[i] }
