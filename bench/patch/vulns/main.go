@@ -44,6 +44,7 @@ var repros = map[string]struct {
 	"GO-2021-0089":         {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`^_ï¿½^C^A^@[`), \"\"))"},
 	"GO-2021-0057":         {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
 	"GO-2020-0015":         {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
+	"GO-2022-0603":         {[]string{"gopkg.in/yaml.v3"}, "var v any\n\terr := yaml.Unmarshal([]byte(\"0: [:!00 \\xef\"), &v)\n\treturn fmt.Sprint(v, err)"},
 	"GO-2022-0956":         {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
 }
 
