@@ -607,3 +607,21 @@ func TestStrayChildrenKilled(t *testing.T) {
 		}
 	}
 }
+
+// graft run with a command that cannot be executed fails instead of
+// retrying forever.
+func TestFirstCommandMissing(t *testing.T) {
+	s, err := New(Options{Command: []string{filepath.Join(t.TempDir(), "nope")}, Listen: []ListenSpec{{Name: "a", Addr: "127.0.0.1:0"}}, Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err = s.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Run = %v, want a missing-file error", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("Run waited for its context instead of failing")
+	}
+}

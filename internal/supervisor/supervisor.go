@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -95,6 +97,8 @@ type Supervisor struct {
 	onCrash      []func(Crash)
 	addEnv       []func(gen int) []string
 	started      bool
+	cancel       context.CancelFunc // ends Run (fail)
+	fatal        error              // why Run ended on its own
 
 	wg sync.WaitGroup
 
@@ -297,7 +301,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("run supervisor: already running")
 	}
-	s.started, s.ctx = true, ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.started, s.ctx, s.cancel = true, ctx, cancel
 	s.mu.Unlock()
 	defer s.cleanupDir()
 
@@ -330,7 +336,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	serveWG.Wait()
 	s.wg.Wait()
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fatal
+}
+
+// fail ends Run with err.
+func (s *Supervisor) fail(err error) {
+	s.mu.Lock()
+	if s.fatal == nil {
+		s.fatal = err
+	}
+	s.mu.Unlock()
+	s.cancel()
 }
 
 // first brings up the first generation; failures go to the restart loop.
@@ -341,6 +359,13 @@ func (s *Supervisor) first(ctx context.Context) {
 	g, err := s.startReady(ctx, startOpts{cmd: s.opts.Command})
 	if err != nil {
 		s.Event(0, "start-failed", err.Error())
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			// A command that cannot be run at all will not get better by
+			// retrying: graft run fails instead of looping.
+			s.fail(fmt.Errorf("first generation: %w", err))
+			s.release()
+			return
+		}
 		s.release()
 		s.scheduleRestart(s.opts.Command)
 		return
