@@ -278,6 +278,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		}
 		notify.Close()
 		os.Remove(notifyPath)
+		os.Remove(g.rtSocket) // if rt made one
 		if g.ctl != nil {
 			g.ctl.Close()
 		}
