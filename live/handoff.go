@@ -104,6 +104,14 @@ func (g *Gen) handle(m api.Control, files []*os.File) {
 // sent. Mutations stay held until the outcome: resume (they run here),
 // commit or drain (they go to the successor).
 func (g *Gen) handoff(f *os.File) {
+	if m := g.gate.get(); m != gateOpen && g.hasItems() {
+		// Held: a handoff is already awaiting its outcome; moved: what we
+		// hold is a stale copy. Either way a second stream would hand over
+		// state that is not (or soon not) the truth.
+		f.Close()
+		g.sendError(errors.New("handoff: the state was already handed off"))
+		return
+	}
 	// Mutations go on until the successor is up and reading: its process
 	// start is not part of the pause.
 	err := waitReader(f)

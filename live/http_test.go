@@ -220,7 +220,7 @@ func (s *supervisorEnd) expect(typ string) api.Control {
 		if m.Type == typ {
 			return m
 		}
-		if m.Type == api.CtlError {
+		if m.Type == api.CtlError && typ != api.CtlError {
 			s.t.Fatalf("waiting for %s: error %s", typ, m.Error)
 		}
 	}
@@ -340,4 +340,30 @@ func dupListener(t *testing.T, g *Gen) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// A generation whose state is already on its way (or gone) refuses a
+// second handoff instead of streaming a copy that is not the truth.
+func TestSecondHandoffRefused(t *testing.T) {
+	env := map[string]string{}
+	sup := withControl(t, env)
+	g := newGen(Options{NoSignals: true}, fakeEnv(env))
+	if err := g.Register((&memItem{v: "x"}).item("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	served(t, g, &http.Server{Handler: http.NotFoundHandler()})
+	sup.expect(api.CtlHello)
+	for i, want := range []string{api.CtlHandoffSent, api.CtlError} {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, w := os.NewFile(uintptr(fds[0]), "r"), os.NewFile(uintptr(fds[1]), "w")
+		go func() { r.Write([]byte{readerReady}); io.Copy(io.Discard, r); r.Close() }()
+		sup.send(api.Control{Type: api.CtlHandoff}, w)
+		w.Close()
+		if m := sup.expect(want); m.Type != want {
+			t.Fatalf("handoff %d: %s, want %s", i+1, m.Type, want)
+		}
+	}
 }

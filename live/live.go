@@ -451,9 +451,10 @@ func (g *Gen) serving() bool {
 // moved reports whether requests must go to the generation that has the
 // state now.
 func (g *Gen) moved() bool {
-	if g.gate.get() != gateMoved {
-		return false
-	}
+	return g.gate.get() == gateMoved && g.hasItems()
+}
+
+func (g *Gen) hasItems() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.items) > 0

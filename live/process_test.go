@@ -4,40 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/graftdev/graft/live/internal/kvtest"
 	"github.com/graftdev/graft/live/livetest"
 )
 
-// kvClient talks to the kv child through the supervisor's listener.
-type kvClient struct {
-	t      *testing.T
-	base   string
-	client *http.Client
-}
-
-func newKVClient(t *testing.T, addr string) *kvClient {
-	return &kvClient{
-		t:    t,
-		base: "http://" + addr,
-		// A well-behaved pool: it drops idle connections itself, so a
-		// draining generation is never forced to cut one.
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 500 * time.Millisecond}},
-	}
-}
-
 // cluster is a livetest supervisor running the kv child.
 type cluster struct {
-	*kvClient
+	*kvtest.Client
+	t      *testing.T
 	sup    *livetest.Supervisor
 	mu     sync.Mutex
 	gens   []*livetest.Generation
@@ -52,7 +33,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.File.Close() })
-	c := &cluster{kvClient: newKVClient(t, addr), sup: livetest.New(t.TempDir(), ln)}
+	c := &cluster{t: t, Client: kvtest.NewClient(t, addr), sup: livetest.New(t.TempDir(), ln)}
 	t.Cleanup(func() {
 		c.drains.Wait()
 		c.mu.Lock()
@@ -114,126 +95,14 @@ func (c *cluster) drainErrors() error {
 	return errors.Join(c.errs...)
 }
 
-func (c *kvClient) set(ctx context.Context, k, v string) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/set", strings.NewReader(url.Values{"k": {k}, "v": {v}}.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("set %s: %s", k, resp.Status)
-	}
-	return nil
-}
-
-func (c *kvClient) get(path string) (string, error) {
-	resp, err := c.client.Get(c.base + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("GET %s: %s %s", path, resp.Status, b)
-	}
-	return strings.TrimSpace(string(b)), err
-}
-
-// sumOf asks the server for its key count and checksum.
-func (c *kvClient) sumOf() (n int, sum string, ver int) {
-	c.t.Helper()
-	s, err := c.get("/sum")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var pid int
-	if _, err := fmt.Sscanf(s, "%d %s %d %d", &n, &sum, &ver, &pid); err != nil {
-		c.t.Fatalf("parse /sum %q: %v", s, err)
-	}
-	return n, sum, ver
-}
-
-// fill writes keys k0..k(n-1) and returns what was written.
-func (c *kvClient) fill(n int) map[string]string {
-	c.t.Helper()
-	want := make(map[string]string, n)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < n; i += 8 {
-				k, v := fmt.Sprintf("k%05d", i), fmt.Sprintf("v0-%d", i)
-				if err := c.set(c.t.Context(), k, v); err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				want[k] = v
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		c.t.Fatal(err)
-	}
-	return want
-}
-
-// writers rewrite keys concurrently until stop; each writer owns the keys
-// i ≡ w (mod writers), so the last acknowledged value of every key is known.
-type writers struct {
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	want   map[string]string
-	ok     atomic.Int64
-	failed atomic.Int64
-	errs   []string
-}
-
-func (c *kvClient) write(ctx context.Context, n, count int, want map[string]string) *writers {
-	ws := &writers{want: want}
-	for w := range count {
-		ws.wg.Go(func() {
-			for seq := 1; ctx.Err() == nil; seq++ {
-				for i := w; i < n && ctx.Err() == nil; i += count * 37 {
-					k, v := fmt.Sprintf("k%05d", i), fmt.Sprintf("v%d-%d", seq, i)
-					if err := c.set(context.Background(), k, v); err != nil {
-						ws.failed.Add(1)
-						ws.mu.Lock()
-						if len(ws.errs) < 5 {
-							ws.errs = append(ws.errs, err.Error())
-						}
-						ws.mu.Unlock()
-						continue
-					}
-					ws.ok.Add(1)
-					ws.mu.Lock()
-					ws.want[k] = v
-					ws.mu.Unlock()
-				}
-			}
-		})
-	}
-	return ws
-}
-
 func TestKeysSurviveUpgradesUnderWrites(t *testing.T) {
 	const keys, upgrades = 10000, 50
 	c := newCluster(t)
 	cur := c.start()
-	want := c.fill(keys)
+	want := c.Fill(keys)
 
 	ctx, stop := context.WithCancel(t.Context())
-	ws := c.write(ctx, keys, 4, want)
+	ws := c.Write(ctx, keys, 4, want)
 	for i := range upgrades {
 		ng, tm, err := c.sup.Upgrade(t.Context(), cur, c.cmd())
 		if err != nil {
@@ -248,27 +117,27 @@ func TestKeysSurviveUpgradesUnderWrites(t *testing.T) {
 		}
 	}
 	stop()
-	ws.wg.Wait()
+	ws.WG.Wait()
 	if err := c.drainErrors(); err != nil {
 		t.Error(err)
 	}
-	if f := ws.failed.Load(); f > 0 {
-		t.Fatalf("%d of %d writes failed during upgrades: %v", f, f+ws.ok.Load(), ws.errs)
+	if f := ws.Failed.Load(); f > 0 {
+		t.Fatalf("%d of %d writes failed during upgrades: %v", f, f+ws.OK.Load(), ws.Errs)
 	}
-	if ws.ok.Load() == 0 {
+	if ws.OK.Load() == 0 {
 		t.Fatal("no writes happened during the upgrades")
 	}
-	n, got, _ := c.sumOf()
-	if n != keys || got != sum(ws.want) {
-		t.Fatalf("after %d upgrades: %d keys, checksum %s; want %d keys, checksum %s", upgrades, n, got, keys, sum(ws.want))
+	n, got, _ := c.SumOf()
+	if n != keys || got != sum(ws.Want) {
+		t.Fatalf("after %d upgrades: %d keys, checksum %s; want %d keys, checksum %s", upgrades, n, got, keys, sum(ws.Want))
 	}
-	t.Logf("%d keys intact after %d upgrades with %d concurrent writes", n, upgrades, ws.ok.Load())
+	t.Logf("%d keys intact after %d upgrades with %d concurrent writes", n, upgrades, ws.OK.Load())
 }
 
 func TestMigrationBetweenVersions(t *testing.T) {
 	c := newCluster(t)
 	v1 := c.start("version=1")
-	want := c.fill(100)
+	want := c.Fill(100)
 
 	// v1 → v2: Val renamed to Value, Writes added (migrated as 1).
 	v2, _, err := c.sup.Upgrade(t.Context(), v1, c.cmd("version=2"))
@@ -276,21 +145,21 @@ func TestMigrationBetweenVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.track(v2)
-	if n, s, ver := c.sumOf(); ver != 2 || n != 100 || s != sum(want) {
+	if n, s, ver := c.SumOf(); ver != 2 || n != 100 || s != sum(want) {
 		t.Fatalf("after migration: version %d, %d keys, sum %s; want version 2, 100 keys, %s", ver, n, s, sum(want))
 	}
-	rec, err := c.get("/get?k=k00042")
+	rec, err := c.Get("/get?k=k00042")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rec != `{"value":"v0-42","writes":1}` {
 		t.Fatalf("migrated record = %s", rec)
 	}
-	if err := c.set(t.Context(), "k00042", "after"); err != nil {
+	if err := c.Set(t.Context(), "k00042", "after"); err != nil {
 		t.Fatal(err)
 	}
 	want["k00042"] = "after"
-	if rec, _ := c.get("/get?k=k00042"); rec != `{"value":"after","writes":2}` {
+	if rec, _ := c.Get("/get?k=k00042"); rec != `{"value":"after","writes":2}` {
 		t.Fatalf("record after a v2 write = %s", rec)
 	}
 
@@ -299,10 +168,10 @@ func TestMigrationBetweenVersions(t *testing.T) {
 	if err := c.sup.Rollback(t.Context(), v1, v2, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n, s, ver := c.sumOf(); ver != 1 || n != 100 || s != sum(want) {
+	if n, s, ver := c.SumOf(); ver != 1 || n != 100 || s != sum(want) {
 		t.Fatalf("after rollback: version %d, %d keys, sum %s; want version 1, 100 keys, %s", ver, n, s, sum(want))
 	}
-	if err := c.set(t.Context(), "k00001", "v1-again"); err != nil {
+	if err := c.Set(t.Context(), "k00001", "v1-again"); err != nil {
 		t.Fatalf("write after rollback: %v", err)
 	}
 }
@@ -312,13 +181,13 @@ func TestMigrationBetweenVersions(t *testing.T) {
 func TestRollbackWithoutDownMigrationResumesOldState(t *testing.T) {
 	c := newCluster(t)
 	v1 := c.start("version=1")
-	want := c.fill(50)
+	want := c.Fill(50)
 	v2, _, err := c.sup.Upgrade(t.Context(), v1, c.cmd("version=2", "no-down"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.track(v2)
-	if err := c.set(t.Context(), "k00003", "lost-on-rollback"); err != nil {
+	if err := c.Set(t.Context(), "k00003", "lost-on-rollback"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.sup.Rollback(t.Context(), v1, v2, 10*time.Second); err != nil {
@@ -328,10 +197,10 @@ func TestRollbackWithoutDownMigrationResumesOldState(t *testing.T) {
 	if err != nil || m.Type != "error" || !strings.Contains(m.Error, "version 2") {
 		t.Fatalf("v1 receiving v2 state without a down migration: %+v %v; want an error naming the version", m, err)
 	}
-	if n, s, ver := c.sumOf(); ver != 1 || n != 50 || s != sum(want) {
+	if n, s, ver := c.SumOf(); ver != 1 || n != 50 || s != sum(want) {
 		t.Fatalf("after the refused rollback state: version %d, %d keys, checksum match %v; want v1 with its own state", ver, n, s == sum(want))
 	}
-	if err := c.set(t.Context(), "k00004", "after"); err != nil {
+	if err := c.Set(t.Context(), "k00004", "after"); err != nil {
 		t.Fatalf("write after rollback: %v", err)
 	}
 }
@@ -339,19 +208,19 @@ func TestRollbackWithoutDownMigrationResumesOldState(t *testing.T) {
 func TestFailingDecodeRollsBack(t *testing.T) {
 	c := newCluster(t)
 	old := c.start()
-	want := c.fill(500)
+	want := c.Fill(500)
 	ng, _, err := c.sup.Upgrade(t.Context(), old, c.cmd("fail-decode"))
 	if !errors.Is(err, livetest.ErrRolledBack) || !strings.Contains(err.Error(), "decoder rejects") {
 		t.Fatalf("upgrade with a failing decoder: %v, %v; want rolled back with the decoder's reason", ng, err)
 	}
-	if n, s, _ := c.sumOf(); n != 500 || s != sum(want) {
+	if n, s, _ := c.SumOf(); n != 500 || s != sum(want) {
 		t.Fatalf("after rollback: %d keys, sum %s; want 500, %s", n, s, sum(want))
 	}
-	if err := c.set(t.Context(), "k00007", "resumed"); err != nil {
+	if err := c.Set(t.Context(), "k00007", "resumed"); err != nil {
 		t.Fatalf("write after rollback: %v", err)
 	}
 	want["k00007"] = "resumed"
-	if _, s, _ := c.sumOf(); s != sum(want) {
+	if _, s, _ := c.SumOf(); s != sum(want) {
 		t.Fatal("write after rollback not applied")
 	}
 }
@@ -361,11 +230,11 @@ func TestKilledMidHandoffLeavesOldServing(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			c := newCluster(t)
 			old := c.start()
-			want := c.fill(10000)
+			want := c.Fill(10000)
 
 			ctx, stop := context.WithCancel(t.Context())
 			defer stop()
-			ws := c.write(ctx, 10000, 2, want)
+			ws := c.Write(ctx, 10000, 2, want)
 			r, w, err := osPipeSocket()
 			if err != nil {
 				t.Fatal(err)
@@ -395,12 +264,12 @@ func TestKilledMidHandoffLeavesOldServing(t *testing.T) {
 				t.Fatal(err)
 			}
 			stop()
-			ws.wg.Wait()
-			if f := ws.failed.Load(); f > 0 {
-				t.Fatalf("%d writes failed: %v", f, ws.errs)
+			ws.WG.Wait()
+			if f := ws.Failed.Load(); f > 0 {
+				t.Fatalf("%d writes failed: %v", f, ws.Errs)
 			}
-			if n, s, _ := c.sumOf(); n != 10000 || s != sum(ws.want) {
-				t.Fatalf("old generation after a killed handoff: %d keys, sum %s; want 10000, %s", n, s, sum(ws.want))
+			if n, s, _ := c.SumOf(); n != 10000 || s != sum(ws.Want) {
+				t.Fatalf("old generation after a killed handoff: %d keys, sum %s; want 10000, %s", n, s, sum(ws.Want))
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package live_test
+package supervised_test
 
 import (
 	"context"
@@ -12,13 +12,22 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/graftdev/graft/live/internal/kvtest"
 )
 
-// The same must-show cases as process_test.go, under graft's real
-// supervisor (internal/supervisor, what graft run runs).
+// The same must-show cases as live's process tests, under graft's real
+// supervisor (internal/supervisor, what graft run runs). They live in their
+// own package so that live's tests do not depend on the supervisor's.
+
+func TestMain(m *testing.M) {
+	supervisor.MaybeShim()
+	kvtest.MaybeChild()
+	os.Exit(m.Run())
+}
 
 type graftCluster struct {
-	*kvClient
+	*kvtest.Client
+	t   *testing.T
 	s   *supervisor.Supervisor
 	ctx context.Context
 }
@@ -35,7 +44,7 @@ func newGraft(t *testing.T, words ...string) *graftCluster {
 	}
 	s, err := supervisor.New(supervisor.Options{
 		Listen:       []supervisor.ListenSpec{spec},
-		Command:      childArgs(words...),
+		Command:      kvtest.Args(words...),
 		Probation:    time.Hour, // the next upgrade or a rollback ends it
 		Drain:        10 * time.Second,
 		StartTimeout: 30 * time.Second,
@@ -54,7 +63,7 @@ func newGraft(t *testing.T, words ...string) *graftCluster {
 			t.Error(err)
 		}
 	})
-	g := &graftCluster{kvClient: newKVClient(t, s.Addrs()[0]), s: s, ctx: ctx}
+	g := &graftCluster{t: t, Client: kvtest.NewClient(t, s.Addrs()[0]), s: s, ctx: ctx}
 	g.waitHello()
 	return g
 }
@@ -82,51 +91,51 @@ func (g *graftCluster) waitHello() {
 
 func (g *graftCluster) upgrade(words ...string) error {
 	g.waitHello()
-	_, err := g.s.Upgrade(g.ctx, childArgs(words...))
+	_, err := g.s.Upgrade(g.ctx, kvtest.Args(words...))
 	return err
 }
 
 func TestGraftKeysSurviveUpgradesUnderWrites(t *testing.T) {
 	const keys, upgrades = 10000, 50
 	g := newGraft(t)
-	want := g.fill(keys)
+	want := g.Fill(keys)
 	ctx, stop := context.WithCancel(t.Context())
-	ws := g.write(ctx, keys, 4, want)
+	ws := g.Write(ctx, keys, 4, want)
 	for i := range upgrades {
 		if err := g.upgrade(); err != nil {
 			stop()
-			ws.wg.Wait()
+			ws.WG.Wait()
 			t.Fatalf("upgrade %d: %v", i+1, err)
 		}
 	}
 	stop()
-	ws.wg.Wait()
-	if f := ws.failed.Load(); f > 0 {
-		t.Fatalf("%d of %d writes failed during upgrades: %v", f, f+ws.ok.Load(), ws.errs)
+	ws.WG.Wait()
+	if f := ws.Failed.Load(); f > 0 {
+		t.Fatalf("%d of %d writes failed during upgrades: %v", f, f+ws.OK.Load(), ws.Errs)
 	}
-	if ws.ok.Load() == 0 {
+	if ws.OK.Load() == 0 {
 		t.Fatal("no writes happened during the upgrades")
 	}
-	n, got, _ := g.sumOf()
-	if n != keys || got != sum(ws.want) {
-		t.Fatalf("after %d upgrades: %d keys, checksum %s; want %d keys, checksum %s", upgrades, n, got, keys, sum(ws.want))
+	n, got, _ := g.SumOf()
+	if n != keys || got != kvtest.Sum(ws.Want) {
+		t.Fatalf("after %d upgrades: %d keys, checksum %s; want %d keys, checksum %s", upgrades, n, got, keys, kvtest.Sum(ws.Want))
 	}
-	t.Logf("%d keys intact after %d graft upgrades with %d concurrent writes", n, upgrades, ws.ok.Load())
+	t.Logf("%d keys intact after %d graft upgrades with %d concurrent writes", n, upgrades, ws.OK.Load())
 }
 
 func TestGraftMigrationAndRollback(t *testing.T) {
 	g := newGraft(t, "version=1")
-	want := g.fill(100)
+	want := g.Fill(100)
 	if err := g.upgrade("version=2"); err != nil {
 		t.Fatal(err)
 	}
-	if n, s, ver := g.sumOf(); ver != 2 || n != 100 || s != sum(want) {
+	if n, s, ver := g.SumOf(); ver != 2 || n != 100 || s != kvtest.Sum(want) {
 		t.Fatalf("after migration: version %d, %d keys; want version 2, 100 keys, same checksum", ver, n)
 	}
-	if rec, _ := g.get("/get?k=k00042"); rec != `{"value":"v0-42","writes":1}` {
+	if rec, _ := g.Get("/get?k=k00042"); rec != `{"value":"v0-42","writes":1}` {
 		t.Fatalf("migrated record = %s", rec)
 	}
-	if err := g.set(t.Context(), "k00042", "under-v2"); err != nil {
+	if err := g.Set(t.Context(), "k00042", "under-v2"); err != nil {
 		t.Fatal(err)
 	}
 	want["k00042"] = "under-v2"
@@ -151,22 +160,22 @@ func TestGraftMigrationAndRollback(t *testing.T) {
 	}); err != nil {
 		t.Fatal("rolled-back generation never exited:", err)
 	}
-	if n, s, ver := g.sumOf(); ver != 1 || n != 100 || s != sum(want) {
-		t.Fatalf("after rollback: version %d, %d keys, checksum match %v; want version 1, 100 keys, the v2 write kept", ver, n, s == sum(want))
+	if n, s, ver := g.SumOf(); ver != 1 || n != 100 || s != kvtest.Sum(want) {
+		t.Fatalf("after rollback: version %d, %d keys, checksum match %v; want version 1, 100 keys, the v2 write kept", ver, n, s == kvtest.Sum(want))
 	}
 }
 
 func TestGraftFailingDecodeRollsBack(t *testing.T) {
 	g := newGraft(t)
-	want := g.fill(500)
+	want := g.Fill(500)
 	err := g.upgrade("fail-decode")
 	if err == nil || !strings.Contains(err.Error(), "decoder rejects") {
 		t.Fatalf("upgrade to a generation whose decoder fails: %v; want the decoder's error", err)
 	}
-	if n, s, _ := g.sumOf(); n != 500 || s != sum(want) {
-		t.Fatalf("after the failed upgrade: %d keys, checksum match %v; want 500 and a match", n, s == sum(want))
+	if n, s, _ := g.SumOf(); n != 500 || s != kvtest.Sum(want) {
+		t.Fatalf("after the failed upgrade: %d keys, checksum match %v; want 500 and a match", n, s == kvtest.Sum(want))
 	}
-	if err := g.set(t.Context(), "k00001", "after"); err != nil {
+	if err := g.Set(t.Context(), "k00001", "after"); err != nil {
 		t.Fatalf("write after the failed upgrade: %v", err)
 	}
 }
@@ -179,15 +188,15 @@ func TestGraftKilledMidHandoff(t *testing.T) {
 
 func testGraftKilledMidHandoff(t *testing.T, how string) {
 	g := newGraft(t)
-	want := g.fill(10000)
+	want := g.Fill(10000)
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	ws := g.write(ctx, 10000, 2, want)
+	ws := g.Write(ctx, 10000, 2, want)
 
 	g.waitHello()
 	done := make(chan error, 1)
 	go func() {
-		_, err := g.s.Upgrade(g.ctx, childArgs(how))
+		_, err := g.s.Upgrade(g.ctx, kvtest.Args(how))
 		done <- err
 	}()
 	// Kill the new generation once the old one has been told to hand off.
@@ -217,11 +226,11 @@ func testGraftKilledMidHandoff(t *testing.T, how string) {
 		t.Fatal(err)
 	}
 	stop()
-	ws.wg.Wait()
-	if f := ws.failed.Load(); f > 0 {
-		t.Fatalf("%d writes failed: %v", f, ws.errs)
+	ws.WG.Wait()
+	if f := ws.Failed.Load(); f > 0 {
+		t.Fatalf("%d writes failed: %v", f, ws.Errs)
 	}
-	if n, s, _ := g.sumOf(); n != 10000 || s != sum(ws.want) {
-		t.Fatalf("old generation after a killed handoff: %d keys, checksum match %v; want 10000 and a match", n, s == sum(ws.want))
+	if n, s, _ := g.SumOf(); n != 10000 || s != kvtest.Sum(ws.Want) {
+		t.Fatalf("old generation after a killed handoff: %d keys, checksum match %v; want 10000 and a match", n, s == kvtest.Sum(ws.Want))
 	}
 }
