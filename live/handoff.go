@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,8 +202,6 @@ func (g *Gen) replyParked() {
 	})
 }
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
 // The state stream is a socketpair, so it also carries one byte back: the
 // reader sends readerReady once it is running and about to read, and the
 // writer holds its mutations only from then on.
@@ -260,8 +257,6 @@ type counter struct {
 	n     int
 	waits []chan struct{}
 }
-
-func (c *counter) init() {}
 
 func (c *counter) add(d int) {
 	c.mu.Lock()

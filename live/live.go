@@ -97,7 +97,6 @@ func newGen(opts Options, env osEnv) *Gen {
 		stop:     make(chan struct{}),
 		stateFD:  -1,
 	}
-	g.work.init()
 	g.drainCtx, g.drainCancel = context.WithCancel(context.Background())
 	g.fwd = newForwarder()
 	g.number, _ = strconv.Atoi(env.getenv(envGeneration))
@@ -257,6 +256,8 @@ func (g *Gen) Ready() error {
 		g.pending = nil
 		n, err := g.apply(p.epoch, p.entries, p.err)
 		if err != nil {
+			// Never ready without the state: a second Ready fails too.
+			g.initErr = fmt.Errorf("load state: %w", err)
 			g.sendError(err)
 			return fmt.Errorf("ready: load state: %w", err)
 		}
