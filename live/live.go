@@ -387,6 +387,13 @@ func (g *Gen) Drain(timeout time.Duration) {
 	g.draining = true
 	g.deadline = time.Now().Add(timeout)
 	g.stopAcceptingLocked()
+	for _, l := range g.lns {
+		if l.dl == nil {
+			// No deadline to interrupt its Accept with: closing our handle
+			// is the only way (the socket itself stays with the supervisor).
+			l.Close()
+		}
+	}
 	g.mu.Unlock()
 	// Mutations still held belong to whoever has the state now.
 	if g.gate.get() == gateHeld {
