@@ -92,9 +92,11 @@ func TestPanicLinesIdentical(t *testing.T) {
 
 func TestSealedAndSites(t *testing.T) {
 	_, inst, b := buildFixture(t, "panicker")
-	var index, depth, leaf string
+	var index, depth, leaf, nilSite string
 	for _, s := range b.Manifest.Sites {
 		switch {
+		case s.Func == "(*node).second" && s.Kind == "nil":
+			nilSite = s.ID
 		case s.Func == "pick" && s.Kind == "index":
 			leaf = s.ID
 		case s.Func == "(*store).get" && s.Kind == "index":
@@ -103,7 +105,7 @@ func TestSealedAndSites(t *testing.T) {
 			depth = s.ID
 		}
 	}
-	if index == "" || depth == "" || leaf == "" {
+	if index == "" || depth == "" || leaf == "" || nilSite == "" {
 		t.Fatalf("manifest lacks the index site of get or the depth site of nested: %+v", b.Manifest.Sites)
 	}
 	tests := []struct {
@@ -121,6 +123,9 @@ func TestSealedAndSites(t *testing.T) {
 		{"sealed function without error result panics typed", []string{"GRAFT_SEALED=main.nested"}, []string{"nilmap"}, 2, "panic: graft: main.nested is sealed"},
 		{"depth limit", []string{"GRAFT_SITES=" + depth + "=2"}, []string{"nilmap"}, 2, "recursion deeper than 2"},
 		{"leaf dormant panics", nil, []string{"leaf", "5"}, 2, "index out of range [5]"},
+		{"nil dereference dormant", nil, []string{"nil", "x"}, 2, "nil pointer dereference"},
+		{"nil site on", []string{"GRAFT_SITES=" + nilSite}, []string{"nil", "x"}, 3, "error: graft: check " + nilSite},
+		{"nil site on, good input", []string{"GRAFT_SITES=" + nilSite}, []string{"nil", "link"}, 0, "value 2"},
 		{"recover site in an inlinable leaf", []string{"GRAFT_SITES=" + leaf}, []string{"leaf", "5"}, 3, "error: graft: check " + leaf},
 	}
 	for _, tc := range tests {

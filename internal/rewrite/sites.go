@@ -18,6 +18,7 @@ const (
 	kindAssert = "assert"
 	kindDepth  = "depth"
 	kindLoop   = "loop"
+	kindNil    = "nil"
 )
 
 type siteRef struct {
@@ -70,6 +71,11 @@ func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, rec
 
 	if !recoverOnly && r.recursive(fd) {
 		newSite(kindDepth, fd, nil)
+	}
+	if r.dereferences(fd) {
+		// One site for the whole function: nil pointer dereferences and
+		// nil map writes are attributed by the panicking frame's function.
+		newSite(kindNil, fd, nil)
 	}
 	hasGoto := false
 	ast.Inspect(fd.Body, func(n ast.Node) bool {
@@ -176,6 +182,39 @@ func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, rec
 		return true
 	})
 	return out
+}
+
+// dereferences reports whether fd's body dereferences a pointer (explicitly,
+// or by selecting a field through one) or assigns to a map element.
+func (r *rewriter) dereferences(fd *ast.FuncDecl) bool {
+	found := false
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if found {
+			return false
+		}
+		switch x := n.(type) {
+		case *ast.StarExpr:
+			if tv, ok := r.in.Info.Types[x]; ok && tv.IsValue() {
+				found = true
+			}
+		case *ast.SelectorExpr:
+			if sel, ok := r.in.Info.Selections[x]; ok && sel.Kind() == types.FieldVal && sel.Indirect() {
+				found = true
+			}
+		case *ast.AssignStmt:
+			for _, l := range x.Lhs {
+				if ix, ok := l.(*ast.IndexExpr); ok {
+					if t := r.in.Info.TypeOf(ix.X); t != nil {
+						if _, isMap := t.Underlying().(*types.Map); isMap {
+							found = true
+						}
+					}
+				}
+			}
+		}
+		return true
+	})
+	return found
 }
 
 // recursive reports whether fd's body calls fd itself (directly, not

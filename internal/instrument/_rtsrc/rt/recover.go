@@ -38,6 +38,8 @@ func panicKind(r any) (kinds [2]string, ok bool) {
 	}
 	msg := re.Error()
 	switch {
+	case strings.Contains(msg, "nil pointer dereference"), strings.Contains(msg, "assignment to entry in nil map"):
+		return [2]string{KindNil}, true
 	case strings.Contains(msg, "index out of range"):
 		return [2]string{KindIndex}, true
 	case strings.Contains(msg, "slice bounds out of range"):
@@ -65,6 +67,9 @@ func siteError(r any) *Error {
 		if !seenPanic {
 			seenPanic = f.Function == "runtime.gopanic"
 		} else if !strings.HasPrefix(f.Function, "runtime.") {
+			if kinds[0] == KindNil {
+				return matchFunc(f.Function, r)
+			}
 			return matchSite(f.File, f.Line, kinds, r)
 		}
 		if !more {
@@ -94,4 +99,36 @@ func panicText(r any) string {
 		return e.Error()
 	}
 	return "panic"
+}
+
+// matchFunc finds a switched-on nil site of the function fn (a runtime
+// function name; closures count as their enclosing function).
+func matchFunc(fn string, r any) *Error {
+	fn = strings.ReplaceAll(fn, "%2e", ".")
+	for ; fn != ""; fn = enclosingFunc(fn) {
+		mu.Lock()
+		cands := byFunc[fn]
+		mu.Unlock()
+		for _, s := range cands {
+			if s.on.Load() {
+				siteStops.Add(1)
+				return &Error{Kind: s.info.Kind, ID: s.info.ID, Detail: panicText(r)}
+			}
+		}
+	}
+	return nil
+}
+
+// enclosingFunc strips one closure suffix ("p.F.func1" → "p.F"), "" when
+// there is none.
+func enclosingFunc(fn string) string {
+	i := strings.LastIndexByte(fn, '.')
+	if i < 0 {
+		return ""
+	}
+	last := fn[i+1:]
+	if strings.HasPrefix(last, "func") || strings.HasPrefix(last, "gowrap") || (last != "" && strings.Trim(last, "0123456789") == "") {
+		return fn[:i]
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -18,7 +19,8 @@ const (
 	KindDiv    = "div"    // integer division or modulo by a non-constant (recover site)
 	KindAssert = "assert" // single-value type assertion (recover site)
 	KindDepth  = "depth"  // recursion depth of a recursive function
-	KindLoop   = "loop"   // iterations of one execution of a for loop without range
+	KindLoop   = "loop"   // iterations of one execution of a for loop without a post statement
+	KindNil    = "nil"    // nil pointer dereference or nil map write anywhere in the function (recover site)
 )
 
 // Default limits of sites switched on without one.
@@ -51,6 +53,7 @@ type SiteInfo struct {
 var (
 	sites     = map[string]*Site{}
 	byLine    = map[lineKey][]*Site{} // recover sites by file:line
+	byFunc    = map[string][]*Site{}  // nil sites by function id
 	envSites  = map[string]int64{}    // GRAFT_SITES ids not registered yet → limit
 	siteStops atomic.Int64
 )
@@ -71,6 +74,10 @@ func RegisterSite(s *Site, p *Point, info SiteInfo) {
 	case KindIndex, KindSlice, KindDiv, KindAssert:
 		k := keyOf(info.File, info.Line)
 		byLine[k] = append(byLine[k], s)
+	case KindNil:
+		if fn, _, ok := strings.Cut(info.ID, ":"+KindNil+":"); ok {
+			byFunc[fn] = append(byFunc[fn], s)
+		}
 	}
 	if lim, ok := envSites[info.ID]; ok {
 		delete(envSites, info.ID)

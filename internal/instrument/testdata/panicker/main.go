@@ -43,6 +43,23 @@ func handleLeaf(s *store, arg string) error {
 	return nil
 }
 
+type node struct {
+	next *node
+	v    int
+}
+
+// second dereferences a nil pointer when n has no successor.
+func (n *node) second() int { return n.next.v }
+
+func handleNil(arg string) error {
+	n := &node{v: 1}
+	if arg == "link" {
+		n.next = &node{v: 2}
+	}
+	fmt.Println("value", n.second())
+	return nil
+}
+
 func nested(n int) int {
 	if n <= 0 {
 		var m map[string]int
@@ -57,6 +74,11 @@ func main() {
 	switch os.Args[1] {
 	case "nilmap":
 		fmt.Println(nested(3))
+	case "nil":
+		if err := handleNil(os.Args[2]); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(3)
+		}
 	case "leaf":
 		if err := handleLeaf(s, os.Args[2]); err != nil {
 			fmt.Println("error:", err)
