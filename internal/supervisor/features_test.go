@@ -48,7 +48,13 @@ func (h *harness) post() *http.Response {
 // through GRAFT_STATE_FD; a failed successor leaves it intact; a rollback
 // sends it back.
 func TestStateHandoff(t *testing.T) {
-	h := run(t, Options{Command: fix("-ctl", "-state", "-version", "1"), Probation: 20 * time.Second})
+	for _, proxy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("proxy=%v", proxy), func(t *testing.T) { testStateHandoff(t, proxy) })
+	}
+}
+
+func testStateHandoff(t *testing.T, proxy bool) {
+	h := run(t, Options{Proxy: proxy, Command: fix("-ctl", "-state", "-version", "1"), Probation: 20 * time.Second})
 	// hello arrives just after READY=1.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

@@ -39,6 +39,9 @@ type generation struct {
 	exited  time.Time
 	exitErr error
 	served  time.Time // when it last became serving
+	// toldPark: it was sent park or commit and must hear resume (or
+	// receive) before it serves again.
+	toldPark bool
 
 	done     chan struct{} // closed once the process has been waited for
 	readyCh  chan struct{} // closed on READY=1

@@ -173,7 +173,16 @@ func (s *Supervisor) cutover(g, old *generation, committed bool) {
 		switch {
 		case !old.alive():
 		case s.proxyMode:
-			s.proxy.SetFallback(old.backend)
+			// graft parks it by not routing to it. After a state handoff
+			// it must hear commit (it holds mutations until then) and it
+			// stops accepting, so it cannot be a fallback either.
+			if committed {
+				if err := old.send(api.Control{Type: api.CtlCommit}, nil); err == nil {
+					old.toldPark = true
+				}
+			} else {
+				s.proxy.SetFallback(old.backend)
+			}
 			old.state, s.parked = api.GenParked, old
 		case old.drains():
 			msg := api.CtlPark
@@ -183,6 +192,7 @@ func (s *Supervisor) cutover(g, old *generation, committed bool) {
 			if err := old.send(api.Control{Type: msg}, nil); err != nil {
 				drainOld = true
 			} else {
+				old.toldPark = true
 				old.state, s.parked = api.GenParked, old
 			}
 		default:

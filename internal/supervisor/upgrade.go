@@ -120,7 +120,7 @@ func (s *Supervisor) rollbackLocked(ctx context.Context, why string) (*api.Upgra
 		}
 		return s.upgradeLocked(ctx, prev, "rollback")
 	}
-	if !s.proxyMode {
+	if p.toldPark {
 		if cur != nil && cur.alive() && cur.hasState() && p.hasState() {
 			r, w, err := streamPair()
 			if err != nil {
@@ -142,6 +142,7 @@ func (s *Supervisor) rollbackLocked(ctx context.Context, why string) (*api.Upgra
 	}
 	s.mu.Lock()
 	s.parked = nil
+	p.toldPark = false
 	p.state = api.GenServing
 	p.served = time.Now()
 	s.serving = p
