@@ -17,6 +17,9 @@ func Default() *Gen { return std() }
 // without a supervisor. See Gen.Listen.
 func Listen(name, addr string) (net.Listener, error) { return std().Listen(name, addr) }
 
+// Inherited lists the inherited listeners not yet taken. See Gen.Inherited.
+func Inherited() []string { return std().Inherited() }
+
 // Register adds a state item to the default Gen. See Gen.Register.
 func Register(it Item) error { return std().Register(it) }
 

@@ -185,6 +185,20 @@ func (g *Gen) Listen(name, addr string) (net.Listener, error) {
 	return g.gateListener(ln), nil
 }
 
+// Inherited lists the names of the inherited listeners not yet taken by
+// Listen, one entry per socket (a name may repeat). Ready closes them.
+func (g *Gen) Inherited() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var names []string
+	for i, f := range g.inherited {
+		if !g.claimed[i] {
+			names = append(names, f.name)
+		}
+	}
+	return names
+}
+
 // Register adds a state item. Register every item before Ready: Ready
 // decodes the state handed down into the registered items.
 func (g *Gen) Register(it Item) error {
