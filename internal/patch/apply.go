@@ -70,7 +70,9 @@ func rtDo(ctx context.Context, sock string, req api.RTRequest) (*api.RTResponse,
 // ApplyOptions are the checks and bounds of one apply.
 type ApplyOptions struct {
 	Pub     ed25519.PublicKey // pinned key; required
-	BuildID string            // the running program's build id, when known: refuse a patch for another build
+	// BuildID is the build the patch must fit; empty: the build id the
+	// running program reports (rt list), when it reports one.
+	BuildID string
 	Wait    time.Duration     // bound on the wait for a safe point (0: rt's default)
 }
 
@@ -78,6 +80,11 @@ type ApplyOptions struct {
 // asks the program behind the rt socket to load and install it. Nothing is
 // sent to the program unless every check passes.
 func Apply(ctx context.Context, sock, so string, opts ApplyOptions) (*api.PatchInfo, error) {
+	if opts.BuildID == "" {
+		if resp, err := rtDo(ctx, sock, api.RTRequest{Op: "list"}); err == nil {
+			opts.BuildID = resp.BuildID
+		}
+	}
 	m, _, err := Verify(so, opts.Pub, opts.BuildID)
 	if err != nil {
 		return nil, err

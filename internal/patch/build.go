@@ -33,6 +33,17 @@ var _ PluginBuilder = (*InstrumentBuilder)(nil)
 // be to load plugins), then plain.
 func (ib *InstrumentBuilder) prepare(ctx context.Context) (*instrument.Build, error) {
 	m := ib.Target
+	if len(m.Build.Patterns) > 0 && ib.Patterns == nil && ib.Instrument == nil {
+		// The manifest records how the target was prepared: reproduce that.
+		b, err := instrument.PrepareManifest(ctx, m, ib.CacheDir, ib.Logger)
+		if err != nil {
+			return nil, err
+		}
+		if b.Manifest.Build.ID != m.Build.ID {
+			return nil, fmt.Errorf("%w: rebuilt %s, target %s (sources, go.mod, flags or toolchain changed since the target was built)", ErrWrongBuild, short12(b.Manifest.Build.ID), short12(m.Build.ID))
+		}
+		return b, nil
+	}
 	pats := ib.Patterns
 	if len(pats) == 0 {
 		pats = m.Build.Packages

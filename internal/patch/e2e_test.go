@@ -21,25 +21,20 @@ import (
 	"github.com/graftdev/graft/internal/instrument"
 )
 
-// e2eBuild builds testdata/e2e/NAME (copied to dir) with graft build and
-// the stand-in plugin loader, returning the binary and its manifest.
+// e2eBuild builds testdata/e2e/NAME (copied to dir) with graft build
+// --patchable (rt/rtplugin loads plugins), returning the binary and its
+// manifest.
 func e2eBuild(t *testing.T, name, dir string) (string, *api.Manifest) {
 	t.Helper()
 	if err := copyTree(filepath.Join("testdata", "e2e", name), dir); err != nil {
 		t.Fatal(err)
 	}
-	loader, err := os.ReadFile(filepath.Join("testdata", "e2e", "loader.go.in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := instrument.Prepare(t.Context(), instrument.Options{Dir: dir, Patterns: []string{"./..."}})
+	b, err := instrument.Prepare(t.Context(), instrument.Options{Dir: dir, Patterns: []string{"./..."}, Patchable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), name)
-	// The loader joins only the binary's main package, outside the build's
-	// overlay: the plugin build reproduces the same build id without it.
-	cmd, err := b.Command(t.Context(), "build", map[string]string{filepath.Join(dir, "zz_loader.go"): string(loader)}, "-o", bin, ".")
+	cmd, err := b.Command(t.Context(), "build", nil, "-o", bin, ".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +137,7 @@ func TestEndToEnd(t *testing.T) {
 
 	so := filepath.Join(t.TempDir(), "fix.so")
 	a, err := Make(t.Context(), MakeOptions{From: dir, To: filepath.Join("testdata", "e2e", "v2"), Target: target,
-		Builder: &InstrumentBuilder{Target: target, Patterns: []string{"./..."}}, Key: priv, Out: so})
+		Builder: &InstrumentBuilder{Target: target}, Key: priv, Out: so})
 	if err != nil {
 		if a != nil && a.Report != nil {
 			t.Logf("%+v", a.Report.Changes)
@@ -166,10 +161,11 @@ func TestEndToEnd(t *testing.T) {
 		_, other := e2eBuild(t, "other", odir)
 		oso := filepath.Join(t.TempDir(), "other.so")
 		if _, err := Make(t.Context(), MakeOptions{From: odir, To: filepath.Join("testdata", "e2e", "v2"), Target: other,
-			Builder: &InstrumentBuilder{Target: other, Patterns: []string{"./..."}}, Key: priv, Out: oso}); err != nil {
+			Builder: &InstrumentBuilder{Target: other}, Key: priv, Out: oso}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Apply(t.Context(), srv.sock, oso, ApplyOptions{Pub: pub, BuildID: target.Build.ID}); !errors.Is(err, ErrWrongBuild) {
+		// No BuildID given: Apply asks the running program for its own.
+		if _, err := Apply(t.Context(), srv.sock, oso, ApplyOptions{Pub: pub}); !errors.Is(err, ErrWrongBuild) {
 			t.Fatalf("err = %v, want %v", err, ErrWrongBuild)
 		}
 	})
@@ -180,7 +176,7 @@ func TestEndToEnd(t *testing.T) {
 		// is touched.
 		pso := filepath.Join(t.TempDir(), "panic.so")
 		if _, err := Make(t.Context(), MakeOptions{From: dir, To: filepath.Join("testdata", "e2e", "v3"), Target: target,
-			Builder: &InstrumentBuilder{Target: target, Patterns: []string{"./..."}}, Key: priv, Out: pso}); err != nil {
+			Builder: &InstrumentBuilder{Target: target}, Key: priv, Out: pso}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := Apply(t.Context(), srv.sock, pso, ApplyOptions{Pub: pub, BuildID: target.Build.ID})

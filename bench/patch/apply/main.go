@@ -54,16 +54,12 @@ func run(goroutines, rounds, calls int, to string) error {
 		return err
 	}
 	v2 := filepath.Join(root, "bench/patch/fixture", to)
-	loader, err := os.ReadFile(filepath.Join(root, "internal/patch/testdata/e2e/loader.go.in"))
-	if err != nil {
-		return err
-	}
-	b, err := instrument.Prepare(ctx, instrument.Options{Dir: dir, Patterns: []string{"./..."}})
+	b, err := instrument.Prepare(ctx, instrument.Options{Dir: dir, Patterns: []string{"./..."}, Patchable: true})
 	if err != nil {
 		return err
 	}
 	bin := filepath.Join(work, "srv.graft")
-	cmd, err := b.Command(ctx, "build", map[string]string{filepath.Join(dir, "zz_loader.go"): string(loader)}, "-o", bin, ".")
+	cmd, err := b.Command(ctx, "build", nil, "-o", bin, ".")
 	if err != nil {
 		return err
 	}
@@ -125,7 +121,7 @@ func run(goroutines, rounds, calls int, to string) error {
 		so := filepath.Join(work, fmt.Sprintf("p%d.so", r))
 		t0 := time.Now()
 		if _, err := patch.Make(ctx, patch.MakeOptions{From: dir, To: v2, Target: &b.Manifest,
-			Builder: &patch.InstrumentBuilder{Target: &b.Manifest, Patterns: []string{"./..."}}, Key: priv, Out: so}); err != nil {
+			Builder: &patch.InstrumentBuilder{Target: &b.Manifest}, Key: priv, Out: so}); err != nil {
 			return fmt.Errorf("make: %w", err)
 		}
 		makeT = append(makeT, time.Since(t0))

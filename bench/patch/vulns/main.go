@@ -198,7 +198,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
 	inst := []string{f.module + "/..."}
-	b, err := instrument.Prepare(ctx, instrument.Options{Dir: harness, Patterns: []string{"."}, Instrument: inst})
+	b, err := instrument.Prepare(ctx, instrument.Options{Dir: harness, Patterns: []string{"."}, Instrument: inst, Patchable: true})
 	if err != nil {
 		return nil, fmt.Errorf("graft build of the harness: %w", err)
 	}
@@ -206,7 +206,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	so := filepath.Join(work, "p-"+safe(f.id)+".so")
 	start := time.Now()
 	a, err := patch.Make(ctx, patch.MakeOptions{From: dirs[0], To: dirs[1], Target: &b.Manifest, Load: lo, Key: priv, Out: so,
-		Builder: &patch.InstrumentBuilder{Target: &b.Manifest, Patterns: []string{"."}, Instrument: inst}})
+		Builder: &patch.InstrumentBuilder{Target: &b.Manifest}})
 	res := &result{makeDur: time.Since(start)}
 	if a != nil {
 		res.report = a.Report
@@ -228,11 +228,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 		return res, nil
 	}
 	bin := filepath.Join(work, "harness-"+safe(f.id)+".bin")
-	loader, err := os.ReadFile("internal/patch/testdata/e2e/loader.go.in")
-	if err != nil {
-		return nil, err
-	}
-	cmd, err := b.Command(ctx, "build", map[string]string{filepath.Join(harness, "zz_loader.go"): string(loader)}, "-o", bin, ".")
+	cmd, err := b.Command(ctx, "build", nil, "-o", bin, ".")
 	if err != nil {
 		return nil, err
 	}
