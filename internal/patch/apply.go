@@ -69,11 +69,11 @@ func rtDo(ctx context.Context, sock string, req api.RTRequest) (*api.RTResponse,
 
 // ApplyOptions are the checks and bounds of one apply.
 type ApplyOptions struct {
-	Pub     ed25519.PublicKey // pinned key; required
+	Pub ed25519.PublicKey // pinned key; required
 	// BuildID is the build the patch must fit; empty: the build id the
 	// running program reports (rt list), when it reports one.
 	BuildID string
-	Wait    time.Duration     // bound on the wait for a safe point (0: rt's default)
+	Wait    time.Duration // bound on the wait for a safe point (0: rt's default)
 }
 
 // Apply verifies the artifact so (signature, plugin hash, target build) and
