@@ -631,3 +631,35 @@ func TestFirstCommandMissing(t *testing.T) {
 		t.Error("Run waited for its context instead of failing")
 	}
 }
+
+// Upgrade without a command runs the same command line again, read anew
+// from disk: replace the binary, upgrade, and the new one serves.
+func TestUpgradeReplacedBinary(t *testing.T) {
+	dir := t.TempDir()
+	svc := filepath.Join(dir, "svc")
+	write := func(version string) {
+		// A new file renamed over the old one, as installers do.
+		tmp := svc + ".new"
+		script := fmt.Sprintf("#!/bin/sh\nexec %s -version %s \"$@\"\n", fixture, version)
+		if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1")
+	h := run(t, Options{Command: []string{svc}})
+	l := h.load()
+	write("2")
+	res, err := h.s.Upgrade(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitGen(res.Previous, api.GenExited)
+	h.waitRequests(l, 100)
+	checkLoad(t, l.Stop())
+	if resp := h.mustAnswer(); resp.Header.Get("X-Version") != "2" {
+		t.Errorf("answered by version %q after replacing the binary, want 2", resp.Header.Get("X-Version"))
+	}
+}
