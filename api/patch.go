@@ -157,7 +157,7 @@ type PatchInfo struct {
 	Version   int       `json:"version"`
 	ID        string    `json:"id"`
 	Slots     []string  `json:"slots"`
-	Installed time.Time `json:"installed"`
+	Installed time.Time `json:"installed,omitzero"`
 	Reverted  bool      `json:"reverted,omitempty"`
 	// SafePointMS is how long the wait for a safe point took.
 	SafePointMS float64 `json:"safe_point_ms,omitempty"`

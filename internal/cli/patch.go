@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -191,14 +192,15 @@ patch that fails at any step leaves the program as it was.`)
 	manifest := fs.String("manifest", "", "the running program's build manifest `FILE`: refuse a patch made for another build")
 	wait := fs.Duration("wait", time.Second, "bound on the wait for a safe point")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parse(env, fs, args); err != nil {
+	pos, err := parseInterspersed(env, fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(env.Stderr, "graft patch apply: one ARTIFACT")
 		return ErrUsage
 	}
-	so := fs.Arg(0)
+	so := pos[0]
 	var pub ed25519.PublicKey
 	if *pubFile != "" {
 		k, err := patchReadPublicKey(*pubFile)
@@ -216,7 +218,6 @@ patch that fails at any step leaves the program as it was.`)
 		buildID = m.Build.ID
 	}
 	var info *api.PatchInfo
-	var err error
 	if *rtSock != "" {
 		if pub == nil {
 			fmt.Fprintln(env.Stderr, "graft patch apply: --rt needs --pub (the key patches must be signed with)")
@@ -280,19 +281,19 @@ func patchRevert(ctx context.Context, env *Env, args []string) error {
 	admin := adminFlag(env, fs)
 	rtSock := fs.String("rt", "", "the program's rt admin `SOCK` (standalone, instead of --admin)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(env, fs, args); err != nil {
+	pos, err := parseInterspersed(env, fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(env.Stderr, "graft patch revert: one patch ID")
 		return ErrUsage
 	}
 	var info *api.PatchInfo
-	var err error
 	if *rtSock != "" {
-		info, err = patch.Revert(ctx, *rtSock, fs.Arg(0))
+		info, err = patch.Revert(ctx, *rtSock, pos[0])
 	} else {
-		info, err = client.New(*admin).PatchRevert(ctx, fs.Arg(0))
+		info, err = client.New(*admin).PatchRevert(ctx, pos[0])
 	}
 	if err != nil {
 		return fmt.Errorf("patch revert: %w", err)
@@ -313,4 +314,21 @@ func patchAbsPath(p string) (string, error) {
 		return "", err
 	}
 	return wd + "/" + p, nil
+}
+
+// parseInterspersed parses flags that may follow the positional arguments
+// (graft patch apply ARTIFACT --rt SOCK) and returns the positionals.
+func parseInterspersed(env *Env, fs *flag.FlagSet, args []string) ([]string, error) {
+	if err := parse(env, fs, args); err != nil {
+		return nil, err
+	}
+	var pos []string
+	for fs.NArg() > 0 {
+		rest := fs.Args()
+		pos = append(pos, rest[0])
+		if err := fs.Parse(rest[1:]); err != nil {
+			return nil, ErrUsage
+		}
+	}
+	return pos, nil
 }
