@@ -48,10 +48,12 @@ type generation struct {
 	readyOne sync.Once
 	stopping atomic.Bool // graft asked it to stop: its exit is no crash
 
-	ctl    *net.UnixConn // control channel, nil if it could not be made
-	ctlMu  sync.Mutex
-	hello  atomic.Pointer[api.Control]
-	events chan api.Control // parked, handoff-sent, error from the child
+	ctl      *net.UnixConn // control channel, nil if it could not be made
+	ctlMu    sync.Mutex
+	hello    atomic.Pointer[api.Control]
+	helloCh  chan struct{} // closed at the first hello
+	helloOne sync.Once
+	events   chan api.Control // parked, handoff-sent, error from the child
 
 	stderr tail
 }
@@ -127,7 +129,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	s.mu.Unlock()
 	g := &generation{
 		n: n, role: so.role, cmd: so.cmd,
-		done: make(chan struct{}), readyCh: make(chan struct{}),
+		done: make(chan struct{}), readyCh: make(chan struct{}), helloCh: make(chan struct{}),
 		events:   make(chan api.Control, 8),
 		rtSocket: filepath.Join(s.runDir, fmt.Sprintf("rt-%d.sock", n)),
 		state:    api.GenStarting,
@@ -398,6 +400,7 @@ func (s *Supervisor) readControl(g *generation) {
 		switch m.Type {
 		case api.CtlHello:
 			g.hello.Store(&m)
+			g.helloOne.Do(func() { close(g.helloCh) })
 			s.Event(g.n, "hello", fmt.Sprintf("drains=%v state=%v rt=%v", m.Drains, m.State, m.RT))
 		case api.CtlParked, api.CtlHandoffSent, api.CtlError:
 			if m.Type == api.CtlError {

@@ -121,6 +121,15 @@ func (s *Supervisor) rollbackLocked(ctx context.Context, why string) (*api.Upgra
 		return s.upgradeLocked(ctx, prev, "rollback")
 	}
 	if p.toldPark {
+		if cur != nil && cur.alive() && p.hasState() && cur.hello.Load() == nil {
+			// It may be ready before its hello arrived: give that a moment,
+			// its state must not be left behind.
+			select {
+			case <-cur.helloCh:
+			case <-cur.done:
+			case <-time.After(time.Second):
+			}
+		}
 		if cur != nil && cur.alive() && cur.hasState() && p.hasState() {
 			r, w, err := streamPair()
 			if err != nil {
