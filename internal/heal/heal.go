@@ -355,7 +355,7 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 				var next [][]*profile
 				for _, g := range groups {
 					for _, o := range old.suspects {
-						if o.head != s.head || (!sameOK && containsID(g, o.in.ID)) {
+						if o.head != s.head || (!sameOK && containsSame(g, o)) {
 							continue
 						}
 						next = append(next, append(append([]*profile(nil), g...), o))
@@ -417,6 +417,9 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 		if d := sup[y.m] - sup[x.m]; d != 0 {
 			return d
 		}
+		if d := b2i(sameShape(y.m)) - b2i(sameShape(x.m)); d != 0 {
+			return d
+		}
 		return narrowness(y.m) - narrowness(x.m)
 	})
 	rule, group, gens := cands[0].m, cands[0].group, cands[0].gens
@@ -451,12 +454,15 @@ func overlaps(a, b []*profile) bool {
 	return false
 }
 
-func containsID(g []*profile, id uint64) bool {
-	if id == 0 {
-		return false
-	}
+// containsSame reports whether g holds q or an identical request: the
+// proxy's retry (same id) or the client's (a new id, same method, target
+// and body). Two copies of one request are one piece of evidence, not two.
+func containsSame(g []*profile, q *profile) bool {
 	for _, p := range g {
-		if p.in.ID == id {
+		if q.in.ID != 0 && p.in.ID == q.in.ID {
+			return true
+		}
+		if p.in.Method == q.in.Method && p.in.Path == q.in.Path && p.in.RawQuery == q.in.RawQuery && string(p.in.Body) == string(q.in.Body) {
 			return true
 		}
 	}
@@ -476,6 +482,34 @@ func shape(m *Match) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(slices.Compact(parts), " ")
+}
+
+// sameShape reports whether the requests a rule was derived from agree on
+// the JSON type of every JSON subject the rule names. A group mixing the
+// crasher with a bystander of another shape (a key null in one, an object
+// in the other) loses the type of the very key that differs, and can still
+// look narrower than the crasher's true group by sharing incidental
+// features (a name's length); such groups come last.
+func sameShape(m *Match) bool {
+	typed := map[string]bool{}
+	for _, p := range m.preds {
+		if p.op == opType {
+			typed[p.name] = true
+		}
+	}
+	for _, p := range m.preds {
+		if p.src == srcJSON && !typed[p.name] {
+			return false
+		}
+	}
+	return true
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // narrowness orders derived rules: more predicates is narrower, and a rule

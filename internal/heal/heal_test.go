@@ -251,3 +251,34 @@ func TestCrashPolicyAmbiguous(t *testing.T) {
 		t.Fatalf("explained crash added rules: %+v", h.List())
 	}
 }
+
+// A bystander sharing incidental features with the crasher (both names
+// short) must not win over the crasher's true partner from the other crash
+// (a long name): the pair that disagrees on a JSON type is a mixed group.
+func TestCrashPolicyPrefersSameShape(t *testing.T) {
+	lookalike := func(i int) *Input {
+		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":{},"labels":["x"]}`)
+	}
+	attack := func(i int) *Input {
+		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":null,"labels":["x"]}`)
+	}
+	h, _ := New(Options{})
+	for i := range 300 {
+		h.Benign(lookalike(10_000_000 + i)) // only long names seen
+		h.Benign(benignReq(i))
+	}
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(1), benignReq(2)}})
+	h.Crash(CrashReport{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(3), attack(1234567)}})
+	rules := h.List()
+	if len(rules) != 1 || !strings.Contains(rules[0].Match, "json.tags=null") {
+		t.Fatalf("rules: %+v", rules)
+	}
+	for _, in := range []*Input{lookalike(4), lookalike(12345678)} {
+		if _, _, _, sealed := h.Check(in); sealed {
+			t.Fatalf("bystander %s sealed by %q", in.Body, rules[0].Match)
+		}
+	}
+	if _, _, _, sealed := h.Check(attack(77)); !sealed {
+		t.Fatalf("attack variant not sealed by %q", rules[0].Match)
+	}
+}
