@@ -13,7 +13,11 @@ import (
 )
 
 func main() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if port := os.Getenv("PORT"); port != "" { // under graft run --proxy
+		addr = "127.0.0.1:" + port
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
