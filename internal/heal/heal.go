@@ -409,12 +409,30 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 	// generalized with while still sparing every benign request: those are
 	// variants of the same crasher (ids, names of other lengths), and the
 	// merged rule also catches the variants not yet seen.
+	// plausible: the rule still spares every benign request when its exact
+	// path is widened to the route template. A candidate that is an
+	// ordinary request of a busy route (the same shape and values succeed
+	// all the time, only the id differs) is an unlikely crasher, typically
+	// a bystander retried into the next generation.
 	sup := make(map[*Match]int, len(cands))
+	plausible := make(map[*Match]bool, len(cands))
 	for _, c := range cands {
 		sup[c.m] = support(c.m)
+		wide := *c.m
+		wide.Path = c.group[0].head.template
+		plausible[c.m] = true
+		for _, b := range benign[c.group[0].head] {
+			if b.covers(&wide) {
+				plausible[c.m] = false
+				break
+			}
+		}
 	}
 	slices.SortStableFunc(cands, func(x, y candidate) int {
 		if d := sup[y.m] - sup[x.m]; d != 0 {
+			return d
+		}
+		if d := b2i(plausible[y.m]) - b2i(plausible[x.m]); d != 0 {
 			return d
 		}
 		if d := b2i(sameShape(y.m)) - b2i(sameShape(x.m)); d != 0 {
@@ -435,7 +453,8 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 	ruleSupport := support(rule)
 	ambiguous := false
 	for _, c := range cands[1:] {
-		if covers(rule, c.group) || covers(c.m, group) || overlaps(c.group, group) || sup[c.m] < ruleSupport {
+		if covers(rule, c.group) || covers(c.m, group) || overlaps(c.group, group) || sup[c.m] < ruleSupport ||
+			(plausible[cands[0].m] && !plausible[c.m]) {
 			continue
 		}
 		ambiguous = true

@@ -282,3 +282,28 @@ func TestCrashPolicyPrefersSameShape(t *testing.T) {
 		t.Fatalf("attack variant not sealed by %q", rules[0].Match)
 	}
 }
+
+// The proxy (or the client) re-sends a request in flight at a crash to the
+// next generation, so the crasher and a bystander can each be in flight at
+// both crashes. The bystander is an ordinary request of a busy route (only
+// its id is new), so the crasher is sealed at the second crash, not later.
+func TestCrashPolicyRetriedBystander(t *testing.T) {
+	get := func(id uint64, path string) *Input {
+		in := req("GET", path, nil, "")
+		in.ID = id
+		return in
+	}
+	h, _ := New(Options{})
+	for i := range 300 {
+		h.Benign(req("GET", fmt.Sprintf("/items/%d?page=%d", i, i%3), nil, ""))
+	}
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(indexTrace), InFlight: []*Input{get(1, "/items/0?page=7"), get(2, "/items/5?page=1")}})
+	h.Crash(CrashReport{Gen: 2, Stderr: []byte(indexTrace), InFlight: []*Input{get(3, "/items/5?page=1"), get(4, "/items/0?page=7")}})
+	rules := h.List()
+	if len(rules) != 1 || !strings.Contains(rules[0].Match, "query.page=7") {
+		t.Fatalf("rules: %+v", rules)
+	}
+	if _, _, _, sealed := h.Check(req("GET", "/items/5?page=1", nil, "")); sealed {
+		t.Fatal("bystander sealed")
+	}
+}
