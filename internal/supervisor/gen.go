@@ -51,6 +51,7 @@ type generation struct {
 	ctl      *net.UnixConn // control channel, nil if it could not be made
 	ctlMu    sync.Mutex
 	hello    atomic.Pointer[api.Control]
+	ctlRead  sync.Mutex    // held while a control message is received and handled
 	helloCh  chan struct{} // closed at the first hello
 	helloOne sync.Once
 	events   chan api.Control // parked, handoff-sent, error from the child
@@ -382,35 +383,87 @@ func (s *Supervisor) readNotify(g *generation, c *net.UnixConn) {
 }
 
 func (s *Supervisor) readControl(g *generation) {
+	rc, err := g.ctl.SyscallConn()
+	if err != nil {
+		return
+	}
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, 256)
 	for {
-		n, oobn, _, _, err := g.ctl.ReadMsgUnix(buf, oob)
-		if err != nil || n == 0 {
+		var done bool
+		// Receiving and handling a message happen under ctlRead, so that
+		// settleControl can tell "nothing pending" from "read but not yet
+		// handled".
+		err := rc.Read(func(fd uintptr) bool {
+			g.ctlRead.Lock()
+			defer g.ctlRead.Unlock()
+			n, oobn, _, _, err := syscall.Recvmsg(int(fd), buf, oob, syscall.MSG_DONTWAIT)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				return false
+			}
+			if err != nil || n == 0 {
+				done = true
+				return true
+			}
+			if oobn > 0 {
+				closeRights(oob[:oobn]) // children never send fds; do not leak them
+			}
+			s.handleControl(g, buf[:n])
+			return true
+		})
+		if err != nil || done {
 			return
 		}
-		if oobn > 0 {
-			closeRights(oob[:oobn]) // children never send fds; do not leak them
+	}
+}
+
+func (s *Supervisor) handleControl(g *generation, b []byte) {
+	var m api.Control
+	if err := json.Unmarshal(b, &m); err != nil {
+		s.log.Warn("malformed control message", "gen", g.n, "err", err)
+		return
+	}
+	switch m.Type {
+	case api.CtlHello:
+		g.hello.Store(&m)
+		g.helloOne.Do(func() { close(g.helloCh) })
+		s.Event(g.n, "hello", fmt.Sprintf("drains=%v state=%v rt=%v", m.Drains, m.State, m.RT))
+	case api.CtlParked, api.CtlHandoffSent, api.CtlError:
+		if m.Type == api.CtlError {
+			s.Event(g.n, "child-error", m.Error)
 		}
-		var m api.Control
-		if err := json.Unmarshal(buf[:n], &m); err != nil {
-			s.log.Warn("malformed control message", "gen", g.n, "err", err)
-			continue
+		select {
+		case g.events <- m:
+		default:
 		}
-		switch m.Type {
-		case api.CtlHello:
-			g.hello.Store(&m)
-			g.helloOne.Do(func() { close(g.helloCh) })
-			s.Event(g.n, "hello", fmt.Sprintf("drains=%v state=%v rt=%v", m.Drains, m.State, m.RT))
-		case api.CtlParked, api.CtlHandoffSent, api.CtlError:
-			if m.Type == api.CtlError {
-				s.Event(g.n, "child-error", m.Error)
-			}
-			select {
-			case g.events <- m:
-			default:
-			}
+	}
+}
+
+// settleControl returns once every control message g sent so far has been
+// handled (at most 1s). Called at readiness: a child says hello before
+// READY=1, so after this its hello is known if it sent one.
+func settleControl(g *generation) {
+	if g.ctl == nil {
+		return
+	}
+	rc, err := g.ctl.SyscallConn()
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && g.hello.Load() == nil {
+		var pending bool
+		g.ctlRead.Lock()
+		rc.Control(func(fd uintptr) {
+			var b [1]byte
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			pending = err == nil && n > 0
+		})
+		g.ctlRead.Unlock()
+		if !pending {
+			return
 		}
+		time.Sleep(time.Millisecond) // readControl is about to take it
 	}
 }
 

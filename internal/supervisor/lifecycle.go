@@ -136,6 +136,7 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 }
 
 func (s *Supervisor) markReady(g *generation) error {
+	settleControl(g)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !g.alive() {

@@ -122,8 +122,9 @@ func (s *Supervisor) rollbackLocked(ctx context.Context, why string) (*api.Upgra
 	}
 	if p.toldPark {
 		if cur != nil && cur.alive() && p.hasState() && cur.hello.Load() == nil {
-			// It may be ready before its hello arrived: give that a moment,
-			// its state must not be left behind.
+			// With a tcp/http probe it may be ready before its hello
+			// arrived: give that a moment, its state must not be left
+			// behind.
 			select {
 			case <-cur.helloCh:
 			case <-cur.done:
