@@ -479,6 +479,7 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		lit   *ast.CompositeLit // with unexported fields of a tree struct
 		whole ast.Node          // the node replaced: lit, or &lit
 		ptr   bool              // whole is &lit
+		reset *ast.AssignStmt   // x = T{...} where T has side fields
 	}
 	var compounds []compound
 	callSel := map[*ast.SelectorExpr]bool{}
@@ -507,6 +508,18 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	}
 	visit = func(n ast.Node) bool {
 		switch n := n.(type) {
+		case *ast.AssignStmt:
+			if n.Tok == token.ASSIGN && len(n.Lhs) == 1 && len(n.Rhs) == 1 {
+				if lit, ok := ast.Unparen(n.Rhs[0]).(*ast.CompositeLit); ok {
+					if nt, ok := types.Unalias(info.TypeOf(lit)).(*types.Named); ok && len(g.side[nt.Obj()]) > 0 {
+						compounds = append(compounds, compound{reset: n, lit: lit, whole: n})
+						litDone[lit] = true
+						ast.Inspect(n.Lhs[0], visit)
+						litValues(lit)
+						return false
+					}
+				}
+			}
 		case *ast.UnaryExpr:
 			if lit, ok := ast.Unparen(n.X).(*ast.CompositeLit); ok && n.Op == token.AND && unexportedLit(lit) {
 				compounds = append(compounds, compound{lit: lit, whole: n, ptr: true})
@@ -606,6 +619,13 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 			}
 			continue
 		}
+		if c.reset != nil {
+			r := func(n ast.Node) string { return render(src, 0, n, fset, edits) }
+			if text, ok := g.resetRef(info, c.reset, c.lit, r, where); ok {
+				add(c.whole, text)
+			}
+			continue
+		}
 		if c.lit != nil {
 			if text, ok := g.litRef(info, c.lit, c.ptr, func(n ast.Node) string { return render(src, 0, n, fset, edits) }, where); ok {
 				add(c.whole, text)
@@ -669,7 +689,7 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 	if ptr {
 		fmt.Fprintf(&b, "func() *%s {\n\t_graft_v := new(%s)\n", T, T)
 	} else {
-		fmt.Fprintf(&b, "func() (_graft_o %s) {\n\t_graft_v := &_graft_o\n", T)
+		fmt.Fprintf(&b, "func() (_graft_o %s) {\n\t_graft_v := &_graft_o\n\t_ = _graft_v\n", T)
 	}
 	for _, e := range lit.Elts {
 		kv, ok := e.(*ast.KeyValueExpr)
@@ -713,6 +733,44 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 	} else {
 		b.WriteString("\treturn\n}()")
 	}
+	return b.String(), true
+}
+
+// resetRef rewrites x = T{...} for a type with side fields: the object is
+// reset field by field in the running program's layout and its side
+// fields are reset with it.
+func (g *gen) resetRef(info *types.Info, as *ast.AssignStmt, lit *ast.CompositeLit, r func(ast.Node) string, where string) (string, bool) {
+	nt := types.Unalias(info.TypeOf(lit)).(*types.Named)
+	side := g.side[nt.Obj()]
+	var keep, sideKV []ast.Expr
+	for _, e := range lit.Elts {
+		kv, ok := e.(*ast.KeyValueExpr)
+		if !ok {
+			g.fail("%s: positional composite literal of %s", where, nt)
+			return "", false
+		}
+		if side[kv.Key.(*ast.Ident).Name] {
+			sideKV = append(sideKV, kv)
+		} else {
+			keep = append(keep, kv)
+		}
+	}
+	// litRef needs the literal's recorded type: trim its elements in place.
+	orig := lit.Elts
+	lit.Elts = keep
+	value, ok := g.litRef(info, lit, false, r, where)
+	lit.Elts = orig
+	if !ok {
+		return "", false
+	}
+	acc := g.sideOf(nt.Obj(), where)
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\t_graft_p := &(%s)\n\t*_graft_p = %s\n\t*%s(_graft_p) = %s{}\n", r(as.Lhs[0]), value, acc, strings.TrimSuffix(acc, "_of"))
+	for _, e := range sideKV {
+		kv := e.(*ast.KeyValueExpr)
+		fmt.Fprintf(&b, "\t%s(_graft_p).%s = %s\n", acc, kv.Key.(*ast.Ident).Name, r(kv.Value))
+	}
+	b.WriteString("}")
 	return b.String(), true
 }
 

@@ -71,7 +71,9 @@ func TestGenerate(t *testing.T) {
 			name: "sidegen",
 			contains: []string{
 				`p0_side_parser_of(p).depth++`,
-				`p0_side_parser_of(_graft_v).depth = 1`,
+				`p0_parser_reset(p, b)`,
+				`*p0_side_parser_of(_graft_p) = p0_side_parser{}`,
+				`p0_side_parser_of(_graft_p).depth = 1`,
 				`(*(*int)(unsafe.Add(unsafe.Pointer(p), 24)))`,
 				`weak.Make(p)`,
 			},

@@ -327,6 +327,14 @@ func (dd *differ) sideTableOK(nt *types.TypeName, added []string) string {
 					if par.Op == token.AND {
 						return true
 					}
+				case *ast.AssignStmt:
+					// A reset, *p = T{...}: the generator resets the side
+					// fields with it.
+					if par.Tok == token.ASSIGN && len(par.Lhs) == 1 && len(par.Rhs) == 1 {
+						if _, lit := ast.Unparen(par.Rhs[0]).(*ast.CompositeLit); lit {
+							return true
+						}
+					}
 				case *ast.KeyValueExpr, *ast.CompositeLit:
 					// A field of an enclosing literal: stored inline, its
 					// address is that of the enclosing object's field.
