@@ -202,6 +202,10 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 		site = c.Err
 	}
 	rec := crashRecord{gen: c.Gen, time: c.Time, site: site}
+	inProxy := map[uint64]bool{}
+	for _, in := range c.InFlight {
+		inProxy[in.ID] = true
+	}
 	seen := map[uint64]bool{}
 	for _, in := range append(c.InFlight, h.flights.suspects(c.Time)...) {
 		if in.ID != 0 && seen[in.ID] {
@@ -224,6 +228,12 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 	// innocent neighbours.
 	installed := h.store.set.Load()
 	for _, s := range rec.suspects {
+		// Only a request really sent to this generation explains its
+		// crash: one the proxy lists, or one not blamed before (the
+		// tracker keeps requests that never got an answer for a while).
+		if !inProxy[s.in.ID] && h.flights.blamed(s.in.ID) {
+			continue
+		}
 		if r := installed.match(s.in, c.Time); r != nil {
 			h.log.Info("crash explained by an installed rule (request admitted before it was installed)", "gen", c.Gen, "rule", r.ID)
 			return nil

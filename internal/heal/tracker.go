@@ -23,6 +23,14 @@ type tracked struct {
 	attributed int // crashes this request was already a suspect of
 }
 
+// blamed reports whether request id was a suspect of an earlier crash.
+func (t *tracker) blamed(id uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.m[id]
+	return e != nil && e.attributed > 1
+}
+
 func newTracker(maxAge time.Duration) *tracker {
 	return &tracker{m: map[uint64]*tracked{}, maxAge: maxAge}
 }
@@ -53,9 +61,10 @@ func (t *tracker) evictLocked(now time.Time) {
 }
 
 // suspects returns the unfinished requests that may have been in flight at
-// a crash at now. A non-idempotent request already blamed for an earlier
-// crash failed for good there (it is never retried), so it is dropped
-// rather than blamed again.
+// a crash at now, and marks them. A non-idempotent request already blamed
+// for an earlier crash failed for good there (it is never retried), so it
+// is dropped rather than blamed again; an idempotent one may have been
+// retried once into the next generation, so it is blamed at most twice.
 func (t *tracker) suspects(now time.Time) []*Input {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -65,7 +74,7 @@ func (t *tracker) suspects(now time.Time) []*Input {
 		if e.start.After(now) {
 			continue
 		}
-		if e.attributed > 0 && !idempotent(e.in.Method) {
+		if e.attributed > 0 && (!idempotent(e.in.Method) || e.attributed >= 2) {
 			delete(t.m, id)
 			continue
 		}

@@ -71,6 +71,11 @@ func TestSealUnderLoad(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			cfg := config(t, tt.kind)
+			// 8 clients keep about 8 requests in flight; each crash fails
+			// the non-idempotent benign ones among them (3–6), so the
+			// success ratio is measured over 20,000 benign requests after
+			// the seal (≥ 10,000 required).
+			cfg.BenignAfterSeal = 20_000
 			res, err := Run(t.Context(), cfg)
 			t.Logf("%s: %s", tt.kind, res)
 			for _, r := range res.Rules {
