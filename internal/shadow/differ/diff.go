@@ -170,7 +170,7 @@ func (c *Comparer) diff(a, b *parsed) []string {
 	c.diffHeaders(k, a.a.Header, b.a.Header)
 	switch {
 	case a.isJSON && b.isJSON:
-		diffJSON(k, "body", a.json, b.json)
+		diffJSON(k, &step{key: "body", index: -1}, a.json, b.json)
 	case a.isJSON != b.isJSON:
 		k.add("body")
 	case !bytes.Equal(a.body, b.body):
@@ -198,9 +198,39 @@ func (c *Comparer) diffHeaders(k *collector, a, b http.Header) {
 	check(b)
 }
 
+// step is one step of a field path, built on the stack as diffJSON
+// descends and turned into a string only when a difference is found.
+type step struct {
+	parent *step
+	key    string
+	index  int // ≥ 0: an array index; else key is an object key (or the root's name)
+}
+
+func (p *step) String() string {
+	var steps []*step
+	for q := p; q != nil; q = q.parent {
+		steps = append(steps, q)
+	}
+	var b strings.Builder
+	for i := len(steps) - 1; i >= 0; i-- {
+		q := steps[i]
+		switch {
+		case q.parent == nil:
+			b.WriteString(q.key)
+		case q.index >= 0:
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(q.index))
+			b.WriteByte(']')
+		default:
+			b.WriteString(keyPath(q.key))
+		}
+	}
+	return b.String()
+}
+
 // diffJSON compares decoded JSON values: objects by key, arrays by index,
 // numbers by value; a value whose type differs is one difference at its path.
-func diffJSON(k *collector, path string, a, b any) {
+func diffJSON(k *collector, path *step, a, b any) {
 	if k.full() {
 		return
 	}
@@ -208,7 +238,7 @@ func diffJSON(k *collector, path string, a, b any) {
 	case map[string]any:
 		bv, ok := b.(map[string]any)
 		if !ok {
-			k.add(path)
+			k.add(path.String())
 			return
 		}
 		keys := make([]string, 0, len(av)+len(bv))
@@ -224,35 +254,35 @@ func diffJSON(k *collector, path string, a, b any) {
 		for _, key := range keys {
 			x, okA := av[key]
 			y, okB := bv[key]
-			sub := path + keyPath(key)
+			sub := step{parent: path, key: key, index: -1}
 			if okA != okB {
-				k.add(sub)
+				k.add(sub.String())
 				continue
 			}
-			diffJSON(k, sub, x, y)
+			diffJSON(k, &sub, x, y)
 		}
 	case []any:
 		bv, ok := b.([]any)
 		if !ok {
-			k.add(path)
+			k.add(path.String())
 			return
 		}
 		for i := 0; i < max(len(av), len(bv)); i++ {
-			sub := path + "[" + strconv.Itoa(i) + "]"
+			sub := step{parent: path, index: i}
 			if i >= len(av) || i >= len(bv) {
-				k.add(sub)
+				k.add(sub.String())
 				continue
 			}
-			diffJSON(k, sub, av[i], bv[i])
+			diffJSON(k, &sub, av[i], bv[i])
 		}
 	case json.Number:
 		bv, ok := b.(json.Number)
 		if !ok || !numbersEqual(av, bv) {
-			k.add(path)
+			k.add(path.String())
 		}
 	default: // string, bool, nil
 		if !sameScalar(a, b) {
-			k.add(path)
+			k.add(path.String())
 		}
 	}
 }
