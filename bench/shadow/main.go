@@ -45,11 +45,11 @@ func main() {
 	threads := flag.Int("t", 2, "wrk threads")
 	paced := flag.Int("paced", 2000, "requests of the paced latency run, per mode and round")
 	rate := flag.Int("rate", 500, "requests per second of the paced latency run")
-	only := flag.String("modes", "", "comma-separated subset of modes to run (default all): "+strings.Join(modes, ", "))
+	only := flag.String("modes", "", "semicolon-separated subset of modes to run (default all): "+strings.Join(modes, "; "))
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
 	if *only != "" {
-		modes = strings.Split(*only, ",")
+		modes = strings.Split(*only, ";")
 	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
