@@ -123,20 +123,49 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Sites != 0 && _graft_rt.Enter(&%s) { defer _graft_rt.Leave(&%s) };", s.v, s.v)
 		}
 	}
-	fmt.Fprintf(&pro, " if _graft_w&(_graft_rt.Sealed|_graft_rt.Patched) != 0 { if _graft_f, _ := %s.Fn().(%s); _graft_f != nil { ", pv, alias)
-	call := "_graft_f(" + strings.Join(args, ", ") + ")"
+	// Sealed and patched calls go through a generated function out of
+	// line, so the dormant body carries only the load, a test and a call
+	// it never makes (no type assertion, no dynamic call, fewer spills).
+	slow := fmt.Sprintf("_graft_slow%d", k)
+	var ys []string
+	for i := range resTypes {
+		ys = append(ys, fmt.Sprintf("_graft_y%d", i))
+	}
+	callArgs := strings.Join(args, ", ")
 	if len(resTypes) > 0 {
-		pro.WriteString("return " + call)
+		fmt.Fprintf(&pro, " if _graft_w&(_graft_rt.Sealed|_graft_rt.Patched) != 0 { if %s, _graft_ok := %s(%s); _graft_ok { return %s } } }; _ = _graft_w;",
+			strings.Join(ys, ", "), slow, callArgs, strings.Join(ys, ", "))
 	} else {
-		pro.WriteString(call + "; return")
+		fmt.Fprintf(&pro, " if _graft_w&(_graft_rt.Sealed|_graft_rt.Patched) != 0 { if %s(%s) { return } } }; _ = _graft_w;", slow, callArgs)
 	}
-	pro.WriteString(" }; if _graft_w&_graft_rt.Sealed != 0 { ")
+	var xs, xargs, yres []string
+	for i, t := range typs {
+		xs = append(xs, fmt.Sprintf("_graft_x%d %s", i, t))
+		a := fmt.Sprintf("_graft_x%d", i)
+		if variadic && i == len(typs)-1 {
+			a += "..."
+		}
+		xargs = append(xargs, a)
+	}
+	for i, t := range resTypes {
+		yres = append(yres, fmt.Sprintf("_graft_y%d %s", i, t))
+	}
+	yres = append(yres, "_graft_ok bool")
+	fmt.Fprintf(&fs.tail, "func %s(%s) (%s) {\n", slow, strings.Join(xs, ", "), strings.Join(yres, ", "))
+	fmt.Fprintf(&fs.tail, "\tif _graft_f, _ := %s.Fn().(%s); _graft_f != nil {\n", pv, alias)
+	if len(resTypes) > 0 {
+		fmt.Fprintf(&fs.tail, "\t\t%s = _graft_f(%s)\n\t\treturn %s, true\n\t}\n", strings.Join(ys, ", "), strings.Join(xargs, ", "), strings.Join(ys, ", "))
+	} else {
+		fmt.Fprintf(&fs.tail, "\t\t_graft_f(%s)\n\t\treturn true\n\t}\n", strings.Join(xargs, ", "))
+	}
+	fmt.Fprintf(&fs.tail, "\tif %s.Load()&_graft_rt.Sealed != 0 {\n", pv)
 	if errRet {
-		fmt.Fprintf(&pro, "%s = %s.Err(); return", results[len(results)-1], pv)
+		ys2 := append([]string(nil), ys...)
+		fmt.Fprintf(&fs.tail, "\t\t%s = %s.Err()\n\t\treturn %s, true\n\t}\n", ys[len(ys)-1], pv, strings.Join(ys2, ", "))
 	} else {
-		fmt.Fprintf(&pro, "panic(%s.Err())", pv)
+		fmt.Fprintf(&fs.tail, "\t\tpanic(%s.Err())\n\t}\n", pv)
 	}
-	pro.WriteString(" } } }; _ = _graft_w;")
+	fmt.Fprintf(&fs.tail, "\treturn\n}\n\n")
 	lb := fs.off(fd.Body.Lbrace) + 1
 	fs.add(edit{off: lb, end: lb, text: pro.String(), class: -1})
 
