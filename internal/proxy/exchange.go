@@ -34,6 +34,7 @@ type exchange struct {
 	capLen  atomic.Int64 // published after the bytes are written
 
 	obs      *Response // the answer for Hooks.Observe, once relayed
+	insp     *Request  // what Hooks.Inspect saw, shown again on re-checks
 	upBroken bool      // the backend's answer broke off mid-body
 
 	rh      http1.Head
@@ -141,26 +142,47 @@ func (x *exchange) run(n int) bool {
 		}
 	}
 
+	x.insp = nil
 	if hooks != nil && hooks.Inspect != nil {
-		p.nInspected.Add(1)
-		req := x.snapshot(0)
-		if ans := hooks.Inspect(&req); ans != nil {
-			p.nBlocked.Add(1)
-			keep := buffered && !hd.Close && !cc.s.isClosing()
-			return cc.writeAnswer(ans, keep, hd.Minor) && keep
+		if ans := x.inspect(hooks); ans != nil {
+			return x.answer(ans, buffered)
 		}
 	}
 
 	retriable := buffered && idempotent(string(hd.Method))
-	b := p.waitPrimary(nil)
+	b := p.primary.Load()
+	// cleared is the backend Inspect last let the request go to. A request
+	// that waits for a primary or moves to another backend meets Inspect
+	// again before it is sent: a seal rule installed meanwhile (for the
+	// crash of the generation it was waiting on or failed on) must stop it
+	// from crashing the replacement too.
+	cleared := b
+	if b == nil {
+		b = p.waitPrimary(nil)
+	}
 	retried := false // a second send to a backend has been made
 	reroutes := 0    // attempts that sent nothing (no connection)
+	moved := false   // count a retry once Inspect let the request go on
 	for {
 		if b == nil {
 			p.nFail.Add(1)
 			p.warn("answered 503: no backend", "waited", p.wait)
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusServiceUnavailable, "no backend available", !buffered))
 			return buffered && !hd.Close
+		}
+		if b != cleared {
+			// Off the zero-hook fast path: only after a wait or a move.
+			hooks = p.hooks.Load()
+			if hooks != nil && hooks.Inspect != nil {
+				if ans := x.inspect(hooks); ans != nil {
+					return x.answer(ans, buffered)
+				}
+			}
+			cleared = b
+		}
+		if moved {
+			p.nRetry.Add(1)
+			moved = false
 		}
 		x.gen = b.gen
 		if !b.acquire(&x.fl) {
@@ -197,11 +219,35 @@ func (x *exchange) run(n int) bool {
 			cc.c.Write(errorResponse(x.wbuf[:0], http.StatusBadGateway, "bad gateway", !buffered))
 			return buffered && !hd.Close
 		}
-		if next != b || out != outNotSent {
-			p.nRetry.Add(1)
-		}
+		moved = next != b || out != outNotSent
 		b = next
 	}
+}
+
+// inspect shows the request to Hooks.Inspect. The snapshot is taken on
+// the first call and shown again on later ones, so a re-check before a
+// retry reads no more of the body and Inspect sees the same request (same
+// ID) each time.
+func (x *exchange) inspect(hooks *Hooks) *Answer {
+	p := x.cc.p
+	if x.insp == nil {
+		p.nInspected.Add(1)
+		req := x.snapshot(0)
+		x.insp = &req
+	}
+	ans := hooks.Inspect(x.insp)
+	if ans != nil {
+		p.nBlocked.Add(1)
+	}
+	return ans
+}
+
+// answer writes Inspect's answer instead of proxying; it reports whether
+// the client connection stays open (only when the body was read whole).
+func (x *exchange) answer(ans *Answer, buffered bool) bool {
+	cc, hd := x.cc, &x.hd
+	keep := buffered && !hd.Close && !cc.s.isClosing()
+	return cc.writeAnswer(ans, keep, hd.Minor) && keep
 }
 
 // crashGrace is how long a request that failed on the primary waits for
@@ -242,6 +288,7 @@ var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 const keepBuf = 8 << 10
 
 func (x *exchange) trim() {
+	x.insp = nil // an idle connection keeps no request copy
 	if cap(x.wbuf) > keepBuf {
 		x.wbuf = nil
 	}

@@ -102,6 +102,7 @@ type Proxy struct {
 
 	nextID                                         atomic.Uint64
 	nFail, nRetry, nFallback, nInspected, nBlocked atomic.Uint64
+	waiting                                        atomic.Int64 // requests in waitPrimary's slow path (tests await it)
 }
 
 // New returns a proxy with no primary.
@@ -207,12 +208,14 @@ func (p *Proxy) Stats() Stats {
 	}
 }
 
-// waitPrimary returns the primary, waiting up to WaitForBackend when there is none or it is not (a closed backend); nil when
-// none came.
+// waitPrimary returns the primary, waiting up to WaitForBackend when there
+// is none or it is not (a closed backend); nil when none came.
 func (p *Proxy) waitPrimary(not *Backend) *Backend {
 	if b := p.primary.Load(); b != nil && b != not {
 		return b
 	}
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
 	timer := time.NewTimer(p.wait)
 	defer timer.Stop()
 	for {
