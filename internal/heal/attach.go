@@ -88,8 +88,22 @@ func (a *Attached) Hooks() proxy.Hooks {
 }
 
 // Inspect is the proxy's Inspect hook.
+// The proxy calls it again before it sends a request to another backend
+// (a retry, a reroute, after waiting for a primary), so a request cleared
+// earlier can still be stopped by a rule installed since; it then leaves the
+// in-flight tracker, which would otherwise blame it for a later crash.
 func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
 	in := toInput(r)
+	if ans := a.check(in); ans != nil {
+		a.Healer.End(in, false)
+		return ans
+	}
+	a.Healer.Begin(in)
+	return nil
+}
+
+// check answers a request that a guard or a seal rule stops; nil lets it pass.
+func (a *Attached) check(in *Input) *proxy.Answer {
 	gr := guard.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, Header: in.Header, Body: in.Body, BodyLen: in.BodyLen}
 	if status, hdr, body, ok := a.Guards.Check(&gr); !ok {
 		return &proxy.Answer{Status: status, Header: hdr, Body: body}
@@ -97,7 +111,6 @@ func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
 	if status, hdr, body, sealed := a.Healer.Check(in); sealed {
 		return &proxy.Answer{Status: status, Header: hdr, Body: body}
 	}
-	a.Healer.Begin(in)
 	return nil
 }
 
