@@ -82,7 +82,7 @@ func (a *Attached) Run(ctx context.Context) error { return a.Healer.Run(ctx) }
 
 // Hooks returns the proxy hooks of self-healing: Inspect answers sealed and
 // guarded requests and tracks the others; Observe records completions (the
-// benign evidence). To combine with other hooks use ComposeHooks.
+// benign evidence). To combine with other hooks use proxy.Compose.
 func (a *Attached) Hooks() proxy.Hooks {
 	return proxy.Hooks{Inspect: a.Inspect, InspectBody: true, Observe: a.Observe}
 }
@@ -117,41 +117,6 @@ func (a *Attached) check(in *Input) *proxy.Answer {
 // Observe is the proxy's Observe hook.
 func (a *Attached) Observe(r *proxy.Request, resp *proxy.Response) {
 	a.Healer.End(toInput(r), r.Gen != 0 && resp != nil && resp.Status < 500)
-}
-
-// ComposeHooks runs each hook set's Inspect in order (the first answer
-// wins) and every Observe.
-func ComposeHooks(hs ...proxy.Hooks) proxy.Hooks {
-	var out proxy.Hooks
-	var inspects []func(*proxy.Request) *proxy.Answer
-	var observes []func(*proxy.Request, *proxy.Response)
-	for _, h := range hs {
-		if h.Inspect != nil {
-			inspects = append(inspects, h.Inspect)
-		}
-		if h.Observe != nil {
-			observes = append(observes, h.Observe)
-		}
-		out.InspectBody = out.InspectBody || h.InspectBody
-	}
-	if len(inspects) > 0 {
-		out.Inspect = func(r *proxy.Request) *proxy.Answer {
-			for _, f := range inspects {
-				if a := f(r); a != nil {
-					return a
-				}
-			}
-			return nil
-		}
-	}
-	if len(observes) > 0 {
-		out.Observe = func(r *proxy.Request, resp *proxy.Response) {
-			for _, f := range observes {
-				f(r, resp)
-			}
-		}
-	}
-	return out
 }
 
 func toInput(r *proxy.Request) *Input {
