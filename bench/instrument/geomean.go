@@ -2,8 +2,8 @@
 
 // geomean reads `go test -bench` output of a plain and an instrumented test
 // binary (run alternately, several counts each) and prints, per benchmark,
-// the median ns/op of each and their ratio, then the geometric mean of the
-// ratios.
+// the minimum ns/op of each (on a shared machine the least disturbed run)
+// and their ratio, then the geometric mean of the ratios.
 //
 //	go run geomean.go PLAIN.txt INSTRUMENTED.txt
 package main
@@ -49,10 +49,12 @@ func read(path string) map[string][]float64 {
 	return out
 }
 
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
+func minimum(v []float64) float64 {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = math.Min(m, x)
+	}
+	return m
 }
 
 func main() {
@@ -65,10 +67,10 @@ func main() {
 	}
 	sort.Strings(names)
 	sum := 0.0
-	fmt.Println("| benchmark | plain ns/op (median) | instrumented ns/op (median) | ratio |")
+	fmt.Println("| benchmark | plain ns/op (min) | instrumented ns/op (min) | ratio |")
 	fmt.Println("|---|---:|---:|---:|")
 	for _, n := range names {
-		p, i := median(plain[n]), median(inst[n])
+		p, i := minimum(plain[n]), minimum(inst[n])
 		r := i / p
 		sum += math.Log(r)
 		fmt.Printf("| %s | %.1f | %.1f | %.3f |\n", n, p, i, r)
