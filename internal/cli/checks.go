@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/checks"
-	"github.com/graftdev/graft/internal/funcseal"
-	"github.com/graftdev/graft/internal/supervisor"
 )
 
 const checksSynopsis = `checks list|on|off [--admin SOCK | --rt SOCK] [--json] [--alert FILE [--alert-key PUB]] [--limit N] [ID...]`
@@ -33,41 +30,6 @@ alert names: the supervisor verifies it with its pinned key; with --rt,
 --alert-key PUB is required and graft verifies it here.
 IDs come from the manifest (OUT.graft.json) or 'graft checks list'.
 `
-
-func init() {
-	var fs *flag.FlagSet
-	var manifest *string
-	registerRunFeature(runFeature{
-		name: "checks",
-		flags: func(env *Env, f *flag.FlagSet) {
-			fs = f
-			if f.Lookup("alert-key") == nil {
-				f.String("alert-key", "", "public key `FILE` (PEM) of signed alerts that switch checks and guards on")
-			}
-			manifest = f.String("graft-manifest", "", "manifest `FILE` of a program built with graft build: seal the function a panic crashes in, for later generations")
-		},
-		attach: func(ctx context.Context, env *Env, s *supervisor.Supervisor) error {
-			var opts checks.Options
-			if fs != nil {
-				if f := fs.Lookup("alert-key"); f != nil && f.Value.String() != "" {
-					pub, err := readPublicKey(f.Value.String())
-					if err != nil {
-						return fmt.Errorf("checks: %w", err)
-					}
-					opts.AlertKey = pub
-				}
-			}
-			opts.Logger = s.Logger()
-			checks.Attach(s, opts)
-			if manifest != nil && *manifest != "" {
-				if _, err := funcseal.Attach(s, *manifest, funcseal.Options{Logger: s.Logger()}); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	})
-}
 
 func readPublicKey(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)

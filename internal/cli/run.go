@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -34,22 +33,6 @@ inherited sockets are adopted by name (LISTEN_FDNAMES) instead of bound.
 See docs/supervisor.md.
 `
 
-// runFeature is a feature wired into graft run (heal, shadow, checks,
-// patch, ...). Other files of package cli register them from init with
-// registerRunFeature, so wiring a feature needs no edit of this file.
-type runFeature struct {
-	name string
-	// flags registers the feature's own flags on graft run (optional).
-	flags func(env *Env, fs *flag.FlagSet)
-	// attach runs after the supervisor is made and before it runs:
-	// heal.Attach(s, opts) and the like.
-	attach func(ctx context.Context, env *Env, s *supervisor.Supervisor) error
-}
-
-var runFeatures []runFeature
-
-func registerRunFeature(f runFeature) { runFeatures = append(runFeatures, f) }
-
 func cmdRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "run", runSynopsis, runHelp)
 	admin := adminFlag(env, fs)
@@ -64,11 +47,7 @@ func cmdRun(ctx context.Context, env *Env, args []string) error {
 	metrics := fs.String("metrics", "", "also serve Prometheus metrics on `ADDR` (host:port)")
 	adminTCP := fs.String("admin-tcp", "", "also serve the admin API on TCP `ADDR` (needs --admin-token-file)")
 	tokenFile := fs.String("admin-token-file", "", "`FILE` holding the bearer token for --admin-tcp")
-	for _, f := range runFeatures {
-		if f.flags != nil {
-			f.flags(env, fs)
-		}
-	}
+	features := addFeatureFlags(fs)
 	if err := parse(env, fs, args); err != nil {
 		return err
 	}
@@ -130,16 +109,21 @@ func cmdRun(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range runFeatures {
-		if f.attach == nil {
-			continue
-		}
-		if err := f.attach(ctx, env, s); err != nil {
-			return fmt.Errorf("attach %s: %w", f.name, err)
-		}
+	runFeatures, err := attachFeatures(s, features, *admin)
+	if err != nil {
+		return err
 	}
 	log.Info("graft run", "admin", *admin, "listen", strings.Join(s.Addrs(), ","), "proxy", *proxyMode)
-	return s.Run(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	featuresDone := make(chan error, 1)
+	go func() { featuresDone <- runFeatures(ctx) }()
+	err = s.Run(ctx)
+	cancel()
+	if ferr := <-featuresDone; err == nil && ferr != nil && !errors.Is(ferr, context.Canceled) {
+		err = ferr
+	}
+	return err
 }
 
 var signals = map[string]syscall.Signal{

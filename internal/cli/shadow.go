@@ -14,7 +14,6 @@ import (
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/shadow"
 	"github.com/graftdev/graft/internal/shadow/differ"
-	"github.com/graftdev/graft/internal/supervisor"
 )
 
 const shadowHelp = `
@@ -38,23 +37,6 @@ decided. Progress goes to stderr, the report to stdout. Exit status: 0 pass,
 
   graft shadow stop [--admin SOCK] [--json]   end the run, print its report
 `
-
-func init() {
-	// graft run serves the shadow's admin routes (POST /v1/shadow, POST
-	// /v1/shadow/stop, GET /v1/report, GET /v1/report.html) and metrics.
-	// In socket mode POST /v1/shadow answers that it needs --proxy.
-	registerRunFeature(runFeature{
-		name: "shadow",
-		attach: func(ctx context.Context, env *Env, s *supervisor.Supervisor) error {
-			svc, err := shadow.Attach(s, shadow.AttachOptions{})
-			if err != nil {
-				return err
-			}
-			runShadow = svc
-			return nil
-		},
-	})
-}
 
 // runShadow is graft run's shadow service, for composing proxy hooks with
 // other features (see shadow.AttachOptions.SetObserve).
