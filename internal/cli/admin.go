@@ -13,5 +13,5 @@ func adminFlag(env *Env, fs *flag.FlagSet) *string {
 	if def == "" {
 		def = client.DefaultSocket(env.Getenv)
 	}
-	return fs.String("admin", def, "supervisor admin `socket` ($GRAFT_ADMIN, else a per-user default)")
+	return fs.String("admin", def, "supervisor admin `socket`: $GRAFT_ADMIN, else $XDG_RUNTIME_DIR/graft/admin.sock, else /tmp/graft-UID/admin.sock")
 }

@@ -52,7 +52,11 @@ var order = []string{"run", "upgrade", "rollback", "status", "shadow", "report",
 
 // Run runs graft with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	env := &Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+	return run(ctx, &Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}, args)
+}
+
+func run(ctx context.Context, env *Env, args []string) error {
+	stdout, stderr := env.Stdout, env.Stderr
 	if len(args) == 0 {
 		usage(stderr)
 		return ErrUsage
