@@ -2,42 +2,47 @@ package instrument
 
 import (
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-)
+	"strings"
 
-// rtSource is a copy of rt's source (kept current by
-// `go generate ./internal/instrument`, checked by TestRTSourceCurrent),
-// embedded so graft can link rt into any module from any directory.
-//
-//go:generate go test -run TestRTSourceCurrent -update-rt .
-//go:embed all:_rtsrc
-var rtSource embed.FS
+	"github.com/graftdev/graft"
+)
 
 // rtModule is the module path generated code imports rt from.
 const rtModule = "github.com/graftdev/graft"
 
+// rtGoMod is the go.mod of the module graft extracts rt into: rt alone,
+// under graft's module path, so that a user's go.mod copy can replace it.
+const rtGoMod = "module " + rtModule + "\n\ngo 1.18\n"
+
+// rtFiles calls f for every non-test source file of rt embedded in graft,
+// in lexical order, with its path relative to the module root.
+func rtFiles(f func(name string, data []byte) error) error {
+	return fs.WalkDir(graft.RTSource, "rt", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := graft.RTSource.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return f(p, b)
+	})
+}
+
 // rtHash hashes the embedded rt source.
 func rtHash() string {
 	h := sha256.New()
-	var names []string
-	fs.WalkDir(rtSource, "_rtsrc", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			names = append(names, p)
-		}
+	h.Write([]byte(rtGoMod))
+	rtFiles(func(name string, b []byte) error {
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
 		return nil
 	})
-	sort.Strings(names)
-	for _, n := range names {
-		b, _ := rtSource.ReadFile(n)
-		fmt.Fprintf(h, "%s %d\n", n, len(b))
-		h.Write(b)
-	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -53,24 +58,16 @@ func extractRT(cache, hash string) (string, error) {
 		return "", fmt.Errorf("extract rt: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	err = fs.WalkDir(rtSource, "_rtsrc", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("_rtsrc", p)
-		if rel == "go.mod.txt" {
-			rel = "go.mod"
-		}
-		dst := filepath.Join(tmp, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := rtSource.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o444)
-	})
+	err = os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(rtGoMod), 0o444)
+	if err == nil {
+		err = rtFiles(func(name string, b []byte) error {
+			dst := filepath.Join(tmp, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(dst, b, 0o444)
+		})
+	}
 	if err != nil {
 		return "", fmt.Errorf("extract rt: %w", err)
 	}

@@ -2,65 +2,41 @@ package instrument
 
 import (
 	"bytes"
-	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-var updateRT = flag.Bool("update-rt", false, "copy ../../rt into _rtsrc/rt")
-
-// goSources lists the non-test .go files under dir, relative to it.
-func goSources(t *testing.T, dir string) map[string][]byte {
-	out := map[string][]byte{}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == "testdata" {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = b
-		return nil
-	})
-	return out
-}
-
-// TestRTSourceCurrent checks that the embedded copy of rt is the source in
-// rt/ (run `go generate ./internal/instrument` after changing rt).
-func TestRTSourceCurrent(t *testing.T) {
-	want := goSources(t, "../../rt")
-	if len(want) == 0 {
-		t.Fatal("no rt sources found")
+// TestExtractRT checks that the extracted rt module is rt's source as it is
+// in this tree, without its tests, under a go.mod of graft's module path.
+func TestExtractRT(t *testing.T) {
+	dir, err := extractRT(t.TempDir(), rtHash())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if *updateRT {
-		os.RemoveAll("_rtsrc/rt")
-		for name, b := range want {
-			p := filepath.Join("_rtsrc/rt", name)
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
+	for _, src := range []string{"../../rt", "../../rt/rtplugin"} {
+		names, err := filepath.Glob(filepath.Join(src, "*.go"))
+		if err != nil || len(names) == 0 {
+			t.Fatalf("no sources in %s: %v", src, err)
+		}
+		for _, name := range names {
+			rel, _ := filepath.Rel("../..", name)
+			got, err := os.ReadFile(filepath.Join(dir, rel))
+			if strings.HasSuffix(name, "_test.go") {
+				if err == nil {
+					t.Errorf("test file %s was extracted", rel)
+				}
+				continue
+			}
+			want, _ := os.ReadFile(name)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("extracted %s differs from the tree's (err %v)", rel, err)
 			}
 		}
-		return
 	}
-	have := goSources(t, "_rtsrc/rt")
-	if len(have) != len(want) {
-		t.Errorf("embedded rt has %d files, rt/ has %d: run go generate ./internal/instrument", len(have), len(want))
-	}
-	for name, b := range want {
-		if !bytes.Equal(have[name], b) {
-			t.Errorf("embedded rt/%s is stale: run go generate ./internal/instrument", name)
-		}
+	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil || !strings.HasPrefix(string(mod), "module "+rtModule+"\n") {
+		t.Errorf("go.mod = %q, %v", mod, err)
 	}
 }
