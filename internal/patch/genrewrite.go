@@ -1,0 +1,474 @@
+// The generator's rewriting of a function body so it compiles outside its
+// package: references to the tree's objects, method calls, composite
+// literals that set unexported fields, unexported fields reached through
+// their offsets, and the side tables of fields that types gained.
+
+package patch
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"runtime"
+	"sort"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// edit replaces src[start:end] (offsets in one file).
+type edit struct {
+	start, end int
+	text       string
+}
+
+// render returns the source of n with edits applied; an edit inside an
+// earlier, wider one is dropped.
+func render(src []byte, base int, n ast.Node, fset *token.FileSet, edits []edit) string {
+	start := fset.PositionFor(n.Pos(), false).Offset
+	end := fset.PositionFor(n.End(), false).Offset
+	var b strings.Builder
+	cur := start
+	for _, e := range edits {
+		if e.start < cur || e.end > end {
+			continue
+		}
+		b.Write(src[cur:e.start])
+		b.WriteString(e.text)
+		cur = e.end
+	}
+	b.Write(src[cur:end])
+	_ = base
+	return b.String()
+}
+
+// edits computes the rewrites of one declaration: references to the tree's
+// package-level objects become plugin names, qualified exported names or
+// registry lookups.
+func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
+	info := p.TypesInfo
+	fset := p.Fset
+	off := func(pos token.Pos) int { return fset.PositionFor(pos, false).Offset }
+	var edits []edit
+	add := func(n ast.Node, text string) {
+		edits = append(edits, edit{off(n.Pos()), off(n.End()), text})
+	}
+	where := id
+	// Compound rewrites (method calls through plugin functions or the
+	// build's method expressions, unexported fields through their offsets)
+	// render their operands, so they are done after the identifiers,
+	// smallest node first.
+	type compound struct {
+		call  *ast.CallExpr
+		field *ast.SelectorExpr
+		lit   *ast.CompositeLit // with unexported fields of a tree struct
+		whole ast.Node          // the node replaced: lit, or &lit
+		ptr   bool              // whole is &lit
+		reset *ast.AssignStmt   // x = T{...} where T has side fields
+	}
+	var compounds []compound
+	callSel := map[*ast.SelectorExpr]bool{}
+	litDone := map[*ast.CompositeLit]bool{}
+	var visit func(n ast.Node) bool
+	// unexportedLit reports whether lit keys an unexported field of a
+	// struct declared in the tree.
+	unexportedLit := func(lit *ast.CompositeLit) bool {
+		for _, e := range lit.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				if id, ok := kv.Key.(*ast.Ident); ok {
+					if v, ok := info.Uses[id].(*types.Var); ok && v.IsField() && g.isTree(v.Pkg()) && !v.Exported() {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	litValues := func(lit *ast.CompositeLit) {
+		for _, e := range lit.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				ast.Inspect(kv.Value, visit)
+			}
+		}
+	}
+	visit = func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.AssignStmt:
+			if n.Tok == token.ASSIGN && len(n.Lhs) == 1 && len(n.Rhs) == 1 {
+				if lit, ok := ast.Unparen(n.Rhs[0]).(*ast.CompositeLit); ok {
+					if nt, ok := types.Unalias(info.TypeOf(lit)).(*types.Named); ok && len(g.side[nt.Obj()]) > 0 {
+						compounds = append(compounds, compound{reset: n, lit: lit, whole: n})
+						litDone[lit] = true
+						ast.Inspect(n.Lhs[0], visit)
+						litValues(lit)
+						return false
+					}
+				}
+			}
+		case *ast.UnaryExpr:
+			if lit, ok := ast.Unparen(n.X).(*ast.CompositeLit); ok && n.Op == token.AND && unexportedLit(lit) {
+				compounds = append(compounds, compound{lit: lit, whole: n, ptr: true})
+				litDone[lit] = true
+				litValues(lit)
+				return false
+			}
+		case *ast.CompositeLit:
+			if !litDone[n] && unexportedLit(n) {
+				compounds = append(compounds, compound{lit: n, whole: n})
+				litDone[n] = true
+				litValues(n)
+				return false
+			}
+		case *ast.CallExpr:
+			if sel, ok := ast.Unparen(n.Fun).(*ast.SelectorExpr); ok {
+				if s := info.Selections[sel]; s != nil && s.Kind() == types.MethodVal {
+					if m, ok := s.Obj().(*types.Func); ok && g.isTree(m.Pkg()) && (g.inPatch[funcID(m)] || !m.Exported() && g.exports(m.Pkg())) {
+						compounds = append(compounds, compound{call: n})
+						callSel[sel] = true
+					}
+				}
+			}
+		case *ast.SelectorExpr:
+			if s := info.Selections[n]; s != nil {
+				obj := s.Obj()
+				if !g.isTree(obj.Pkg()) || obj.Exported() {
+					return true
+				}
+				switch {
+				case s.Kind() == types.FieldVal:
+					compounds = append(compounds, compound{field: n})
+				case callSel[n]:
+				default:
+					g.fail("%s: uses unexported method %s as a value", where, types.TypeString(s.Recv(), nil)+"."+obj.Name())
+				}
+				ast.Inspect(n.X, visit)
+				return false
+			}
+			// A qualified identifier of another tree package: rewrite it whole.
+			if x, ok := n.X.(*ast.Ident); ok {
+				if pn, ok := info.Uses[x].(*types.PkgName); ok && g.isTree(pn.Imported()) {
+					if text, ok := g.ref(info.Uses[n.Sel], where); ok {
+						add(n, text)
+					}
+					return false
+				}
+			}
+		case *ast.Ident:
+			obj := info.Uses[n]
+			switch obj := obj.(type) {
+			case *types.PkgName:
+				if !g.isTree(obj.Imported()) {
+					if local := g.imp(obj.Imported().Path()); local != n.Name {
+						add(n, local)
+					}
+				}
+				return true
+			case *types.Var:
+				if obj.IsField() && g.isTree(obj.Pkg()) && !obj.Exported() {
+					// Keys of composite literals.
+					g.fail("%s: sets unexported field %s in a composite literal", where, obj.Name())
+					return true
+				}
+			}
+			if text, ok := g.ref(obj, where); ok {
+				add(n, text)
+			}
+		}
+		return true
+	}
+	ast.Inspect(decl, visit)
+	sortEdits := func() {
+		sort.Slice(edits, func(i, j int) bool {
+			if edits[i].start != edits[j].start {
+				return edits[i].start < edits[j].start
+			}
+			return edits[i].end > edits[j].end
+		})
+	}
+	size := func(c compound) token.Pos {
+		switch {
+		case c.call != nil:
+			return c.call.End() - c.call.Pos()
+		case c.lit != nil:
+			return c.whole.End() - c.whole.Pos()
+		}
+		return c.field.End() - c.field.Pos()
+	}
+	sort.SliceStable(compounds, func(i, j int) bool { return size(compounds[i]) < size(compounds[j]) })
+	src, _ := readSource(fset.PositionFor(decl.Pos(), false).Filename)
+	for _, c := range compounds {
+		sortEdits()
+		if c.field != nil {
+			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where); ok {
+				add(c.field, text)
+			}
+			continue
+		}
+		if c.reset != nil {
+			r := func(n ast.Node) string { return render(src, 0, n, fset, edits) }
+			if text, ok := g.resetRef(info, c.reset, c.lit, r, where); ok {
+				add(c.whole, text)
+			}
+			continue
+		}
+		if c.lit != nil {
+			if text, ok := g.litRef(info, c.lit, c.ptr, func(n ast.Node) string { return render(src, 0, n, fset, edits) }, where); ok {
+				add(c.whole, text)
+			}
+			continue
+		}
+		sel := ast.Unparen(c.call.Fun).(*ast.SelectorExpr)
+		s := info.Selections[sel]
+		m := s.Obj().(*types.Func)
+		if len(s.Index()) > 1 {
+			g.fail("%s: calls %s through an embedded field", where, m.Name())
+			continue
+		}
+		recv := render(src, 0, sel.X, fset, edits)
+		_, ptrRecv := m.Type().(*types.Signature).Recv().Type().(*types.Pointer)
+		_, ptrX := s.Recv().Underlying().(*types.Pointer)
+		switch {
+		case ptrRecv && !ptrX:
+			recv = "&" + recv
+		case !ptrRecv && ptrX:
+			recv = "*" + recv
+		}
+		var fn string
+		if g.inPatch[funcID(m)] {
+			fn = g.pluginName(funcID(m))
+			g.queueFunc(funcID(m))
+		} else {
+			fn = g.imp(m.Pkg().Path()) + ".GraftM_" + recvNamed(m).Obj().Name() + "_" + m.Name()
+		}
+		text := fn + "(" + recv
+		if len(c.call.Args) > 0 {
+			text += ", "
+		}
+		edits = append(edits, edit{off(c.call.Pos()), off(c.call.Lparen) + 1, text})
+	}
+	sortEdits()
+	return edits
+}
+
+// litRef rewrites a composite literal that sets unexported fields into a
+// function literal that builds the value field by field, the unexported
+// ones through their offsets.
+func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(ast.Node) string, where string) (string, bool) {
+	t := info.TypeOf(lit)
+	st, ok := t.Underlying().(*types.Struct)
+	if !ok {
+		g.fail("%s: composite literal of %s with unexported keys", where, t)
+		return "", false
+	}
+	fs := make([]*types.Var, st.NumFields())
+	for i := range fs {
+		fs[i] = st.Field(i)
+	}
+	T := g.typeExpr(t, where)
+	var sideFields map[string]bool
+	var sideType *types.TypeName
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		sideType, sideFields = n.Obj(), g.side[n.Obj()]
+	}
+	var b strings.Builder
+	if ptr {
+		fmt.Fprintf(&b, "func() *%s {\n\t_graft_v := new(%s)\n", T, T)
+	} else {
+		fmt.Fprintf(&b, "func() (_graft_o %s) {\n\t_graft_v := &_graft_o\n\t_ = _graft_v\n", T)
+	}
+	for _, e := range lit.Elts {
+		kv, ok := e.(*ast.KeyValueExpr)
+		if !ok {
+			g.fail("%s: positional composite literal of %s", where, t)
+			return "", false
+		}
+		name := kv.Key.(*ast.Ident).Name
+		idx := -1
+		for i, f := range fs {
+			if f.Name() == name {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			g.fail("%s: no field %s in %s", where, name, t)
+			return "", false
+		}
+		if fs[idx].Exported() {
+			fmt.Fprintf(&b, "\t_graft_v.%s = %s\n", name, r(kv.Value))
+			continue
+		}
+		if sideFields[name] {
+			if !ptr {
+				g.fail("%s: a %s value literal sets field %s, which lives in a side table (only &%s{...} can)", where, t, name, t)
+				return "", false
+			}
+			fmt.Fprintf(&b, "\t%s(_graft_v).%s = %s\n", g.sideOf(sideType, where), name, r(kv.Value))
+			continue
+		}
+		ofs, oidx := g.oldFields(t, st, name)
+		if oidx < 0 {
+			g.fail("%s: field %s is not in the running program's %s", where, name, t)
+			return "", false
+		}
+		g.imp("unsafe")
+		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Add(unsafe.Pointer(_graft_v), %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), gcSizes.Offsetsof(ofs)[oidx], r(kv.Value))
+	}
+	if ptr {
+		b.WriteString("\treturn _graft_v\n}()")
+	} else {
+		b.WriteString("\treturn\n}()")
+	}
+	return b.String(), true
+}
+
+// resetRef rewrites x = T{...} for a type with side fields: the object is
+// reset field by field in the running program's layout and its side
+// fields are reset with it.
+func (g *gen) resetRef(info *types.Info, as *ast.AssignStmt, lit *ast.CompositeLit, r func(ast.Node) string, where string) (string, bool) {
+	nt := types.Unalias(info.TypeOf(lit)).(*types.Named)
+	side := g.side[nt.Obj()]
+	var keep, sideKV []ast.Expr
+	for _, e := range lit.Elts {
+		kv, ok := e.(*ast.KeyValueExpr)
+		if !ok {
+			g.fail("%s: positional composite literal of %s", where, nt)
+			return "", false
+		}
+		if side[kv.Key.(*ast.Ident).Name] {
+			sideKV = append(sideKV, kv)
+		} else {
+			keep = append(keep, kv)
+		}
+	}
+	// litRef needs the literal's recorded type: trim its elements in place.
+	orig := lit.Elts
+	lit.Elts = keep
+	value, ok := g.litRef(info, lit, false, r, where)
+	lit.Elts = orig
+	if !ok {
+		return "", false
+	}
+	acc := g.sideOf(nt.Obj(), where)
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\t_graft_p := &(%s)\n\t*_graft_p = %s\n\t*%s(_graft_p) = %s{}\n", r(as.Lhs[0]), value, acc, strings.TrimSuffix(acc, "_of"))
+	for _, e := range sideKV {
+		kv := e.(*ast.KeyValueExpr)
+		fmt.Fprintf(&b, "\t%s(_graft_p).%s = %s\n", acc, kv.Key.(*ast.Ident).Name, r(kv.Value))
+	}
+	b.WriteString("}")
+	return b.String(), true
+}
+
+// gcSizes is the layout the gc compiler uses; the plugin is built by the
+// same toolchain for the same target, so offsets agree.
+var gcSizes = types.SizesFor("gc", runtime.GOARCH)
+
+// fieldRef reaches an unexported field through its offset in the struct:
+// the build gives plugins no accessor for fields, and the plugin links the
+// running program's exact type, so the layout is the same.
+func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
+	t := s.Recv()
+	ptr := false
+	if p, ok := t.Underlying().(*types.Pointer); ok {
+		t, ptr = p.Elem(), true
+	}
+	addrOf := func(x string) string {
+		if ptr {
+			return x
+		}
+		return "&(" + x + ")"
+	}
+	if n, ok := types.Unalias(t).(*types.Named); ok && len(s.Index()) == 1 && g.side[n.Obj()][s.Obj().Name()] {
+		return fmt.Sprintf("%s(%s).%s", g.sideOf(n.Obj(), where), addrOf(x), s.Obj().Name()), true
+	}
+	var off int64
+	for i, idx := range s.Index() {
+		st, ok := t.Underlying().(*types.Struct)
+		if !ok {
+			g.fail("%s: field %s of a non-struct", where, s.Obj().Name())
+			return "", false
+		}
+		name := st.Field(idx).Name()
+		fs, oidx := g.oldFields(t, st, name)
+		if oidx < 0 {
+			g.fail("%s: field %s is not in the running program's %s (and not in a side table)", where, name, t)
+			return "", false
+		}
+		off += gcSizes.Offsetsof(fs)[oidx]
+		t = st.Field(idx).Type()
+		if i < len(s.Index())-1 {
+			if _, isPtr := t.Underlying().(*types.Pointer); isPtr {
+				g.fail("%s: field %s is reached through an embedded pointer", where, s.Obj().Name())
+				return "", false
+			}
+		}
+	}
+	g.imp("unsafe")
+	return fmt.Sprintf("(*(*%s)(unsafe.Add(unsafe.Pointer(%s), %d)))", g.typeExpr(t, where), addrOf(x), off), true
+}
+
+// oldFields returns the fields of the running program's version of struct
+// t (new-tree type, underlying st) and the index of field name in them:
+// offsets must come from the layout the program has.
+func (g *gen) oldFields(t types.Type, st *types.Struct, name string) ([]*types.Var, int) {
+	if n, ok := types.Unalias(t).(*types.Named); ok && g.isTree(n.Obj().Pkg()) {
+		if ot, ok := g.inOld(n.Obj().Pkg().Path(), n.Obj().Name()).(*types.TypeName); ok {
+			if os, ok := ot.Type().Underlying().(*types.Struct); ok {
+				st = os
+			}
+		}
+	}
+	fs := make([]*types.Var, st.NumFields())
+	idx := -1
+	for j := range fs {
+		fs[j] = st.Field(j)
+		if fs[j].Name() == name {
+			idx = j
+		}
+	}
+	return fs, idx
+}
+
+// sideOf declares (once) the side table of type tn's new fields and
+// returns the name of its accessor: func(*T) *side, weakly keyed by the
+// object's address so entries go with their objects.
+func (g *gen) sideOf(tn *types.TypeName, where string) string {
+	k := g.pkgIndex[tn.Pkg().Path()]
+	base := fmt.Sprintf("p%d_side_%s", k, tn.Name())
+	if g.sideDone[tn] {
+		return base + "_of"
+	}
+	g.sideDone[tn] = true
+	st := tn.Type().Underlying().(*types.Struct)
+	var fields strings.Builder
+	for i := range st.NumFields() {
+		f := st.Field(i)
+		if g.side[tn][f.Name()] {
+			fmt.Fprintf(&fields, "\t%s %s\n", f.Name(), g.typeExpr(f.Type(), where))
+		}
+	}
+	T := g.typeExpr(tn.Type(), where)
+	g.imp("sync")
+	g.imp("weak")
+	g.imp("runtime")
+	g.out = append(g.out, fmt.Sprintf(`// %[1]s holds the fields %[2]s gained, for objects of the running
+// program's layout. Objects created before the patch start at zero values.
+type %[1]s struct {
+%[3]s}
+
+var %[1]s_m sync.Map // weak.Pointer[%[2]s] → *%[1]s
+
+func %[1]s_of(p *%[2]s) *%[1]s {
+	k := weak.Make(p)
+	if v, ok := %[1]s_m.Load(k); ok {
+		return v.(*%[1]s)
+	}
+	v, loaded := %[1]s_m.LoadOrStore(k, new(%[1]s))
+	if !loaded {
+		runtime.AddCleanup(p, func(k weak.Pointer[%[2]s]) { %[1]s_m.Delete(k) }, k)
+	}
+	return v.(*%[1]s)
+}`, base, T, fields.String()))
+	return base + "_of"
+}
