@@ -116,7 +116,7 @@ func (a *Attached) check(in *Input) *proxy.Answer {
 
 // Observe is the proxy's Observe hook.
 func (a *Attached) Observe(r *proxy.Request, resp *proxy.Response) {
-	a.Healer.End(toInput(r), r.Gen != 0 && resp != nil && resp.Status < 500)
+	a.Healer.endRequest(r, r.Gen != 0 && resp != nil && resp.Status < 500)
 }
 
 func toInput(r *proxy.Request) *Input {

@@ -110,6 +110,7 @@ type sample struct {
 	order    []head // insertion order of perHead, for eviction
 	maxHeads int
 	headSize int
+	scratch  []byte // add's route template
 }
 
 type ring struct {
@@ -145,12 +146,15 @@ func newSample(total, heads, perHead int) *sample {
 
 func (s *sample) add(in *Input) {
 	l := &profileLazy{in: in}
-	h := headOf(in)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all.add(l, cap(s.all.items))
-	r := s.perHead[h]
+	// The route template is built in a scratch buffer: looking a head up
+	// by it allocates nothing; only a new head's template is copied.
+	s.scratch = appendTemplate(s.scratch[:0], in.Path)
+	r := s.perHead[head{in.Method, string(s.scratch)}]
 	if r == nil {
+		h := head{in.Method, string(s.scratch)}
 		if len(s.perHead) >= s.maxHeads {
 			delete(s.perHead, s.order[0])
 			s.order = s.order[1:]

@@ -139,6 +139,29 @@ func Template(path string) string {
 	return literalPath(path, true)
 }
 
+// appendTemplate appends Template(path) to dst, for lookups that should
+// not allocate.
+func appendTemplate(dst []byte, path string) []byte {
+	if !strings.ContainsAny(path, "0123456789*{}") {
+		return append(dst, path...)
+	}
+	for i := 0; ; i++ {
+		seg, rest, more := strings.Cut(path, "/")
+		if i > 0 {
+			dst = append(dst, '/')
+		}
+		if strings.ContainsAny(seg, "*{}") || idSegment(seg) {
+			dst = append(dst, "{}"...)
+		} else {
+			dst = append(dst, seg...)
+		}
+		if !more {
+			return dst
+		}
+		path = rest
+	}
+}
+
 // literalPath makes a request path safe as a rule path: segments that rule
 // syntax would read as patterns (holding *, { or }) become {}, and with ids
 // set, so do identifier-like segments.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -168,6 +169,20 @@ func (h *Healer) End(in *Input, benign bool) {
 	if benign {
 		h.benign.add(in)
 	}
+}
+
+// endRequest is End for the proxy's Observe hook: the Input is built only
+// when the request is kept as benign and Begin's copy differs from it (more
+// of a streamed body was captured since).
+func (h *Healer) endRequest(r *proxy.Request, benign bool) {
+	in := h.flights.end(r.ID)
+	if !benign {
+		return
+	}
+	if in == nil || in.BodyLen != r.BodyLen || len(in.Body) != len(r.Body) {
+		in = toInput(r)
+	}
+	h.benign.add(in)
 }
 
 // Benign records a request that completed without crashing its generation,

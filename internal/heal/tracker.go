@@ -13,7 +13,7 @@ import (
 // supervisor noticing the exit).
 type tracker struct {
 	mu     sync.Mutex
-	m      map[uint64]*tracked
+	m      map[uint64]tracked // by value: begin allocates nothing once the map has grown
 	maxAge time.Duration
 }
 
@@ -27,18 +27,18 @@ type tracked struct {
 func (t *tracker) blamed(id uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.m[id]
-	return e != nil && e.attributed > 1
+	e, ok := t.m[id]
+	return ok && e.attributed > 1
 }
 
 func newTracker(maxAge time.Duration) *tracker {
-	return &tracker{m: map[uint64]*tracked{}, maxAge: maxAge}
+	return &tracker{m: map[uint64]tracked{}, maxAge: maxAge}
 }
 
 func (t *tracker) begin(in *Input, now time.Time) {
 	t.mu.Lock()
 	if _, ok := t.m[in.ID]; !ok {
-		t.m[in.ID] = &tracked{in: in, start: now}
+		t.m[in.ID] = tracked{in: in, start: now}
 	}
 	if len(t.m) > 4096 && len(t.m)%1024 == 0 {
 		t.evictLocked(now)
@@ -46,10 +46,16 @@ func (t *tracker) begin(in *Input, now time.Time) {
 	t.mu.Unlock()
 }
 
-func (t *tracker) end(id uint64) {
+// end forgets request id and returns what begin recorded for it (nil when
+// it was not tracked).
+func (t *tracker) end(id uint64) *Input {
 	t.mu.Lock()
-	delete(t.m, id)
+	e, ok := t.m[id]
+	if ok {
+		delete(t.m, id)
+	}
 	t.mu.Unlock()
+	return e.in
 }
 
 func (t *tracker) evictLocked(now time.Time) {
@@ -79,6 +85,7 @@ func (t *tracker) suspects(now time.Time) []*Input {
 			continue
 		}
 		e.attributed++
+		t.m[id] = e
 		out = append(out, e.in)
 	}
 	return out

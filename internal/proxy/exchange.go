@@ -38,6 +38,7 @@ type exchange struct {
 	upBroken bool      // the backend's answer broke off mid-body
 
 	rh      http1.Head
+	rhBuf   []byte // rh's bytes in the upstream buffer, until its body is read
 	reqBody bodyReader
 	rspBody bodyReader
 	wbuf    []byte
@@ -470,6 +471,7 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 		return outDone, false, reused
 	}
 	x.upBroken = false
+	x.rhBuf = u.in.b[u.in.r-n : u.in.r]
 	keep, upOK := x.relay(b, u, hooks, buffered)
 	if pump != nil {
 		if err := <-pump; err != nil {
@@ -658,7 +660,17 @@ func (x *exchange) abort(b *Backend, pending []byte) (keep, upOK bool) {
 func (x *exchange) observe(hooks *Hooks) {
 	resp := x.obs
 	x.obs = nil
-	req := x.snapshot(x.gen)
+	// The snapshot Inspect saw is the same request unless more of a
+	// streamed body was captured since: share it (hooks treat requests as
+	// read-only) rather than materialize it a second time.
+	var req Request
+	if x.insp != nil && int64(len(x.insp.Body)) == x.capLen.Load() {
+		req = *x.insp
+		req.Gen = x.gen
+		req.BodyLen = x.bodyLen
+	} else {
+		req = x.snapshot(x.gen)
+	}
 	if x.reqBody.done && req.BodyLen < 0 {
 		req.BodyLen = x.reqBody.bytes
 	}
@@ -767,30 +779,52 @@ func (x *exchange) appendResponseHead(w []byte, mode int, rechunk, keep bool) []
 	return append(w, '\r', '\n')
 }
 
-// snapshot materializes the request as a Request (hooks, InFlight).
+// snapshot materializes the request as a Request (hooks, InFlight). It
+// runs once or twice per request when hooks are set, so it allocates little:
+// the head is converted to one string that every header name and value,
+// the path and the query are cut from, and the header values share one
+// backing array.
 func (x *exchange) snapshot(gen int) Request {
 	hd := &x.hd
-	path, query := splitTarget(hd.Target)
+	head := string(x.headBuf)
+	path, query := splitTarget(within(head, x.headBuf, hd.Target))
+	n := 0
+	for i := range hd.Fields {
+		if !hd.Fields[i].Hop {
+			n++
+		}
+	}
 	r := Request{
 		ID:       x.id,
 		Time:     x.start,
 		Gen:      gen,
-		Method:   string(hd.Method),
+		Method:   within(head, x.headBuf, hd.Method),
 		Path:     path,
 		RawQuery: query,
-		Header:   make(http.Header, len(hd.Fields)),
+		Header:   make(http.Header, n+1),
 		BodyLen:  x.bodyLen,
 	}
+	vals := make([]string, n+1) // the last one for X-Forwarded-For
 	for i := range hd.Fields {
 		f := &hd.Fields[i]
 		if f.Hop {
 			continue
 		}
-		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
-		r.Header[k] = append(r.Header[k], string(f.Value))
+		k := textproto.CanonicalMIMEHeaderKey(within(head, x.headBuf, f.Name))
+		v := within(head, x.headBuf, f.Value)
+		if old, ok := r.Header[k]; ok {
+			r.Header[k] = append(old, v)
+			continue
+		}
+		n--
+		vals[n] = v
+		r.Header[k] = vals[n : n+1 : n+1]
 	}
-	if xff := x.appendXFF(nil); xff != nil {
-		r.Header["X-Forwarded-For"] = []string{string(xff[len("X-Forwarded-For: ") : len(xff)-2])}
+	var xbuf [128]byte
+	if xff := x.appendXFF(xbuf[:0]); len(xff) > 0 {
+		last := len(vals) - 1
+		vals[last] = string(xff[len("X-Forwarded-For: ") : len(xff)-2])
+		r.Header["X-Forwarded-For"] = vals[last:]
 	}
 	if n := x.capLen.Load(); n > 0 {
 		r.Body = append([]byte(nil), x.capBuf[:n]...)
@@ -798,26 +832,50 @@ func (x *exchange) snapshot(gen int) Request {
 	return r
 }
 
+// within returns b, a slice of buf, as the same bytes of s (string(buf)),
+// without copying; a b from elsewhere is copied.
+func within(s string, buf, b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	off := cap(buf) - cap(b)
+	if off >= 0 && off+len(b) <= len(buf) && &buf[off] == &b[0] {
+		return s[off : off+len(b)]
+	}
+	return string(b)
+}
+
 func (x *exchange) responseHeader() http.Header {
-	h := make(http.Header, len(x.rh.Fields))
+	head := string(x.rhBuf)
+	h := make(http.Header, len(x.rh.Fields)+1)
+	vals := make([]string, len(x.rh.Fields)+1) // the last one for Content-Length
+	n := len(vals) - 1
 	for i := range x.rh.Fields {
 		f := &x.rh.Fields[i]
 		if f.Hop {
 			continue
 		}
-		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
-		h[k] = append(h[k], string(f.Value))
+		k := textproto.CanonicalMIMEHeaderKey(within(head, x.rhBuf, f.Name))
+		v := within(head, x.rhBuf, f.Value)
+		if old, ok := h[k]; ok {
+			h[k] = append(old, v)
+			continue
+		}
+		n--
+		vals[n] = v
+		h[k] = vals[n : n+1 : n+1]
 	}
 	if x.rh.ContentLength >= 0 {
-		h["Content-Length"] = []string{strconv.FormatInt(x.rh.ContentLength, 10)}
+		last := len(vals) - 1
+		vals[last] = strconv.FormatInt(x.rh.ContentLength, 10)
+		h["Content-Length"] = vals[last:]
 	}
 	return h
 }
 
 // splitTarget returns the decoded path and raw query of a request target
 // (origin form, absolute form or "*").
-func splitTarget(t []byte) (path, query string) {
-	s := string(t)
+func splitTarget(s string) (path, query string) {
 	if len(s) > 0 && s[0] != '/' && s != "*" {
 		// absolute form: scheme://authority/path?query
 		if i := indexString(s, "://"); i >= 0 {

@@ -63,7 +63,9 @@ type Answer struct {
 }
 
 // Hooks lets shadowing and healing see traffic. The zero Hooks costs
-// nothing on the data path.
+// nothing on the data path. Requests and responses handed to hooks are
+// read-only: Observe is given the header map and body Inspect saw for the
+// same request (a hook may keep them, but must not change them).
 type Hooks struct {
 	// Inspect sees each request before routing (after reading up to BodyCap
 	// bytes of body when InspectBody is set; the full body is still streamed

@@ -1,0 +1,30 @@
+package heal
+
+import "testing"
+
+// appendTemplate is the allocation-free form of Template the benign sample
+// looks routes up with; the two must agree or the sample splits a route.
+func TestAppendTemplateAgreesWithTemplate(t *testing.T) {
+	for _, path := range []string{
+		"", "/", "/items", "/items/", "/items/42", "/items/42/tags", "//x//7/",
+		"/a*b/{c}/d", "/u/0f1e2d3c4b5a6978", "/u/123e4567-e89b-12d3-a456-426614174000",
+		"/v1/users/abc123def456ghi789/x", "/p/3.14", "/files/report.pdf", "/x/%41",
+	} {
+		t.Run(path, func(t *testing.T) {
+			if got, want := string(appendTemplate([]byte("junk"), path)[4:]), Template(path); got != want {
+				t.Errorf("appendTemplate(%q) = %q, Template = %q", path, got, want)
+			}
+		})
+	}
+}
+
+func FuzzAppendTemplate(f *testing.F) {
+	for _, s := range []string{"/items/42", "/a/{b}/*", "", "/x//9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		if got, want := string(appendTemplate(nil, path)), Template(path); got != want {
+			t.Errorf("appendTemplate(%q) = %q, Template = %q", path, got, want)
+		}
+	})
+}
