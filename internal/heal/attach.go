@@ -93,19 +93,28 @@ func (a *Attached) Hooks() proxy.Hooks {
 // earlier can still be stopped by a rule installed since; it then leaves the
 // in-flight tracker, which would otherwise blame it for a later crash.
 func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
-	in := toInput(r)
-	if ans := a.check(in); ans != nil {
-		a.Healer.End(in, false)
+	// One allocation per request: the Input (tracked, and kept as benign
+	// evidence if it completes), its lazy profile and the guards' view.
+	e := &inspection{in: Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}}
+	e.lazy.in = &e.in
+	e.gr = guard.Request{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
+	if ans := a.check(&e.in, &e.gr); ans != nil {
+		a.Healer.End(&e.in, false)
 		return ans
 	}
-	a.Healer.Begin(in)
+	a.Healer.flights.begin(&e.lazy, a.Healer.now())
 	return nil
 }
 
+type inspection struct {
+	in   Input
+	lazy profileLazy
+	gr   guard.Request
+}
+
 // check answers a request that a guard or a seal rule stops; nil lets it pass.
-func (a *Attached) check(in *Input) *proxy.Answer {
-	gr := guard.Request{Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, Header: in.Header, Body: in.Body, BodyLen: in.BodyLen}
-	if status, hdr, body, ok := a.Guards.Check(&gr); !ok {
+func (a *Attached) check(in *Input, gr *guard.Request) *proxy.Answer {
+	if status, hdr, body, ok := a.Guards.Check(gr); !ok {
 		return &proxy.Answer{Status: status, Header: hdr, Body: body}
 	}
 	if status, hdr, body, sealed := a.Healer.Check(in); sealed {

@@ -144,8 +144,10 @@ func newSample(total, heads, perHead int) *sample {
 	return &sample{all: ring{items: make([]*profileLazy, 0, total)}, perHead: map[head]*ring{}, maxHeads: heads, headSize: perHead}
 }
 
-func (s *sample) add(in *Input) {
-	l := &profileLazy{in: in}
+func (s *sample) add(in *Input) { s.addLazy(&profileLazy{in: in}) }
+
+func (s *sample) addLazy(l *profileLazy) {
+	in := l.in
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all.add(l, cap(s.all.items))

@@ -159,7 +159,7 @@ func (h *Healer) NeedsBody() bool { return h.store.set.Load().NeedsBody() }
 
 // Begin records a request let through to the service (not sealed): a
 // suspect if a generation crashes before End.
-func (h *Healer) Begin(in *Input) { h.flights.begin(in, h.now()) }
+func (h *Healer) Begin(in *Input) { h.flights.begin(&profileLazy{in: in}, h.now()) }
 
 // End records that request id got its answer. When benign is set (it was
 // answered by the service without a 5xx), the request is kept as evidence
@@ -175,14 +175,14 @@ func (h *Healer) End(in *Input, benign bool) {
 // when the request is kept as benign and Begin's copy differs from it (more
 // of a streamed body was captured since).
 func (h *Healer) endRequest(r *proxy.Request, benign bool) {
-	in := h.flights.end(r.ID)
+	l := h.flights.end(r.ID)
 	if !benign {
 		return
 	}
-	if in == nil || in.BodyLen != r.BodyLen || len(in.Body) != len(r.Body) {
-		in = toInput(r)
+	if l == nil || l.in.BodyLen != r.BodyLen || len(l.in.Body) != len(r.Body) {
+		l = &profileLazy{in: toInput(r)}
 	}
-	h.benign.add(in)
+	h.benign.addLazy(l)
 }
 
 // Benign records a request that completed without crashing its generation,

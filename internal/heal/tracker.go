@@ -18,7 +18,7 @@ type tracker struct {
 }
 
 type tracked struct {
-	in         *Input
+	l          *profileLazy // kept as benign evidence if it completes
 	start      time.Time
 	attributed int // crashes this request was already a suspect of
 }
@@ -35,10 +35,10 @@ func newTracker(maxAge time.Duration) *tracker {
 	return &tracker{m: map[uint64]tracked{}, maxAge: maxAge}
 }
 
-func (t *tracker) begin(in *Input, now time.Time) {
+func (t *tracker) begin(l *profileLazy, now time.Time) {
 	t.mu.Lock()
-	if _, ok := t.m[in.ID]; !ok {
-		t.m[in.ID] = tracked{in: in, start: now}
+	if _, ok := t.m[l.in.ID]; !ok {
+		t.m[l.in.ID] = tracked{l: l, start: now}
 	}
 	if len(t.m) > 4096 && len(t.m)%1024 == 0 {
 		t.evictLocked(now)
@@ -48,14 +48,14 @@ func (t *tracker) begin(in *Input, now time.Time) {
 
 // end forgets request id and returns what begin recorded for it (nil when
 // it was not tracked).
-func (t *tracker) end(id uint64) *Input {
+func (t *tracker) end(id uint64) *profileLazy {
 	t.mu.Lock()
 	e, ok := t.m[id]
 	if ok {
 		delete(t.m, id)
 	}
 	t.mu.Unlock()
-	return e.in
+	return e.l
 }
 
 func (t *tracker) evictLocked(now time.Time) {
@@ -80,13 +80,13 @@ func (t *tracker) suspects(now time.Time) []*Input {
 		if e.start.After(now) {
 			continue
 		}
-		if e.attributed > 0 && (!idempotent(e.in.Method) || e.attributed >= 2) {
+		if e.attributed > 0 && (!idempotent(e.l.in.Method) || e.attributed >= 2) {
 			delete(t.m, id)
 			continue
 		}
 		e.attributed++
 		t.m[id] = e
-		out = append(out, e.in)
+		out = append(out, e.l.in)
 	}
 	return out
 }
