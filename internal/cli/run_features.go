@@ -61,16 +61,20 @@ func attachFeatures(s *supervisor.Supervisor, f *featureFlags, admin string) (fu
 	if err != nil {
 		return nil, err
 	}
-	// Shadow's Observe stays installed; it costs one atomic load while no
-	// shadow run is active, and composing once keeps heal's hooks in place.
-	shadowing, err := shadow.Attach(s, shadow.AttachOptions{SetObserve: func(func(*proxy.Request, *proxy.Response)) {}})
+	// Shadowing observes only while a run mirrors (copying every answer
+	// for it costs the proxy's hot path); each change recomposes its hook
+	// with self-healing's, which stay installed.
+	setObserve := func(observe func(*proxy.Request, *proxy.Response)) {
+		if p := s.Proxy(); p != nil {
+			p.SetHooks(proxy.Compose(healing.Hooks(), proxy.Hooks{Observe: observe}))
+		}
+	}
+	shadowing, err := shadow.Attach(s, shadow.AttachOptions{SetObserve: setObserve})
 	if err != nil {
 		return nil, err
 	}
 	runShadow = shadowing
-	if p := s.Proxy(); p != nil {
-		p.SetHooks(proxy.Compose(healing.Hooks(), proxy.Hooks{Observe: shadowing.Observe}))
-	}
+	setObserve(nil)
 	checks.Attach(s, checks.Options{AlertKey: key, Providers: []checks.Provider{healing.CheckProvider()}, Logger: log})
 	if *f.manifest != "" {
 		if _, err := funcseal.Attach(s, *f.manifest, funcseal.Options{Logger: log}); err != nil {
