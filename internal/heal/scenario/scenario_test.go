@@ -96,19 +96,14 @@ func TestSealUnderLoad(t *testing.T) {
 			if res.Benign < 10_000 || res.BenignAfterSeal < 10_000 {
 				t.Errorf("only %d benign requests (%d after the seal), want ≥ 10,000", res.Benign, res.BenignAfterSeal)
 			}
-			// Crashes after the seal come from attack requests the proxy
-			// admitted before the rule existed and sends again to the next
-			// generation without showing them to Inspect (a retried GET, a
-			// request rerouted from the dead backend). Until the proxy
-			// re-inspects re-sent requests (requested in the heal report),
-			// each such crash fails the non-idempotent benign requests in
-			// flight, so the 99.9% bar holds only when none happened.
-			post := res.Crashes - res.CrashesBeforeSeal
-			want := 0.999
-			if post > 0 {
-				t.Logf("%d crashes after the seal from requests admitted before it; benign success %.5f", post, res.BenignSuccess())
-				want = 0.995
+			// The proxy shows a request to Inspect again before it re-sends it
+			// to another generation, so an attack admitted before the rule
+			// cannot crash the replacement; crashes after the seal are
+			// logged, and the 99.9% bar holds whatever happened.
+			if post := res.Crashes - res.CrashesBeforeSeal; post > 0 {
+				t.Logf("%d crashes after the seal; benign success %.5f", post, res.BenignSuccess())
 			}
+			const want = 0.999
 			if got := res.BenignSuccess(); got < want {
 				t.Errorf("benign success %.5f, want ≥ %.3f", got, want)
 			}
