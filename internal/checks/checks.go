@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/adminhttp"
 )
 
 // Provider is a source of switchable checks besides the program's rt, such
@@ -239,38 +240,28 @@ func plural(n int, s string) string {
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	l, err := s.List(r.Context())
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		adminhttp.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, l)
+	adminhttp.WriteJSON(w, http.StatusOK, l)
 }
 
 func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) {
 	var req api.ChecksSet
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("decode request: %w", err))
+		adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("decode request: %w", err))
 		return
 	}
 	res, err := s.Set(r.Context(), req)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		adminhttp.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	status := http.StatusOK
 	if len(res.Changed) == 0 {
 		status = http.StatusNotFound
-		writeErr(w, status, fmt.Errorf("no such checks: %s", strings.Join(res.Unknown, ", ")))
+		adminhttp.WriteError(w, status, fmt.Errorf("no such checks: %s", strings.Join(res.Unknown, ", ")))
 		return
 	}
-	writeJSON(w, status, res)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, api.Error{Version: api.Version, Error: err.Error()})
+	adminhttp.WriteJSON(w, status, res)
 }

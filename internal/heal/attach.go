@@ -3,14 +3,13 @@ package heal
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/guard"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/supervisor"
@@ -148,44 +147,44 @@ func (a *Attached) onCrash(c supervisor.Crash) {
 func (a *Attached) routes() {
 	a.sup.Handle("GET /v1/seal", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.Healer.expire()
-		writeJSON(w, http.StatusOK, api.SealList{Version: api.Version, Rules: a.Healer.List()})
+		adminhttp.WriteJSON(w, http.StatusOK, api.SealList{Version: api.Version, Rules: a.Healer.List()})
 	}))
 	a.sup.Handle("POST /v1/seal", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req api.SealAddRequest
-		if err := decode(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("add seal rule: %w", err))
+		if err := adminhttp.Decode(r, &req); err != nil {
+			adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("add seal rule: %w", err))
 			return
 		}
 		rule, existed, err := a.Healer.Add(req)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			adminhttp.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
 		code := http.StatusCreated
 		if existed {
 			code = http.StatusOK
 		}
-		writeJSON(w, code, api.SealAddResult{Version: api.Version, Rule: rule, Existed: existed})
+		adminhttp.WriteJSON(w, code, api.SealAddResult{Version: api.Version, Rule: rule, Existed: existed})
 	}))
 	a.sup.Handle("DELETE /v1/seal/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		ok, err := a.Healer.Remove(id)
 		switch {
 		case err != nil:
-			writeError(w, http.StatusInternalServerError, err)
+			adminhttp.WriteError(w, http.StatusInternalServerError, err)
 		case !ok:
-			writeError(w, http.StatusNotFound, fmt.Errorf("remove seal rule: no rule %q", id))
+			adminhttp.WriteError(w, http.StatusNotFound, fmt.Errorf("remove seal rule: no rule %q", id))
 		default:
 			w.WriteHeader(http.StatusNoContent)
 		}
 	}))
 	a.sup.Handle("GET /v1/guards", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, api.GuardList{Version: api.Version, Guards: a.Guards.List()})
+		adminhttp.WriteJSON(w, http.StatusOK, api.GuardList{Version: api.Version, Guards: a.Guards.List()})
 	}))
 	a.sup.Handle("POST /v1/guards", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req api.GuardRequest
-		if err := decode(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("guards: %w", err))
+		if err := adminhttp.Decode(r, &req); err != nil {
+			adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("guards: %w", err))
 			return
 		}
 		if err := a.applyGuards(req); err != nil {
@@ -193,10 +192,10 @@ func (a *Attached) routes() {
 			if errors.Is(err, guard.ErrNoKey) {
 				code = http.StatusConflict
 			}
-			writeError(w, code, err)
+			adminhttp.WriteError(w, code, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, api.GuardList{Version: api.Version, Guards: a.Guards.List()})
+		adminhttp.WriteJSON(w, http.StatusOK, api.GuardList{Version: api.Version, Guards: a.Guards.List()})
 	}))
 }
 
@@ -226,32 +225,4 @@ func (a *Attached) applyGuards(req api.GuardRequest) error {
 		}
 	}
 	return nil
-}
-
-func decode(r *http.Request, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
-	if err != nil {
-		return fmt.Errorf("read body: %w", err)
-	}
-	if len(data) > 1<<20 {
-		return errors.New("body larger than 1 MiB")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("malformed JSON body: %w", err)
-	}
-	return nil
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.Error{Version: api.Version, Error: err.Error()})
 }

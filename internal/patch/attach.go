@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/adminhttp"
 )
 
 // Supervisor is what Attach needs of internal/supervisor.
@@ -66,16 +67,16 @@ func (h *handler) socket() (int, string, error) {
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 	var req api.PatchApply
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("apply patch: %w", err))
+		adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("apply patch: %w", err))
 		return
 	}
 	if len(h.opts.Pub) == 0 {
-		writeErr(w, http.StatusForbidden, errors.New("apply patch: no key pinned in the supervisor"))
+		adminhttp.WriteError(w, http.StatusForbidden, errors.New("apply patch: no key pinned in the supervisor"))
 		return
 	}
 	gen, sock, err := h.socket()
 	if err != nil {
-		writeErr(w, http.StatusServiceUnavailable, err)
+		adminhttp.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(req.WaitMS)*time.Millisecond+30*time.Second)
@@ -83,40 +84,40 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 	info, err := Apply(ctx, sock, req.Artifact, ApplyOptions{Pub: h.opts.Pub, BuildID: h.opts.BuildID, Wait: time.Duration(req.WaitMS) * time.Millisecond})
 	if err != nil {
 		h.log.Warn("patch refused", "gen", gen, "artifact", req.Artifact, "err", err)
-		writeErr(w, statusOf(err), err)
+		adminhttp.WriteError(w, statusOf(err), err)
 		return
 	}
 	h.log.Info("patch installed", "gen", gen, "id", info.ID, "slots", len(info.Slots), "safe_point_ms", info.SafePointMS)
-	writeJSON(w, http.StatusOK, info)
+	adminhttp.WriteJSON(w, http.StatusOK, info)
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	_, sock, err := h.socket()
 	if err != nil {
-		writeErr(w, http.StatusServiceUnavailable, err)
+		adminhttp.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	l, err := List(r.Context(), sock)
 	if err != nil {
-		writeErr(w, http.StatusBadGateway, err)
+		adminhttp.WriteError(w, http.StatusBadGateway, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, l)
+	adminhttp.WriteJSON(w, http.StatusOK, l)
 }
 
 func (h *handler) revert(w http.ResponseWriter, r *http.Request) {
 	gen, sock, err := h.socket()
 	if err != nil {
-		writeErr(w, http.StatusServiceUnavailable, err)
+		adminhttp.WriteError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	info, err := Revert(r.Context(), sock, r.PathValue("id"))
 	if err != nil {
-		writeErr(w, statusOf(err), err)
+		adminhttp.WriteError(w, statusOf(err), err)
 		return
 	}
 	h.log.Info("patch reverted", "gen", gen, "id", info.ID)
-	writeJSON(w, http.StatusOK, info)
+	adminhttp.WriteJSON(w, http.StatusOK, info)
 }
 
 func statusOf(err error) int {
@@ -130,14 +131,4 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	}
 	return http.StatusBadGateway
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.Error{Version: api.Version, Error: err.Error()})
 }

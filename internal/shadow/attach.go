@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/shadow/differ"
 	"github.com/graftdev/graft/internal/supervisor"
@@ -102,17 +103,17 @@ func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
 		err = dec.Decode(&req)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("start shadow: bad request body: %w", err))
+		adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("start shadow: bad request body: %w", err))
 		return
 	}
 	rep, err := s.Start(req)
 	switch {
 	case errors.Is(err, ErrBusy):
-		writeError(w, http.StatusConflict, err)
+		adminhttp.WriteError(w, http.StatusConflict, err)
 	case err != nil:
-		writeError(w, http.StatusBadRequest, err)
+		adminhttp.WriteError(w, http.StatusBadRequest, err)
 	default:
-		writeJSON(w, http.StatusAccepted, rep)
+		adminhttp.WriteJSON(w, http.StatusAccepted, rep)
 	}
 }
 
@@ -120,42 +121,24 @@ func (s *Service) serveStop(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.Stop(r.Context())
 	switch {
 	case errors.Is(err, ErrNoRun):
-		writeError(w, http.StatusNotFound, err)
+		adminhttp.WriteError(w, http.StatusNotFound, err)
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
+		adminhttp.WriteError(w, http.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusOK, rep)
+		adminhttp.WriteJSON(w, http.StatusOK, rep)
 	}
 }
 
 func (s *Service) serveReport(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.Report())
+	adminhttp.WriteJSON(w, http.StatusOK, s.Report())
 }
 
 func (s *Service) serveReportHTML(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
 	if err := differ.WriteHTML(&b, s.Report()); err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		adminhttp.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write(b.Bytes())
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	b, _ := json.Marshal(api.Error{Version: api.Version, Error: err.Error()})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
 }

@@ -3,57 +3,55 @@ package supervisor
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func (s *Supervisor) routes() {
 	s.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Status())
+		adminhttp.WriteJSON(w, http.StatusOK, s.Status())
 	})
 	s.mux.HandleFunc("POST /v1/upgrade", func(w http.ResponseWriter, r *http.Request) {
 		var req api.UpgradeRequest
-		if err := decodeBody(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("upgrade: %w", err))
+		if err := adminhttp.DecodeOptional(r, &req); err != nil {
+			adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("upgrade: %w", err))
 			return
 		}
 		// The upgrade runs on the supervisor's context: a client that goes
 		// away does not leave a half-done cutover behind.
 		res, err := s.Upgrade(s.ctx, req.Command)
 		if err != nil {
-			writeError(w, statusOf(err), err)
+			adminhttp.WriteError(w, statusOf(err), err)
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		adminhttp.WriteJSON(w, http.StatusOK, res)
 	})
 	s.mux.HandleFunc("POST /v1/rollback", func(w http.ResponseWriter, r *http.Request) {
-		if err := decodeBody(r, &struct{}{}); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("rollback: %w", err))
+		if err := adminhttp.DecodeOptional(r, &struct{}{}); err != nil {
+			adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("rollback: %w", err))
 			return
 		}
 		res, err := s.Rollback(s.ctx)
 		if err != nil {
-			writeError(w, statusOf(err), err)
+			adminhttp.WriteError(w, statusOf(err), err)
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		adminhttp.WriteJSON(w, http.StatusOK, res)
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no route %s %s", r.Method, r.URL.Path))
+		adminhttp.WriteError(w, http.StatusNotFound, fmt.Errorf("no route %s %s", r.Method, r.URL.Path))
 	})
 }
 
@@ -63,38 +61,6 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
-}
-
-// decodeBody decodes an optional JSON body (empty is fine) of at most 1 MiB.
-func decodeBody(r *http.Request, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
-	if err != nil {
-		return fmt.Errorf("read body: %w", err)
-	}
-	if len(data) > 1<<20 {
-		return errors.New("body larger than 1 MiB")
-	}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("malformed JSON body: %w", err)
-	}
-	return nil
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.Error{Version: api.Version, Error: err.Error()})
 }
 
 // Handler is the admin API (for tests and for mounting elsewhere).
@@ -192,7 +158,7 @@ func bearer(token string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			adminhttp.WriteError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
 			return
 		}
 		h.ServeHTTP(w, r)
