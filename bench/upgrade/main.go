@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/loadtest"
 	"github.com/graftdev/graft/internal/supervisor"
-	"github.com/graftdev/graft/internal/supervisor/loadtest"
 )
 
 func main() {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/loadtest"
 	"github.com/graftdev/graft/internal/supervisor"
-	"github.com/graftdev/graft/internal/supervisor/loadtest"
 )
 
 // ServiceArg is the hidden graft subcommand that runs the sample service.

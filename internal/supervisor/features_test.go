@@ -21,7 +21,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/adminhttp"
-	"github.com/graftdev/graft/internal/supervisor/loadtest"
+	"github.com/graftdev/graft/internal/loadtest"
 )
 
 func count(t *testing.T, resp *http.Response) int {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
-	"github.com/graftdev/graft/internal/supervisor/loadtest"
+	"github.com/graftdev/graft/internal/loadtest"
 )
 
 // The real graft binary, socket-activated the way systemd would start it

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
-	"github.com/graftdev/graft/internal/supervisor/loadtest"
+	"github.com/graftdev/graft/internal/loadtest"
 )
 
 var fixture string // path of the built testdata/fixture program

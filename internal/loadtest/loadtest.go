@@ -1,7 +1,8 @@
-// Package loadtest is the load that upgrade tests and bench/upgrade run:
-// keep-alive clients each on their own connection, alternating GETs and
-// POSTs (POSTs are never retried by net/http, so a dropped request shows),
-// plus clients that open a fresh connection per request. It records when
+// Package loadtest is the load that upgrade tests, graft demo and
+// bench/upgrade run: keep-alive clients each on their own connection,
+// alternating GETs and POSTs (POSTs are never retried by net/http, so a
+// dropped request shows), plus clients that open a fresh connection per
+// request. It records when
 // each generation (the X-Graft-Gen answer header) was first seen, which
 // gives the cutover latency.
 package loadtest
