@@ -217,9 +217,7 @@ func alertVerify(env *Env, args []string) error {
 		if err != nil {
 			v.Error = err.Error()
 		}
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if e := enc.Encode(v); e != nil {
+		if e := printJSON(env.Stdout, v); e != nil {
 			return e
 		}
 	}

@@ -156,9 +156,7 @@ func printChecks(env *Env, l *api.CheckList, asJSON bool) error {
 		if l.Checks == nil {
 			l.Checks = []api.Check{}
 		}
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(l)
+		return printJSON(env.Stdout, l)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tON\tWHERE")

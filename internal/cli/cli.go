@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -148,6 +149,13 @@ func parse(env *Env, fs *flag.FlagSet, args []string) error {
 
 // errHelp is returned by parse after printing help; Run treats it as success.
 var errHelp = errors.New("help shown")
+
+// printJSON writes v as the indented JSON every --json output uses.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
 // multiFlag collects a repeatable string flag.
 type multiFlag []string

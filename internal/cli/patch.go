@@ -97,7 +97,7 @@ takes. Exits non-zero when a change is refused, naming every reason.`)
 	a, err := patch.Make(ctx, opts)
 	if a != nil && a.Report != nil {
 		if *asJSON {
-			if err := patchWriteJSON(env.Stdout, a.Report); err != nil {
+			if err := printJSON(env.Stdout, a.Report); err != nil {
 				return err
 			}
 		} else {
@@ -173,12 +173,6 @@ func patchReadPublicKey(path string) (ed25519.PublicKey, error) {
 	return api.ParsePublicKey(b)
 }
 
-func patchWriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func patchApply(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "patch apply", "patch apply ARTIFACT [--admin SOCK | --rt SOCK --pub FILE] [--wait DUR] [--json]", `
 Verify a patch (signature against the pinned key, plugin hash, target build)
@@ -240,7 +234,7 @@ patch that fails at any step leaves the program as it was.`)
 		return fmt.Errorf("patch apply: %w", err)
 	}
 	if *asJSON {
-		return patchWriteJSON(env.Stdout, info)
+		return printJSON(env.Stdout, info)
 	}
 	fmt.Fprintf(env.Stdout, "installed patch %s (%d slots) in %.2f ms\n", info.ID, len(info.Slots), info.SafePointMS)
 	return nil
@@ -265,7 +259,7 @@ func patchList(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("patch list: %w", err)
 	}
 	if *asJSON {
-		return patchWriteJSON(env.Stdout, l)
+		return printJSON(env.Stdout, l)
 	}
 	if len(l.Patches) == 0 {
 		fmt.Fprintln(env.Stdout, "no patches installed")
@@ -299,7 +293,7 @@ func patchRevert(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("patch revert: %w", err)
 	}
 	if *asJSON {
-		return patchWriteJSON(env.Stdout, info)
+		return printJSON(env.Stdout, info)
 	}
 	fmt.Fprintf(env.Stdout, "reverted patch %s\n", info.ID)
 	return nil

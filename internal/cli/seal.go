@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,7 +72,7 @@ func sealList(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("seal list: %w", err)
 	}
 	if *asJSON {
-		return sealPrintJSON(env, l)
+		return printJSON(env.Stdout, l)
 	}
 	printRules(env, l.Rules, time.Now())
 	return nil
@@ -131,7 +130,7 @@ func sealAdd(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("seal add: %w", err)
 	}
 	if *asJSON {
-		return sealPrintJSON(env, res)
+		return printJSON(env.Stdout, res)
 	}
 	verb := "installed"
 	if res.Existed {
@@ -172,15 +171,9 @@ func sealRemove(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	if *asJSON {
-		if err := sealPrintJSON(env, out); err != nil {
+		if err := printJSON(env.Stdout, out); err != nil {
 			return err
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func sealPrintJSON(env *Env, v any) error {
-	enc := json.NewEncoder(env.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -153,9 +152,7 @@ func follow(ctx context.Context, env *Env, c *client.Client) (*api.Report, error
 
 func finalReport(env *Env, rep *api.Report, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(env.Stdout, rep); err != nil {
 			return err
 		}
 	} else if err := differ.WriteText(env.Stdout, rep); err != nil {
@@ -196,9 +193,7 @@ func cmdShadowStop(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(env.Stdout, rep)
 	}
 	return differ.WriteText(env.Stdout, rep)
 }
@@ -233,9 +228,7 @@ func cmdReport(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(env.Stdout, rep)
 	}
 	return differ.WriteText(env.Stdout, rep)
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -65,9 +64,7 @@ func cmdRollback(ctx context.Context, env *Env, args []string) error {
 
 func printResult(env *Env, res *api.UpgradeResult, asJSON bool, verb string) error {
 	if asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(env.Stdout, res)
 	}
 	fmt.Fprintf(env.Stdout, "%s: generation %d serves", verb, res.Generation)
 	if res.Previous != 0 {
