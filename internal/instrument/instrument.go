@@ -495,24 +495,7 @@ func copyModule(cache, path, version, src string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(tmp, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o444)
-	})
+	err = CopyTree(src, tmp, 0o444)
 	if err != nil {
 		return "", fmt.Errorf("copy %s@%s: %w", path, version, err)
 	}
@@ -618,4 +601,31 @@ func writeOverlay(cache string, m map[string]string) (string, error) {
 		return "", err
 	}
 	return putFile(cache, data, ".json")
+}
+
+// CopyTree copies the regular files and directories under src into dst,
+// giving files mode perm (module-cache copies are read-only at 0o444;
+// trees meant for editing take 0o644). Other file types are skipped.
+func CopyTree(src, dst string, perm os.FileMode) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, perm)
+	})
 }

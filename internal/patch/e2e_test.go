@@ -26,7 +26,7 @@ import (
 // manifest.
 func e2eBuild(t *testing.T, name, dir string) (string, *api.Manifest) {
 	t.Helper()
-	if err := copyTree(filepath.Join("testdata", "e2e", name), dir); err != nil {
+	if err := instrument.CopyTree(filepath.Join("testdata", "e2e", name), dir, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b, err := instrument.Prepare(t.Context(), instrument.Options{Dir: dir, Patterns: []string{"./..."}, Patchable: true})

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/graftdev/graft/internal/instrument"
 	"golang.org/x/mod/modfile"
 	"golang.org/x/tools/go/packages"
 )
@@ -119,7 +120,7 @@ func FetchModule(ctx context.Context, spec, into string) (string, error) {
 		return "", fmt.Errorf("fetch %s: %s", spec, info.Error)
 	}
 	dst := filepath.Join(into, strings.ReplaceAll(path, "/", "_")+"@"+info.Version)
-	if err := copyTree(info.Dir, dst); err != nil {
+	if err := instrument.CopyTree(info.Dir, dst, 0o644); err != nil {
 		return "", fmt.Errorf("fetch %s: %w", spec, err)
 	}
 	if _, err := os.Stat(filepath.Join(dst, "go.mod")); errors.Is(err, fs.ErrNotExist) {
@@ -128,28 +129,4 @@ func FetchModule(ctx context.Context, spec, into string) (string, error) {
 		}
 	}
 	return dst, nil
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }
