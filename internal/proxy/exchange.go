@@ -685,16 +685,7 @@ func (x *exchange) appendRequestHead(w []byte, buffered, upgrade bool) []byte {
 	w = append(w, ' ')
 	w = append(w, hd.Target...)
 	w = append(w, " HTTP/1.1\r\n"...)
-	for i := range hd.Fields {
-		f := &hd.Fields[i]
-		if f.Hop {
-			continue
-		}
-		w = append(w, f.Name...)
-		w = append(w, ": "...)
-		w = append(w, f.Value...)
-		w = append(w, '\r', '\n')
-	}
+	w = appendEndToEnd(w, hd.Fields)
 	w = x.appendXFF(w)
 	switch {
 	case buffered && (x.reqBody.mode != frameNone):
@@ -752,16 +743,7 @@ func (x *exchange) appendResponseHead(w []byte, mode int, rechunk, keep bool) []
 	w = append(w, ' ')
 	w = append(w, rh.Reason...)
 	w = append(w, '\r', '\n')
-	for i := range rh.Fields {
-		f := &rh.Fields[i]
-		if f.Hop {
-			continue
-		}
-		w = append(w, f.Name...)
-		w = append(w, ": "...)
-		w = append(w, f.Value...)
-		w = append(w, '\r', '\n')
-	}
+	w = appendEndToEnd(w, rh.Fields)
 	switch {
 	case mode == frameLength || (mode == frameNone && rh.ContentLength >= 0):
 		w = append(w, "Content-Length: "...)
@@ -973,3 +955,19 @@ func errorResponse(w []byte, status int, msg string, closeConn bool) []byte {
 }
 
 var _ net.Conn = (*net.TCPConn)(nil)
+
+// appendEndToEnd writes the header fields that are not hop-by-hop, as
+// received, for the request and the response heads alike.
+func appendEndToEnd(w []byte, fields []http1.Field) []byte {
+	for i := range fields {
+		f := &fields[i]
+		if f.Hop {
+			continue
+		}
+		w = append(w, f.Name...)
+		w = append(w, ": "...)
+		w = append(w, f.Value...)
+		w = append(w, '\r', '\n')
+	}
+	return w
+}
