@@ -159,7 +159,8 @@ func run(c config) error {
 	})
 	var candidate atomic.Value // http.Handler of the next candidate lane
 	svc := shadow.NewService(shadow.Host{
-		StartLane: func(ctx context.Context, role string, cmd []string) (shadow.Lane, error) {
+		// In-process lanes: the priority cannot apply (goroutines, not processes).
+		StartLane: func(ctx context.Context, role string, cmd []string, _ string) (shadow.Lane, error) {
 			h := backend()
 			if role == "candidate" {
 				h = candidate.Load().(http.Handler)

@@ -61,7 +61,7 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "stop" {
 		return cmdShadowStop(ctx, env, args[1:])
 	}
-	fs := newFlags(env, "shadow", "shadow [--admin SOCK] [--requests N] [--for DUR] [--sample RATE] [--mirror-methods M,...] [--promote] -- CMD [ARG...]", shadowHelp)
+	fs := newFlags(env, "shadow", "shadow [--admin SOCK] [--requests N] [--for DUR] [--sample RATE] [--mirror-methods M,...] [--lane-priority idle|normal] [--promote] -- CMD [ARG...]", shadowHelp)
 	admin := adminFlag(env, fs)
 	requests := fs.Int("requests", 0, "end after `N` compared requests (0: no limit)")
 	dur := fs.Duration("for", 0, "end after `DUR` (0: no limit)")
@@ -73,6 +73,7 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&routes, "route", "route `template` overriding inference, e.g. 'GET /users/{name}' (repeatable)")
 	fs.Var(&ignoreHeaders, "ignore-header", "response `header` never compared, besides Date and the like (repeatable)")
 	fs.Var(&ignoreFields, "ignore-field", "field `path` never compared, e.g. body.meta.took (repeatable)")
+	lanePrio := fs.String("lane-priority", shadow.PriorityIdle, "CPU `priority` of the candidate and secondary: idle (SCHED_IDLE, nice 19 where refused: they only get CPU the service leaves, and what they cannot take is dropped) or normal")
 	secondary := fs.String("secondary", "", "`command` line of the secondary, split on spaces (default: the serving generation's)")
 	detach := fs.Bool("detach", false, "start the run and return; see it with graft report")
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
@@ -86,6 +87,10 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 	}
 	if *sample <= 0 || *sample > 1 {
 		fmt.Fprintln(env.Stderr, "graft shadow: --sample must be in (0, 1]")
+		return ErrUsage
+	}
+	if *lanePrio != shadow.PriorityIdle && *lanePrio != shadow.PriorityNormal {
+		fmt.Fprintln(env.Stderr, "graft shadow: --lane-priority must be idle or normal")
 		return ErrUsage
 	}
 	req := api.ShadowRequest{
@@ -103,7 +108,10 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 		req.Secondary = absCommand(strings.Fields(*secondary))
 	}
 	c := client.New(*admin)
-	if _, err := c.StartShadow(ctx, req); err != nil {
+	// lane_priority is not in api.ShadowRequest yet, so the request goes
+	// as the service's own StartRequest.
+	var started api.Report
+	if err := c.Do(ctx, "POST", "/v1/shadow", shadow.StartRequest{ShadowRequest: req, LanePriority: *lanePrio}, &started); err != nil {
 		return err
 	}
 	if *detach {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/shadow/differ"
@@ -51,11 +50,11 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 		}
 	}
 	h := Host{
-		StartLane: func(ctx context.Context, role string, cmd []string) (Lane, error) {
+		StartLane: func(ctx context.Context, role string, cmd []string, priority string) (Lane, error) {
 			if sup.Proxy() == nil {
 				return nil, ErrNoProxy
 			}
-			l, err := sup.StartLane(ctx, role, cmd)
+			l, err := sup.StartLaneWith(ctx, role, cmd, supervisor.LaneOptions{Priority: supervisor.LanePriority(priority)})
 			if err != nil {
 				return nil, err
 			}
@@ -95,7 +94,7 @@ func (s *Service) Mount(handle func(pattern string, h http.Handler)) {
 }
 
 func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
-	var req api.ShadowRequest
+	var req StartRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -106,7 +105,7 @@ func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
 		adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("start shadow: bad request body: %w", err))
 		return
 	}
-	rep, err := s.Start(req)
+	rep, err := s.StartWith(req)
 	switch {
 	case errors.Is(err, ErrBusy):
 		adminhttp.WriteError(w, http.StatusConflict, err)

@@ -34,9 +34,10 @@ type Lane interface {
 // that tests and benchmarks can run it with plain servers as lanes. Attach
 // fills it from a *supervisor.Supervisor.
 type Host struct {
-	// StartLane starts a process ("candidate" or "secondary") and returns
-	// once it is ready.
-	StartLane func(ctx context.Context, role string, cmd []string) (Lane, error)
+	// StartLane starts a process ("candidate" or "secondary") at the given
+	// CPU priority ("idle" or "normal", see StartRequest) and returns once
+	// it is ready.
+	StartLane func(ctx context.Context, role string, cmd []string, priority string) (Lane, error)
 	// Upgrade makes cmd the serving version (for promote); nil: promote
 	// reports that it cannot.
 	Upgrade func(ctx context.Context, cmd []string) (*api.UpgradeResult, error)
@@ -78,7 +79,7 @@ type Service struct {
 }
 
 type run struct {
-	req      api.ShadowRequest
+	req      StartRequest
 	state    string
 	ctrl     *Controller
 	err      string // the run could not start
@@ -141,10 +142,41 @@ func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request,
 	return r, a
 }
 
-// Start begins a run: it starts the candidate and the secondary, then
+// Lane priorities a run may ask for (StartRequest.LanePriority).
+const (
+	// PriorityIdle runs both lanes under SCHED_IDLE (nice 19 where that is
+	// refused): they get only the CPU the service leaves, and when they
+	// fall behind the queue drops. The default.
+	PriorityIdle = "idle"
+	// PriorityNormal runs the lanes like the service itself: mirroring
+	// then takes CPU from the primary on a busy machine.
+	PriorityNormal = "normal"
+)
+
+// StartRequest is the body of POST /v1/shadow: an api.ShadowRequest and
+// the lane priority, which api.ShadowRequest does not carry yet.
+type StartRequest struct {
+	api.ShadowRequest
+	// LanePriority is "idle" (default, "") or "normal".
+	LanePriority string `json:"lane_priority,omitempty"`
+}
+
+// Start begins a run with the default lane priority; see StartWith.
+func (s *Service) Start(req api.ShadowRequest) (*api.Report, error) {
+	return s.StartWith(StartRequest{ShadowRequest: req})
+}
+
+// StartWith begins a run: it starts the candidate and the secondary, then
 // mirrors until the run ends. It returns at once with the run's report
 // (state "starting").
-func (s *Service) Start(req api.ShadowRequest) (*api.Report, error) {
+func (s *Service) StartWith(req StartRequest) (*api.Report, error) {
+	switch req.LanePriority {
+	case "":
+		req.LanePriority = PriorityIdle
+	case PriorityIdle, PriorityNormal:
+	default:
+		return nil, fmt.Errorf("lane priority %q: want idle or normal", req.LanePriority)
+	}
 	if s.h.Available != nil {
 		if err := s.h.Available(); err != nil {
 			return nil, err
@@ -222,7 +254,7 @@ func (s *Service) run(ctx context.Context, r *run) {
 	s.mu.Lock()
 	r.ctrl, r.state = c, api.ShadowRunning
 	s.mu.Unlock()
-	s.event(fmt.Sprintf("shadow started: candidate %v on %s, secondary on %s", r.req.Command, cand.Addr(), sec.Addr()))
+	s.event(fmt.Sprintf("shadow started: candidate %v on %s, secondary on %s, %s priority", r.req.Command, cand.Addr(), sec.Addr(), r.req.LanePriority))
 
 	s.active.Store(c)
 	if s.h.SetObserve != nil {
@@ -283,7 +315,7 @@ func (s *Service) run(ctx context.Context, r *run) {
 	}
 }
 
-func (s *Service) startLanes(ctx context.Context, req api.ShadowRequest) (cand, sec Lane, err error) {
+func (s *Service) startLanes(ctx context.Context, req StartRequest) (cand, sec Lane, err error) {
 	secCmd := req.Secondary
 	if len(secCmd) == 0 {
 		if secCmd, err = s.h.ServingCmd(); err != nil {
@@ -292,8 +324,8 @@ func (s *Service) startLanes(ctx context.Context, req api.ShadowRequest) (cand, 
 	}
 	var wg sync.WaitGroup
 	var cerr, serr error
-	wg.Go(func() { cand, cerr = s.h.StartLane(ctx, "candidate", req.Command) })
-	wg.Go(func() { sec, serr = s.h.StartLane(ctx, "secondary", secCmd) })
+	wg.Go(func() { cand, cerr = s.h.StartLane(ctx, "candidate", req.Command, req.LanePriority) })
+	wg.Go(func() { sec, serr = s.h.StartLane(ctx, "secondary", secCmd, req.LanePriority) })
 	wg.Wait()
 	if cerr == nil && serr == nil {
 		return cand, sec, nil

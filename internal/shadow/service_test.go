@@ -52,6 +52,7 @@ type rig struct {
 	svc      *Service
 	admin    *httptest.Server
 	lanes    map[string]*fakeLane
+	prio     map[string]string // the priority each role's lane was started at
 	upgrades [][]string
 	mu       sync.Mutex
 }
@@ -72,13 +73,14 @@ func newRig(t *testing.T, primary, candidate, secondary http.Handler, opts Servi
 		p.Shutdown(ctx)
 	})
 	p.SetPrimary(proxy.NewBackend(1, addr(psrv)))
-	rg := &rig{proxyURL: "http://" + ln.Addr().String(), lanes: map[string]*fakeLane{}}
+	rg := &rig{proxyURL: "http://" + ln.Addr().String(), lanes: map[string]*fakeLane{}, prio: map[string]string{}}
 	handlers := map[string]http.Handler{"candidate": candidate, "secondary": secondary}
 	h := Host{
-		StartLane: func(ctx context.Context, role string, cmd []string) (Lane, error) {
+		StartLane: func(ctx context.Context, role string, cmd []string, priority string) (Lane, error) {
 			l := newFakeLane(handlers[role])
 			rg.mu.Lock()
 			rg.lanes[role] = l
+			rg.prio[role] = priority
 			rg.mu.Unlock()
 			t.Cleanup(l.exit)
 			return l, nil
@@ -312,7 +314,7 @@ func TestServiceSecondaryExits(t *testing.T) {
 
 func TestServiceLaneStartFails(t *testing.T) {
 	s := NewService(Host{
-		StartLane: func(ctx context.Context, role string, cmd []string) (Lane, error) {
+		StartLane: func(ctx context.Context, role string, cmd []string, _ string) (Lane, error) {
 			if role == "candidate" {
 				return nil, fmt.Errorf("exec %s: no such file", cmd[0])
 			}
@@ -341,7 +343,8 @@ func TestServiceAdminAPI(t *testing.T) {
 	if code, _ := rg.post(t, "/v1/shadow/stop", nil); code != http.StatusNotFound {
 		t.Errorf("stop with no run: %d, want 404", code)
 	}
-	for _, bad := range []any{api.ShadowRequest{}, map[string]any{"command": []string{"x"}, "bogus": 1}, api.ShadowRequest{Command: []string{"x"}, Routes: []string{"nope"}}} {
+	for _, bad := range []any{api.ShadowRequest{}, map[string]any{"command": []string{"x"}, "bogus": 1}, api.ShadowRequest{Command: []string{"x"}, Routes: []string{"nope"}},
+		map[string]any{"command": []string{"x"}, "lane_priority": "high"}} {
 		if code, body := rg.post(t, "/v1/shadow", bad); code != http.StatusBadRequest {
 			t.Errorf("POST /v1/shadow %v: %d %s, want 400", bad, code, body)
 		}
@@ -357,6 +360,11 @@ func TestServiceAdminAPI(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("stop: %d %s", code, body)
 	}
+	rg.mu.Lock()
+	if rg.prio["candidate"] != PriorityIdle || rg.prio["secondary"] != PriorityIdle {
+		t.Errorf("lanes started at %v, want idle by default", rg.prio)
+	}
+	rg.mu.Unlock()
 	var r api.Report
 	if err := json.Unmarshal(body, &r); err != nil || r.State != api.ShadowDone || r.Compared == 0 {
 		t.Errorf("stop answer %s (%v)", body, err)
@@ -390,8 +398,14 @@ func TestServiceAdminAPI(t *testing.T) {
 	if !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(page), "GET /users/{id}") {
 		t.Errorf("report.html: %s\n%.500s", resp.Header.Get("Content-Type"), page)
 	}
-	// A new run may start once the last is done.
-	if code, body := rg.post(t, "/v1/shadow", api.ShadowRequest{Command: []string{"./v3"}}); code != http.StatusAccepted {
-		t.Errorf("start after stop: %d %s", code, body)
+	// A new run may start once the last is done, here at normal priority.
+	if code, body := rg.post(t, "/v1/shadow", StartRequest{ShadowRequest: api.ShadowRequest{Command: []string{"./v3"}}, LanePriority: "normal"}); code != http.StatusAccepted {
+		t.Fatalf("start after stop: %d %s", code, body)
 	}
+	waitRunning(t, rg.svc)
+	rg.mu.Lock()
+	if rg.prio["candidate"] != PriorityNormal || rg.prio["secondary"] != PriorityNormal {
+		t.Errorf("lanes started at %v, want normal", rg.prio)
+	}
+	rg.mu.Unlock()
 }

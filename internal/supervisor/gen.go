@@ -116,6 +116,8 @@ type startOpts struct {
 	role  string
 	cmd   []string
 	state *os.File // read end of the state stream, or nil
+	// lowPriority: a lane at the lowest CPU priority (lane.go).
+	lowPriority bool
 }
 
 // start launches a generation; it does not wait for readiness.
@@ -228,7 +230,11 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	// calls Fd, which would put the shared listening sockets in blocking
 	// mode (see listen.go).
 	fds := append([]uintptr{devnull.Fd(), outW.Fd(), errW.Fd()}, files...)
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+	forkExec := syscall.ForkExec
+	if so.lowPriority {
+		forkExec = s.forkExecLowPriority // lane.go
+	}
+	pid, err := forkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: fds,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},

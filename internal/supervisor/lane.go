@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/graftdev/graft/api"
 )
@@ -16,17 +19,55 @@ type Lane struct {
 	g *generation
 }
 
+// LanePriority is the CPU priority a lane's process runs at.
+type LanePriority string
+
+const (
+	// PriorityIdle runs every thread of the lane under SCHED_IDLE (or at
+	// nice 19 where SCHED_IDLE is refused): the lane only gets the CPU the
+	// service and everything else leave over. The default.
+	PriorityIdle LanePriority = "idle"
+	// PriorityNormal runs the lane like a generation.
+	PriorityNormal LanePriority = "normal"
+)
+
+// ParseLanePriority parses "idle" or "normal"; "" is the default, idle.
+func ParseLanePriority(s string) (LanePriority, error) {
+	switch LanePriority(s) {
+	case "", PriorityIdle:
+		return PriorityIdle, nil
+	case PriorityNormal:
+		return PriorityNormal, nil
+	}
+	return "", fmt.Errorf("lane priority %q: want idle or normal", s)
+}
+
+// LaneOptions configures StartLaneWith; the zero value is StartLane's.
+type LaneOptions struct {
+	// Priority is the lane's CPU priority; "" means PriorityIdle.
+	Priority LanePriority
+}
+
 // StartLane starts cmd with its own private {port}/{addr}/PORT and waits
-// for it to be ready like a generation; its output is captured with role
-// as prefix. role: "candidate" or "secondary".
+// for it to be ready like a generation, at the lowest CPU priority; its
+// output is captured with role as prefix. role: "candidate" or "secondary".
 func (s *Supervisor) StartLane(ctx context.Context, role string, cmd []string) (*Lane, error) {
+	return s.StartLaneWith(ctx, role, cmd, LaneOptions{})
+}
+
+// StartLaneWith is StartLane with options.
+func (s *Supervisor) StartLaneWith(ctx context.Context, role string, cmd []string, opts LaneOptions) (*Lane, error) {
 	if !s.proxyMode {
 		return nil, errors.New("start lane: needs proxy mode")
 	}
 	if role == "" {
 		return nil, errors.New("start lane: empty role")
 	}
-	g, err := s.start(startOpts{role: role, cmd: cmd})
+	prio, err := ParseLanePriority(string(opts.Priority))
+	if err != nil {
+		return nil, fmt.Errorf("start lane %s: %w", role, err)
+	}
+	g, err := s.start(startOpts{role: role, cmd: cmd, lowPriority: prio == PriorityIdle})
 	if err != nil {
 		return nil, fmt.Errorf("start lane %s: %w", role, err)
 	}
@@ -42,6 +83,9 @@ func (l *Lane) Addr() string { return l.g.addr }
 
 // Gen is the lane's generation number (unique among all processes).
 func (l *Lane) Gen() int { return l.g.n }
+
+// Pid is the lane's process id.
+func (l *Lane) Pid() int { return l.g.proc.Pid }
 
 // Done is closed when the process has exited.
 func (l *Lane) Done() <-chan struct{} { return l.g.done }
@@ -61,4 +105,50 @@ func (l *Lane) State() api.GenState {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	return l.g.state
+}
+
+// schedIdle is Linux's SCHED_IDLE policy (sched.h).
+const schedIdle = 5
+
+// forkExecLowPriority is syscall.ForkExec for a lane: the child starts at
+// the lowest CPU priority, with every thread it ever has.
+//
+// Linux keeps the scheduling policy and the nice value per thread; clone
+// copies them from the thread that calls it, and execve keeps them. So
+// the forking thread lowers its own priority first: the child's first
+// thread starts with it, before the program runs a single instruction,
+// and every thread the program creates later inherits it. Setting the
+// policy on the pid after the start would miss the threads a runtime
+// creates at once (Go, the JVM). The forking goroutine stays locked to
+// its thread and returns without unlocking, so the runtime ends that
+// thread rather than run other goroutines at idle priority on it.
+func (s *Supervisor) forkExecLowPriority(path string, argv []string, attr *syscall.ProcAttr) (pid int, err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: see above
+		if how, perr := lowerThreadPriority(); perr != nil {
+			s.log.Warn("lane priority: left at normal", "err", perr)
+		} else if how != "SCHED_IDLE" {
+			s.log.Info("lane priority: SCHED_IDLE refused", "using", how)
+		}
+		pid, err = syscall.ForkExec(path, argv, attr)
+	}()
+	<-done
+	return pid, err
+}
+
+// lowerThreadPriority puts the calling thread under SCHED_IDLE, or at nice
+// 19 where that is refused, and says which.
+func lowerThreadPriority() (string, error) {
+	var param struct{ priority int32 } // struct sched_param
+	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, schedIdle, uintptr(unsafe.Pointer(&param)))
+	if e == 0 {
+		return "SCHED_IDLE", nil
+	}
+	// who = this thread's id: on Linux the nice value is per thread.
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19); err != nil {
+		return "", fmt.Errorf("sched_setscheduler SCHED_IDLE: %w; setpriority 19: %w", e, err)
+	}
+	return "nice 19", nil
 }
