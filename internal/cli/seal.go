@@ -10,7 +10,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
-	"github.com/graftdev/graft/internal/heal"
+	"github.com/graftdev/graft/internal/heal/rule"
 )
 
 const sealHelp = `
@@ -111,13 +111,13 @@ func sealAdd(ctx context.Context, env *Env, args []string) error {
 	if err := parse(env, fs, args); err != nil {
 		return err
 	}
-	rule := strings.Join(fs.Args(), " ")
-	if rule == "" {
+	text := strings.Join(fs.Args(), " ")
+	if text == "" {
 		fmt.Fprintln(env.Stderr, "graft seal add: want a RULE, e.g. 'POST /items/{} json.tags=null'")
 		return ErrUsage
 	}
 	// Check the syntax here, so a typo is reported without a supervisor.
-	if _, err := heal.ParseMatch(rule); err != nil {
+	if _, err := rule.Parse(text); err != nil {
 		return fmt.Errorf("seal add: %w", err)
 	}
 	if *ttl != "" {
@@ -125,7 +125,7 @@ func sealAdd(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("seal add: --ttl: %w", err)
 		}
 	}
-	res, err := client.New(*admin).SealAdd(ctx, api.SealAddRequest{Match: rule, Status: *status, Reason: *reason, TTL: *ttl})
+	res, err := client.New(*admin).SealAdd(ctx, api.SealAddRequest{Match: text, Status: *status, Reason: *reason, TTL: *ttl})
 	if err != nil {
 		return fmt.Errorf("seal add: %w", err)
 	}

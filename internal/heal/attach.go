@@ -11,6 +11,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/guard"
+	"github.com/graftdev/graft/internal/heal/rule"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,7 +95,7 @@ func (a *Attached) Hooks() proxy.Hooks {
 func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
 	// One allocation per request: the Input (tracked, and kept as benign
 	// evidence if it completes), its lazy profile and the guards' view.
-	e := &inspection{in: Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}}
+	e := &inspection{in: rule.Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}}
 	e.lazy.in = &e.in
 	e.gr = guard.Request{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
 	if ans := a.check(&e.in, &e.gr); ans != nil {
@@ -106,13 +107,13 @@ func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
 }
 
 type inspection struct {
-	in   Input
+	in   rule.Input
 	lazy profileLazy
 	gr   guard.Request
 }
 
 // check answers a request that a guard or a seal rule stops; nil lets it pass.
-func (a *Attached) check(in *Input, gr *guard.Request) *proxy.Answer {
+func (a *Attached) check(in *rule.Input, gr *guard.Request) *proxy.Answer {
 	if status, hdr, body, ok := a.Guards.Check(gr); !ok {
 		return &proxy.Answer{Status: status, Header: hdr, Body: body}
 	}
@@ -127,8 +128,8 @@ func (a *Attached) Observe(r *proxy.Request, resp *proxy.Response) {
 	a.Healer.endRequest(r, r.Gen != 0 && resp != nil && resp.Status < 500)
 }
 
-func toInput(r *proxy.Request) *Input {
-	return &Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
+func toInput(r *proxy.Request) *rule.Input {
+	return &rule.Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
 }
 
 func (a *Attached) onCrash(c supervisor.Crash) {

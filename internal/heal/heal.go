@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/heal/rule"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -67,7 +68,7 @@ type crashRecord struct {
 	gen      int
 	time     time.Time
 	site     string
-	suspects []*profile
+	suspects []*rule.Profile
 }
 
 // New loads the rule store and returns a Healer.
@@ -106,7 +107,7 @@ func New(opts Options) (*Healer, error) {
 	for _, e := range bad {
 		h.log.Warn("skipping stored seal rule", "err", e)
 	}
-	h.metrics = newMetrics(opts.Registerer, func() float64 { return float64(h.store.set.Load().n) })
+	h.metrics = newMetrics(opts.Registerer, func() float64 { return float64(h.store.set.Load().Len()) })
 	if n := len(h.store.rules); n > 0 {
 		h.log.Info("seal rules loaded", "rules", n, "path", opts.StorePath)
 	}
@@ -120,7 +121,7 @@ const maxGateWait = 2 * time.Second
 // Check returns the sealed answer's status, headers and body for in, and
 // true, when an installed rule matches it. It is the request path's hot
 // spot: it allocates nothing unless a rule with predicates is a candidate.
-func (h *Healer) Check(in *Input) (status int, hdr http.Header, body []byte, ok bool) {
+func (h *Healer) Check(in *rule.Input) (status int, hdr http.Header, body []byte, ok bool) {
 	if g := h.gate.Load(); g != nil {
 		// A crash is being analysed: no generation serves now anyway, and
 		// letting the request through before the rule exists would feed
@@ -132,15 +133,16 @@ func (h *Healer) Check(in *Input) (status int, hdr http.Header, body []byte, ok 
 		}
 		t.Stop()
 	}
-	m := h.store.set.Load()
-	if m.n == 0 {
+	set := h.store.set.Load()
+	if set.Len() == 0 {
 		return 0, nil, nil, false
 	}
 	now := h.now()
-	r := m.match(in, now)
-	if r == nil {
+	e, ok := set.Match(in, now)
+	if !ok {
 		return 0, nil, nil, false
 	}
+	r := e.Value
 	r.hits.Add(1)
 	r.lastHit.Store(now.UnixNano())
 	h.metrics.hits.Inc()
@@ -159,12 +161,12 @@ func (h *Healer) NeedsBody() bool { return h.store.set.Load().NeedsBody() }
 
 // Begin records a request let through to the service (not sealed): a
 // suspect if a generation crashes before End.
-func (h *Healer) Begin(in *Input) { h.flights.begin(&profileLazy{in: in}, h.now()) }
+func (h *Healer) Begin(in *rule.Input) { h.flights.begin(&profileLazy{in: in}, h.now()) }
 
 // End records that request id got its answer. When benign is set (it was
 // answered by the service without a 5xx), the request is kept as evidence
 // against rules that would match it.
-func (h *Healer) End(in *Input, benign bool) {
+func (h *Healer) End(in *rule.Input, benign bool) {
 	h.flights.end(in.ID)
 	if benign {
 		h.benign.add(in)
@@ -187,15 +189,15 @@ func (h *Healer) endRequest(r *proxy.Request, benign bool) {
 
 // Benign records a request that completed without crashing its generation,
 // as evidence against rules that would match it.
-func (h *Healer) Benign(in *Input) { h.benign.add(in) }
+func (h *Healer) Benign(in *rule.Input) { h.benign.add(in) }
 
 // CrashReport is what the supervisor knows about a generation's death.
 type CrashReport struct {
 	Gen      int
 	Time     time.Time
-	Err      string   // exit status or signal
-	Stderr   []byte   // tail of its stderr
-	InFlight []*Input // requests in flight to it when it died
+	Err      string        // exit status or signal
+	Stderr   []byte        // tail of its stderr
+	InFlight []*rule.Input // requests in flight to it when it died
 }
 
 // Crash attributes a crash to its in-flight requests and installs a rule
@@ -227,7 +229,7 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 			continue
 		}
 		seen[in.ID] = true
-		rec.suspects = append(rec.suspects, newProfile(in))
+		rec.suspects = append(rec.suspects, rule.NewProfile(in))
 	}
 	h.metrics.crashes.Inc()
 	h.metrics.suspects.Add(float64(len(rec.suspects)))
@@ -246,11 +248,11 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 		// Only a request really sent to this generation explains its
 		// crash: one the proxy lists, or one not blamed before (the
 		// tracker keeps requests that never got an answer for a while).
-		if !inProxy[s.in.ID] && h.flights.blamed(s.in.ID) {
+		if !inProxy[s.Input().ID] && h.flights.blamed(s.Input().ID) {
 			continue
 		}
-		if r := installed.match(s.in, c.Time); r != nil {
-			h.log.Info("crash explained by an installed rule (request admitted before it was installed)", "gen", c.Gen, "rule", r.ID)
+		if e, ok := installed.Match(s.Input(), c.Time); ok {
+			h.log.Info("crash explained by an installed rule (request admitted before it was installed)", "gen", c.Gen, "rule", e.Value.ID)
 			return nil
 		}
 	}
@@ -287,16 +289,16 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 
 // propose applies the confirmation policy to the crash history (latest
 // last) and returns the rule to install and why, or nil and why not.
-func (h *Healer) propose(history []crashRecord) (*Match, string) {
+func (h *Healer) propose(history []crashRecord) (*rule.Match, string) {
 	last := history[len(history)-1]
 	if len(last.suspects) == 0 {
 		return nil, "no request was in flight"
 	}
-	var single *Match
+	var single *rule.Match
 	var singleWhy string
 	if len(last.suspects) == 1 {
 		s := last.suspects[0]
-		m, err := derive([]*profile{s}, h.benignFor(s.head))
+		m, err := rule.Derive([]*rule.Profile{s}, h.benignFor(s.Head()))
 		if err != nil {
 			return nil, err.Error()
 		}
@@ -365,25 +367,25 @@ func (h *Healer) propose(history []crashRecord) (*Match, string) {
 // from requests disjoint from the rule's, not covered by it, and matching
 // suspects in as many of the crashes (all) as the rule does. Unless sameOK,
 // a group may not hold the same request twice.
-func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []crashRecord, sameOK bool) (*Match, []int, bool) {
+func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []crashRecord, sameOK bool) (*rule.Match, []int, bool) {
 	type candidate struct {
-		m     *Match
-		group []*profile
+		m     *rule.Match
+		group []*rule.Profile
 		gens  []int
 	}
 	var cands []candidate
-	benign := map[head][]*profile{}
+	benign := map[rule.Head][]*rule.Profile{}
 	for _, same := range partners {
 		for _, s := range last.suspects {
-			groups := [][]*profile{{s}}
+			groups := [][]*rule.Profile{{s}}
 			for _, old := range same {
-				var next [][]*profile
+				var next [][]*rule.Profile
 				for _, g := range groups {
 					for _, o := range old.suspects {
-						if o.head != s.head || (!sameOK && containsSame(g, o)) {
+						if o.Head() != s.Head() || (!sameOK && containsSame(g, o)) {
 							continue
 						}
-						next = append(next, append(append([]*profile(nil), g...), o))
+						next = append(next, append(append([]*rule.Profile(nil), g...), o))
 					}
 				}
 				groups = next
@@ -393,12 +395,12 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 				gens = append(gens, old.gen)
 			}
 			for _, g := range groups {
-				bs, ok := benign[s.head]
+				bs, ok := benign[s.Head()]
 				if !ok {
-					bs = h.benignFor(s.head)
-					benign[s.head] = bs
+					bs = h.benignFor(s.Head())
+					benign[s.Head()] = bs
 				}
-				m, err := derive(g, bs)
+				m, err := rule.Derive(g, bs)
 				if err != nil {
 					continue
 				}
@@ -409,19 +411,19 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 	if len(cands) == 0 {
 		return nil, nil, false
 	}
-	covers := func(m *Match, g []*profile) bool {
+	covers := func(m *rule.Match, g []*rule.Profile) bool {
 		for _, p := range g {
-			if !p.covers(m) {
+			if !p.Covers(m) {
 				return false
 			}
 		}
 		return true
 	}
-	support := func(m *Match) int {
+	support := func(m *rule.Match) int {
 		n := 0
 		for _, c := range all {
 			for _, p := range c.suspects {
-				if p.covers(m) {
+				if p.Covers(m) {
 					n++
 					break
 				}
@@ -439,15 +441,14 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 	// ordinary request of a busy route (the same shape and values succeed
 	// all the time, only the id differs) is an unlikely crasher, typically
 	// a bystander retried into the next generation.
-	sup := make(map[*Match]int, len(cands))
-	plausible := make(map[*Match]bool, len(cands))
+	sup := make(map[*rule.Match]int, len(cands))
+	plausible := make(map[*rule.Match]bool, len(cands))
 	for _, c := range cands {
 		sup[c.m] = support(c.m)
-		wide := *c.m
-		wide.Path = c.group[0].head.template
+		wide := c.m.WithPath(c.group[0].Head().Template)
 		plausible[c.m] = true
-		for _, b := range benign[c.group[0].head] {
-			if b.covers(&wide) {
+		for _, b := range benign[c.group[0].Head()] {
+			if b.Covers(wide) {
 				plausible[c.m] = false
 				break
 			}
@@ -460,36 +461,36 @@ func (h *Healer) bestGroup(last crashRecord, partners [][]crashRecord, all []cra
 		if d := b2i(plausible[y.m]) - b2i(plausible[x.m]); d != 0 {
 			return d
 		}
-		if d := b2i(sameShape(y.m)) - b2i(sameShape(x.m)); d != 0 {
+		if d := b2i(y.m.Typed()) - b2i(x.m.Typed()); d != 0 {
 			return d
 		}
 		return narrowness(y.m) - narrowness(x.m)
 	})
-	rule, group, gens := cands[0].m, cands[0].group, cands[0].gens
+	best, group, gens := cands[0].m, cands[0].group, cands[0].gens
 	for _, c := range cands[1:] {
-		if c.group[0].head != group[0].head || covers(rule, c.group) || shape(c.m) != shape(rule) {
+		if c.group[0].Head() != group[0].Head() || covers(best, c.group) || c.m.Shape() != best.Shape() {
 			continue
 		}
-		merged := append(append([]*profile(nil), group...), c.group...)
-		if m, err := derive(merged, benign[c.group[0].head]); err == nil {
-			rule, group = m, merged
+		merged := append(append([]*rule.Profile(nil), group...), c.group...)
+		if m, err := rule.Derive(merged, benign[c.group[0].Head()]); err == nil {
+			best, group = m, merged
 		}
 	}
-	ruleSupport := support(rule)
+	bestSupport := support(best)
 	ambiguous := false
 	for _, c := range cands[1:] {
-		if covers(rule, c.group) || covers(c.m, group) || overlaps(c.group, group) || sup[c.m] < ruleSupport ||
+		if covers(best, c.group) || covers(c.m, group) || overlaps(c.group, group) || sup[c.m] < bestSupport ||
 			(plausible[cands[0].m] && !plausible[c.m]) {
 			continue
 		}
 		ambiguous = true
-		h.log.Info("ambiguous crash attribution", "rule", rule.String(), "other", c.m.String(), "crashes", ruleSupport)
+		h.log.Info("ambiguous crash attribution", "rule", best.String(), "other", c.m.String(), "crashes", bestSupport)
 		break
 	}
-	return rule, gens, ambiguous
+	return best, gens, ambiguous
 }
 
-func overlaps(a, b []*profile) bool {
+func overlaps(a, b []*rule.Profile) bool {
 	for _, p := range a {
 		if slices.Contains(b, p) {
 			return true
@@ -501,52 +502,17 @@ func overlaps(a, b []*profile) bool {
 // containsSame reports whether g holds q or an identical request: the
 // proxy's retry (same id) or the client's (a new id, same method, target
 // and body). Two copies of one request are one piece of evidence, not two.
-func containsSame(g []*profile, q *profile) bool {
+func containsSame(g []*rule.Profile, q *rule.Profile) bool {
 	for _, p := range g {
-		if q.in.ID != 0 && p.in.ID == q.in.ID {
+		a, b := p.Input(), q.Input()
+		if b.ID != 0 && a.ID == b.ID {
 			return true
 		}
-		if p.in.Method == q.in.Method && p.in.Path == q.in.Path && p.in.RawQuery == q.in.RawQuery && string(p.in.Body) == string(q.in.Body) {
+		if a.Method == b.Method && a.Path == b.Path && a.RawQuery == b.RawQuery && string(a.Body) == string(b.Body) {
 			return true
 		}
 	}
 	return false
-}
-
-// shape is what a rule says about the structure of a request: the subjects
-// it looks at and their JSON types, without values, lengths or kinds.
-func shape(m *Match) string {
-	var parts []string
-	for _, p := range m.preds {
-		part := p.subject()
-		if p.op == opType || p.op == opAbsent {
-			part = p.String()
-		}
-		parts = append(parts, part)
-	}
-	slices.Sort(parts)
-	return strings.Join(slices.Compact(parts), " ")
-}
-
-// sameShape reports whether the requests a rule was derived from agree on
-// the JSON type of every JSON subject the rule names. A group mixing the
-// crasher with a bystander of another shape (a key null in one, an object
-// in the other) loses the type of the very key that differs, and can still
-// look narrower than the crasher's true group by sharing incidental
-// features (a name's length); such groups come last.
-func sameShape(m *Match) bool {
-	typed := map[string]bool{}
-	for _, p := range m.preds {
-		if p.op == opType {
-			typed[p.name] = true
-		}
-	}
-	for _, p := range m.preds {
-		if p.src == srcJSON && !typed[p.name] {
-			return false
-		}
-	}
-	return true
 }
 
 func b2i(b bool) int {
@@ -558,23 +524,23 @@ func b2i(b bool) int {
 
 // narrowness orders derived rules: more predicates is narrower, and a rule
 // on an exact path is narrower than one on its route template.
-func narrowness(m *Match) int {
-	n := 2 * len(m.preds)
+func narrowness(m *rule.Match) int {
+	n := 2 * m.Preds()
 	if !strings.Contains(m.Path, "{") {
 		n++
 	}
 	return n
 }
 
-func (h *Healer) benignFor(hd head) []*profile {
-	var out []*profile
+func (h *Healer) benignFor(hd rule.Head) []*rule.Profile {
+	var out []*rule.Profile
 	for _, l := range h.benign.snapshot(hd) {
 		// Only requests on the same route can be matched by a rule derived
 		// for it; skip the JSON walk for the others.
-		if l.in.Method != hd.method && !(hd.method == "GET" && l.in.Method == "HEAD") {
+		if l.in.Method != hd.Method && !(hd.Method == "GET" && l.in.Method == "HEAD") {
 			continue
 		}
-		if Template(l.in.Path) != hd.template {
+		if rule.Template(l.in.Path) != hd.Template {
 			continue
 		}
 		out = append(out, l.get())
@@ -584,7 +550,7 @@ func (h *Healer) benignFor(hd head) []*profile {
 
 // Add installs a rule by hand.
 func (h *Healer) Add(req api.SealAddRequest) (api.SealRule, bool, error) {
-	m, err := ParseMatch(req.Match)
+	m, err := rule.Parse(req.Match)
 	if err != nil {
 		return api.SealRule{}, false, err
 	}
@@ -606,7 +572,7 @@ func (h *Healer) Add(req api.SealAddRequest) (api.SealRule, bool, error) {
 	return h.install(m, "manual", req.Status, reason, ttl)
 }
 
-func (h *Healer) install(m *Match, source string, status int, reason string, ttl time.Duration) (api.SealRule, bool, error) {
+func (h *Healer) install(m *rule.Match, source string, status int, reason string, ttl time.Duration) (api.SealRule, bool, error) {
 	if status == 0 {
 		status = h.opts.Status
 	}

@@ -3,6 +3,7 @@ package heal
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,17 +11,28 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/heal/rule"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 const nilMapTrace = "panic: assignment to entry in nil map\n\ngoroutine 9 [running]:\nmain.tag.func1()\n\t/a/main.go:20 +0x1\n"
 const indexTrace = "panic: runtime error: index out of range [5] with length 2\n\ngoroutine 9 [running]:\nmain.pick()\n\t/a/main.go:30 +0x1\n"
 
-func attack(i int) *Input {
+// req builds a request the way the proxy hook sees it.
+func req(method, target string, hdr map[string]string, body string) *rule.Input {
+	path, query, _ := strings.Cut(target, "?")
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	return &rule.Input{Method: method, Path: path, RawQuery: query, Header: h, Body: []byte(body), BodyLen: int64(len(body))}
+}
+
+func attack(i int) *rule.Input {
 	return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":null}`)
 }
 
-func benignReq(i int) *Input {
+func benignReq(i int) *rule.Input {
 	if i%2 == 0 {
 		return req("GET", fmt.Sprintf("/items/%d", i), nil, "")
 	}
@@ -31,20 +43,20 @@ func TestCrashPolicy(t *testing.T) {
 	tests := []struct {
 		name    string
 		crashes []CrashReport
-		want    []int  // rules installed after each crash
-		probe   *Input // must be sealed at the end
+		want    []int       // rules installed after each crash
+		probe   *rule.Input // must be sealed at the end
 	}{
 		{
 			name:    "single request in flight seals at once",
-			crashes: []CrashReport{{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(1)}}},
+			crashes: []CrashReport{{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{attack(1)}}},
 			want:    []int{1},
 			probe:   attack(1),
 		},
 		{
 			name: "two single crashes generalize",
 			crashes: []CrashReport{
-				{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(1)}},
-				{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(3)}},
+				{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{attack(1)}},
+				{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{attack(3)}},
 			},
 			want:  []int{1, 2},
 			probe: attack(12345),
@@ -52,8 +64,8 @@ func TestCrashPolicy(t *testing.T) {
 		{
 			name: "several in flight waits for a second crash",
 			crashes: []CrashReport{
-				{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{benignReq(2), attack(1), benignReq(3)}},
-				{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*Input{benignReq(5), benignReq(4), attack(7)}},
+				{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{benignReq(2), attack(1), benignReq(3)}},
+				{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{benignReq(5), benignReq(4), attack(7)}},
 			},
 			want:  []int{0, 1},
 			probe: attack(12345),
@@ -61,8 +73,8 @@ func TestCrashPolicy(t *testing.T) {
 		{
 			name: "different crash sites do not confirm each other",
 			crashes: []CrashReport{
-				{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{benignReq(2), attack(1)}},
-				{Gen: 2, Stderr: []byte(indexTrace), InFlight: []*Input{benignReq(4), attack(7)}},
+				{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{benignReq(2), attack(1)}},
+				{Gen: 2, Stderr: []byte(indexTrace), InFlight: []*rule.Input{benignReq(4), attack(7)}},
 			},
 			want: []int{0, 0},
 		},
@@ -122,7 +134,7 @@ func TestCrashPolicy(t *testing.T) {
 func TestCrashPolicyRefusesRuleMatchingBenign(t *testing.T) {
 	h, _ := New(Options{})
 	h.Benign(attack(1))
-	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(1)}})
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{attack(1)}})
 	if n := len(h.List()); n != 0 {
 		t.Fatalf("installed %d rules matching a benign request", n)
 	}
@@ -228,16 +240,16 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // third crash instead of guessing, then seals the attack only. A crash
 // caused by a request admitted before its rule existed derives nothing.
 func TestCrashPolicyAmbiguous(t *testing.T) {
-	lookalike := func(i int) *Input {
+	lookalike := func(i int) *rule.Input {
 		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":{},"labels":["x"]}`)
 	}
 	h, _ := New(Options{})
-	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(2), attack(1)}})
-	h.Crash(CrashReport{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(4), attack(3)}})
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{lookalike(2), attack(1)}})
+	h.Crash(CrashReport{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{lookalike(4), attack(3)}})
 	if n := len(h.List()); n != 0 {
 		t.Fatalf("guessed %d rules from ambiguous crashes: %+v", n, h.List())
 	}
-	h.Crash(CrashReport{Gen: 3, Stderr: []byte(nilMapTrace), InFlight: []*Input{benignReq(6), attack(5)}})
+	h.Crash(CrashReport{Gen: 3, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{benignReq(6), attack(5)}})
 	rules := h.List()
 	if len(rules) != 1 || !strings.Contains(rules[0].Match, "json.tags=null") {
 		t.Fatalf("after a third crash: %+v", rules)
@@ -246,7 +258,7 @@ func TestCrashPolicyAmbiguous(t *testing.T) {
 		t.Fatal("benign lookalike sealed")
 	}
 	// Admitted before the rule: explained, no new rule.
-	h.Crash(CrashReport{Gen: 4, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(10), attack(9)}})
+	h.Crash(CrashReport{Gen: 4, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{lookalike(10), attack(9)}})
 	if n := len(h.List()); n != 1 {
 		t.Fatalf("explained crash added rules: %+v", h.List())
 	}
@@ -256,10 +268,10 @@ func TestCrashPolicyAmbiguous(t *testing.T) {
 // short) must not win over the crasher's true partner from the other crash
 // (a long name): the pair that disagrees on a JSON type is a mixed group.
 func TestCrashPolicyPrefersSameShape(t *testing.T) {
-	lookalike := func(i int) *Input {
+	lookalike := func(i int) *rule.Input {
 		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":{},"labels":["x"]}`)
 	}
-	attack := func(i int) *Input {
+	attack := func(i int) *rule.Input {
 		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, `{"name":"n`+fmt.Sprint(i)+`","tags":null,"labels":["x"]}`)
 	}
 	h, _ := New(Options{})
@@ -267,13 +279,13 @@ func TestCrashPolicyPrefersSameShape(t *testing.T) {
 		h.Benign(lookalike(10_000_000 + i)) // only long names seen
 		h.Benign(benignReq(i))
 	}
-	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(1), benignReq(2)}})
-	h.Crash(CrashReport{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*Input{lookalike(3), attack(1234567)}})
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{attack(1), benignReq(2)}})
+	h.Crash(CrashReport{Gen: 2, Stderr: []byte(nilMapTrace), InFlight: []*rule.Input{lookalike(3), attack(1234567)}})
 	rules := h.List()
 	if len(rules) != 1 || !strings.Contains(rules[0].Match, "json.tags=null") {
 		t.Fatalf("rules: %+v", rules)
 	}
-	for _, in := range []*Input{lookalike(4), lookalike(12345678)} {
+	for _, in := range []*rule.Input{lookalike(4), lookalike(12345678)} {
 		if _, _, _, sealed := h.Check(in); sealed {
 			t.Fatalf("bystander %s sealed by %q", in.Body, rules[0].Match)
 		}
@@ -288,7 +300,7 @@ func TestCrashPolicyPrefersSameShape(t *testing.T) {
 // both crashes. The bystander is an ordinary request of a busy route (only
 // its id is new), so the crasher is sealed at the second crash, not later.
 func TestCrashPolicyRetriedBystander(t *testing.T) {
-	get := func(id uint64, path string) *Input {
+	get := func(id uint64, path string) *rule.Input {
 		in := req("GET", path, nil, "")
 		in.ID = id
 		return in
@@ -297,8 +309,8 @@ func TestCrashPolicyRetriedBystander(t *testing.T) {
 	for i := range 300 {
 		h.Benign(req("GET", fmt.Sprintf("/items/%d?page=%d", i, i%3), nil, ""))
 	}
-	h.Crash(CrashReport{Gen: 1, Stderr: []byte(indexTrace), InFlight: []*Input{get(1, "/items/0?page=7"), get(2, "/items/5?page=1")}})
-	h.Crash(CrashReport{Gen: 2, Stderr: []byte(indexTrace), InFlight: []*Input{get(3, "/items/5?page=1"), get(4, "/items/0?page=7")}})
+	h.Crash(CrashReport{Gen: 1, Stderr: []byte(indexTrace), InFlight: []*rule.Input{get(1, "/items/0?page=7"), get(2, "/items/5?page=1")}})
+	h.Crash(CrashReport{Gen: 2, Stderr: []byte(indexTrace), InFlight: []*rule.Input{get(3, "/items/5?page=1"), get(4, "/items/0?page=7")}})
 	rules := h.List()
 	if len(rules) != 1 || !strings.Contains(rules[0].Match, "query.page=7") {
 		t.Fatalf("rules: %+v", rules)

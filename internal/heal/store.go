@@ -6,26 +6,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/heal/rule"
 )
 
-// rule is an installed seal rule: its wire form, its compiled condition and
+// sealRule is an installed seal rule: its wire form, its compiled condition and
 // the answer it gives, built once.
-type rule struct {
+type sealRule struct {
 	api.SealRule
-	match   *Match
+	match   *rule.Match
 	answer  []byte
 	expires int64 // unix nanoseconds, 0 never
 	hits    atomic.Uint64
 	lastHit atomic.Int64
 }
 
-func compile(r api.SealRule) (*rule, error) {
-	m, err := ParseMatch(r.Match)
+func compile(r api.SealRule) (*sealRule, error) {
+	m, err := rule.Parse(r.Match)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +46,7 @@ func compile(r api.SealRule) (*rule, error) {
 		return nil, fmt.Errorf("rule %s: status %d is not a 4xx or 5xx", r.ID, r.Status)
 	}
 	body, _ := json.Marshal(api.SealAnswer{Version: api.Version, Error: "request sealed by graft rule " + r.ID, Rule: r.ID})
-	c := &rule{SealRule: r, match: m, answer: append(body, '\n')}
+	c := &sealRule{SealRule: r, match: m, answer: append(body, '\n')}
 	if !r.Expires.IsZero() {
 		c.expires = r.Expires.UnixNano()
 	}
@@ -55,7 +58,7 @@ func compile(r api.SealRule) (*rule, error) {
 }
 
 // wire returns the rule's current wire form, hits included.
-func (r *rule) wire() api.SealRule {
+func (r *sealRule) wire() api.SealRule {
 	w := r.SealRule
 	w.Hits = r.hits.Load()
 	if n := r.lastHit.Load(); n != 0 {
@@ -71,16 +74,16 @@ type store struct {
 	path string // "" keeps rules in memory only
 
 	mu    sync.Mutex // serializes changes and writes
-	rules map[string]*rule
-	set   atomic.Pointer[matcher] // what Inspect reads, rebuilt on change
+	rules map[string]*sealRule
+	set   atomic.Pointer[rule.Set[*sealRule]] // what Inspect reads, rebuilt on change
 
 	// writeFile is the OS seam for tests.
 	writeFile func(path string, data []byte) error
 }
 
 func newStore(path string) *store {
-	s := &store{path: path, rules: map[string]*rule{}, writeFile: writeAtomic}
-	s.set.Store(newMatcher(nil))
+	s := &store{path: path, rules: map[string]*sealRule{}, writeFile: writeAtomic}
+	s.set.Store(rule.NewSet[*sealRule](nil))
 	return s
 }
 
@@ -119,11 +122,22 @@ func (s *store) load() (bad []error, err error) {
 }
 
 func (s *store) rebuildLocked() {
-	rs := make([]*rule, 0, len(s.rules))
+	rs := make([]*sealRule, 0, len(s.rules))
 	for _, r := range s.rules {
 		rs = append(rs, r)
 	}
-	s.set.Store(newMatcher(rs))
+	// Deterministic order: oldest first, then by id.
+	slices.SortFunc(rs, func(a, b *sealRule) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	es := make([]*rule.Entry[*sealRule], len(rs))
+	for i, r := range rs {
+		es[i] = &rule.Entry[*sealRule]{Match: r.match, Expires: r.expires, Value: r}
+	}
+	s.set.Store(rule.NewSet(es))
 }
 
 func (s *store) saveLocked() error {
@@ -158,7 +172,7 @@ func (s *store) list() []api.SealRule {
 
 // add installs r unless a rule with its id exists; it returns the installed
 // (or existing) rule and whether it existed.
-func (s *store) add(r *rule) (*rule, bool, error) {
+func (s *store) add(r *sealRule) (*sealRule, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.rules[r.ID]; old != nil {
@@ -175,7 +189,7 @@ func (s *store) add(r *rule) (*rule, bool, error) {
 }
 
 // remove deletes rule id; it reports whether it existed.
-func (s *store) remove(id string) (*rule, error) {
+func (s *store) remove(id string) (*sealRule, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rules[id]
@@ -188,10 +202,10 @@ func (s *store) remove(id string) (*rule, error) {
 }
 
 // expire removes the rules expired at now and returns them.
-func (s *store) expire(now time.Time) ([]*rule, error) {
+func (s *store) expire(now time.Time) ([]*sealRule, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var gone []*rule
+	var gone []*sealRule
 	for id, r := range s.rules {
 		if r.expires != 0 && r.expires <= now.UnixNano() {
 			gone = append(gone, r)
@@ -210,6 +224,15 @@ func (s *store) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.saveLocked()
+}
+
+func sortRules(rs []api.SealRule) {
+	slices.SortFunc(rs, func(a, b api.SealRule) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // writeAtomic writes data to a temporary file beside path, syncs it and

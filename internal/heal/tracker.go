@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/graftdev/graft/internal/heal/rule"
 )
 
 // tracker keeps the requests that have been let through and not yet seen
@@ -71,11 +73,11 @@ func (t *tracker) evictLocked(now time.Time) {
 // for an earlier crash failed for good there (it is never retried), so it
 // is dropped rather than blamed again; an idempotent one may have been
 // retried once into the next generation, so it is blamed at most twice.
-func (t *tracker) suspects(now time.Time) []*Input {
+func (t *tracker) suspects(now time.Time) []*rule.Input {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.evictLocked(now)
-	var out []*Input
+	var out []*rule.Input
 	for id, e := range t.m {
 		if e.start.After(now) {
 			continue

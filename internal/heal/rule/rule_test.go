@@ -1,4 +1,4 @@
-package heal
+package rule
 
 import (
 	"errors"
@@ -39,10 +39,10 @@ func TestParseMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			m, err := ParseMatch(tt.in)
+			m, err := Parse(tt.in)
 			if tt.err {
 				if !errors.Is(err, ErrSyntax) {
-					t.Fatalf("ParseMatch(%q) = %v, %v; want a syntax error", tt.in, m, err)
+					t.Fatalf("Parse(%q) = %v, %v; want a syntax error", tt.in, m, err)
 				}
 				return
 			}
@@ -56,7 +56,7 @@ func TestParseMatch(t *testing.T) {
 			if m.String() != want {
 				t.Fatalf("String() = %q, want %q", m.String(), want)
 			}
-			again, err := ParseMatch(m.String())
+			again, err := Parse(m.String())
 			if err != nil || again.String() != m.String() || again.ID() != m.ID() {
 				t.Fatalf("round trip: %v, %v", again, err)
 			}
@@ -95,15 +95,15 @@ func TestMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s %s", tt.rule, tt.in.Method, tt.in.Path), func(t *testing.T) {
-			m, err := ParseMatch(tt.rule)
+			m, err := Parse(tt.rule)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got := m.Matches(tt.in); got != tt.want {
 				t.Fatalf("Matches = %v, want %v", got, tt.want)
 			}
-			r := &rule{match: m}
-			if got := newMatcher([]*rule{r}).match(tt.in, time.Now()) != nil; got != tt.want {
+			set := NewSet([]*Entry[int]{{Match: m}})
+			if _, got := set.Match(tt.in, time.Now()); got != tt.want {
 				t.Fatalf("matcher = %v, want %v", got, tt.want)
 			}
 		})
@@ -115,11 +115,11 @@ func FuzzParseMatch(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		m, err := ParseMatch(s)
+		m, err := Parse(s)
 		if err != nil {
 			return
 		}
-		again, err := ParseMatch(m.String())
+		again, err := Parse(m.String())
 		if err != nil {
 			t.Fatalf("canonical text %q of %q does not parse: %v", m.String(), s, err)
 		}

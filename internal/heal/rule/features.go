@@ -1,4 +1,4 @@
-package heal
+package rule
 
 import (
 	"bytes"
@@ -139,9 +139,9 @@ func Template(path string) string {
 	return literalPath(path, true)
 }
 
-// appendTemplate appends Template(path) to dst, for lookups that should
+// AppendTemplate appends Template(path) to dst, for lookups that should
 // not allocate.
-func appendTemplate(dst []byte, path string) []byte {
+func AppendTemplate(dst []byte, path string) []byte {
 	if !strings.ContainsAny(path, "0123456789*{}") {
 		return append(dst, path...)
 	}

@@ -1,4 +1,9 @@
-package heal
+// Package rule is the language of seal rules: the features of an HTTP
+// request, rule text (parsing, canonical form, evaluation), a Set that finds
+// the first of many rules matching a request, and the derivation of the
+// narrowest rule that matches crashing requests and spares benign ones. It
+// is pure: no processes, no proxy, no clock of its own.
+package rule
 
 import (
 	"crypto/sha256"
@@ -129,8 +134,8 @@ var ErrSyntax = errors.New("rule syntax")
 var kinds = []string{"empty", "digits", "alpha", "hex", "number", "word", "text", "control", "binary"}
 var jsonTypes = []string{"object", "array", "string", "number", "bool", "null"}
 
-// ParseMatch parses rule text.
-func ParseMatch(s string) (*Match, error) {
+// Parse parses rule text.
+func Parse(s string) (*Match, error) {
 	toks, err := tokenize(s)
 	if err != nil {
 		return nil, fmt.Errorf("parse rule %q: %w", s, err)
@@ -413,7 +418,7 @@ func (m *Match) normalize() {
 	m.preds = slices.DeleteFunc(m.preds, func(p pred) bool { return p.op == opPresent && implied[p.subject()] })
 }
 
-// String is the canonical text of m; ParseMatch(m.String()) equals m.
+// String is the canonical text of m; Parse(m.String()) equals m.
 func (m *Match) String() string {
 	var b strings.Builder
 	b.WriteString(m.Method)

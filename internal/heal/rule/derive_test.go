@@ -1,8 +1,7 @@
-package heal
+package rule
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -42,7 +41,7 @@ func TestDerive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := Derive(tt.crashing, tt.benign)
+			m, err := Derive(profiles(tt.crashing), profiles(tt.benign))
 			if tt.wantErr {
 				if !errors.Is(err, ErrNoRule) {
 					t.Fatalf("Derive = %v, %v; want ErrNoRule", m, err)
@@ -77,27 +76,10 @@ func TestDerive(t *testing.T) {
 	}
 }
 
-func TestSampleBounded(t *testing.T) {
-	s := newSample(8, 2, 3)
-	for i := range 20 {
-		s.add(req("GET", fmt.Sprintf("/r%d/%d", i%2, i), nil, ""))
+func profiles(ins []*Input) []*Profile {
+	ps := make([]*Profile, len(ins))
+	for i, in := range ins {
+		ps[i] = NewProfile(in)
 	}
-	s.add(req("GET", "/r2/1", nil, "")) // a third route evicts the oldest, /r0
-	if s.perHead[head{"GET", "/r0/{}"}] != nil || s.perHead[head{"GET", "/r2/{}"}] == nil {
-		t.Fatalf("eviction kept %v", s.order)
-	}
-	if n := s.len(); n != 8 {
-		t.Fatalf("global ring holds %d, want 8", n)
-	}
-	if n := len(s.perHead); n != 2 {
-		t.Fatalf("%d routes kept, want 2", n)
-	}
-	if r := s.perHead[head{"GET", "/r1/{}"}]; len(r.items) != 3 {
-		t.Fatalf("busy route holds %d, want 3", len(r.items))
-	}
-	for h, r := range s.perHead {
-		if len(r.items) > 3 {
-			t.Fatalf("route %v holds %d, want 3", h, len(r.items))
-		}
-	}
+	return ps
 }

@@ -1,4 +1,4 @@
-package heal
+package rule
 
 import (
 	"net/http"
@@ -101,7 +101,7 @@ func TestFeatures(t *testing.T) {
 	}
 	// Every feature holds for its request and parses back to itself.
 	for _, f := range got {
-		m, err := ParseMatch("POST /items/7 " + f)
+		m, err := Parse("POST /items/7 " + f)
 		if err != nil {
 			t.Fatalf("feature %q does not parse: %v", f, err)
 		}
@@ -135,22 +135,22 @@ func FuzzFeatures(f *testing.F) {
 		}
 		in := &Input{Method: method, Path: path, RawQuery: query, Header: http.Header{"Content-Type": {ctype}}, Body: []byte(body), BodyLen: int64(len(body))}
 		feats := Features(in)
-		m, err := Derive([]*Input{in}, nil)
+		m, err := Derive([]*Profile{NewProfile(in)}, nil)
 		if err != nil {
 			t.Fatalf("Derive(one request): %v", err)
 		}
 		if !m.Matches(in) {
 			t.Fatalf("derived rule %q does not match its own request", m)
 		}
-		back, err := ParseMatch(m.String())
+		back, err := Parse(m.String())
 		if err != nil {
 			t.Fatalf("derived rule %q does not parse: %v", m, err)
 		}
 		if back.String() != m.String() || !back.Matches(in) {
 			t.Fatalf("round trip %q -> %q", m, back)
 		}
-		mt := newMatcher([]*rule{{match: back}})
-		if mt.match(in, zeroTime) == nil {
+		set := NewSet([]*Entry[int]{{Match: back}})
+		if _, ok := set.Match(in, zeroTime); !ok {
 			t.Fatalf("matcher misses rule %q for its own request (%d features)", m, len(feats))
 		}
 	})

@@ -1,8 +1,8 @@
-package heal
+package rule
 
 import "testing"
 
-// appendTemplate is the allocation-free form of Template the benign sample
+// AppendTemplate is the allocation-free form of Template the benign sample
 // looks routes up with; the two must agree or the sample splits a route.
 func TestAppendTemplateAgreesWithTemplate(t *testing.T) {
 	for _, path := range []string{
@@ -11,8 +11,8 @@ func TestAppendTemplateAgreesWithTemplate(t *testing.T) {
 		"/v1/users/abc123def456ghi789/x", "/p/3.14", "/files/report.pdf", "/x/%41",
 	} {
 		t.Run(path, func(t *testing.T) {
-			if got, want := string(appendTemplate([]byte("junk"), path)[4:]), Template(path); got != want {
-				t.Errorf("appendTemplate(%q) = %q, Template = %q", path, got, want)
+			if got, want := string(AppendTemplate([]byte("junk"), path)[4:]), Template(path); got != want {
+				t.Errorf("AppendTemplate(%q) = %q, Template = %q", path, got, want)
 			}
 		})
 	}
@@ -23,8 +23,8 @@ func FuzzAppendTemplate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		if got, want := string(appendTemplate(nil, path)), Template(path); got != want {
-			t.Errorf("appendTemplate(%q) = %q, Template = %q", path, got, want)
+		if got, want := string(AppendTemplate(nil, path)), Template(path); got != want {
+			t.Errorf("AppendTemplate(%q) = %q, Template = %q", path, got, want)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package heal
+package rule
 
 import (
 	"fmt"
@@ -9,21 +9,21 @@ import (
 
 // benchRules makes n rules like derived ones: spread over routes, or all on
 // the same route (the worst case for the trie).
-func benchRules(b *testing.B, n int, sameRoute bool) *matcher {
-	rs := make([]*rule, 0, n)
+func benchRules(b *testing.B, n int, sameRoute bool) *Set[int] {
+	rs := make([]*Entry[int], 0, n)
 	for i := range n {
 		path := fmt.Sprintf("/svc%d/items/{}", i)
 		if sameRoute {
 			path = "/svc/items/{}"
 		}
 		text := fmt.Sprintf("POST %s header.Content-Type=application/json json.tags=null json.name=attacker%d len(body)=16..63", path, i)
-		m, err := ParseMatch(text)
+		m, err := Parse(text)
 		if err != nil {
 			b.Fatal(err)
 		}
-		rs = append(rs, &rule{match: m})
+		rs = append(rs, &Entry[int]{Match: m, Value: i})
 	}
-	return newMatcher(rs)
+	return NewSet(rs)
 }
 
 // BenchmarkMatch is the per-request cost of matching against 1,000 rules,
@@ -50,49 +50,10 @@ func BenchmarkMatch(b *testing.B) {
 			now := time.Now()
 			b.ReportAllocs()
 			for b.Loop() {
-				if m.match(c.in, now) != nil {
+				if _, ok := m.Match(c.in, now); ok {
 					b.Fatal("benign request matched")
 				}
 			}
 		})
-	}
-}
-
-// BenchmarkCrashAnalysis is the healer's own share of the time to seal: the
-// analysis of a second crash with 10 requests in flight at each crash and
-// 1,024 benign requests sampled (the proxy and restart add theirs).
-func BenchmarkCrashAnalysis(b *testing.B) {
-	lookalike := func(i int) *Input {
-		return req("POST", fmt.Sprintf("/items/%d", i), map[string]string{"Content-Type": "application/json"}, fmt.Sprintf(`{"name":"n%d","tags":{},"labels":["x"]}`, i))
-	}
-	crash := func(gen, base int) CrashReport {
-		c := CrashReport{Gen: gen, Stderr: []byte(nilMapTrace), InFlight: []*Input{attack(base)}}
-		for i := range 9 {
-			if i%3 == 0 {
-				c.InFlight = append(c.InFlight, lookalike(base+i+1))
-			} else {
-				c.InFlight = append(c.InFlight, benignReq(base+i+1))
-			}
-		}
-		return c
-	}
-	for b.Loop() {
-		b.StopTimer()
-		h, _ := New(Options{})
-		for i := range 1024 {
-			if i%3 == 0 {
-				h.Benign(lookalike(i + 10_000))
-			} else {
-				h.Benign(benignReq(i + 10_000))
-			}
-		}
-		h.Crash(crash(1, 100))
-		b.StartTimer()
-		h.Crash(crash(2, 200))
-		b.StopTimer()
-		if len(h.List()) != 1 {
-			b.Fatalf("rules: %+v", h.List())
-		}
-		b.StartTimer()
 	}
 }
