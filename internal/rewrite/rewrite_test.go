@@ -10,7 +10,9 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,46 +21,89 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// testImporter imports the standard library from export data and rt from
-// its source in ../../rt, so rewritten files can be type-checked exactly as
-// the compiler would check them.
+// testImporter imports from gc export data: rt (built from ../../rt, so
+// rewritten files are type-checked against the rt the compiler would see)
+// and the standard library packages the test inputs use. One `go list
+// -export` in the first process finds the files; fuzz workers inherit the
+// list through exportsEnv and start no process of their own (the source
+// importer they used before ran `go tool cgo` for package net inside every
+// worker, which is what stalled -fuzz after the seeds).
 type testImporter struct {
-	mu  sync.Mutex
-	std types.Importer
-	rt  *types.Package
-	err error
+	mu    sync.Mutex // the gc importer is not safe for concurrent use
+	once  sync.Once
+	err   error
+	made  string            // the list file this process wrote
+	files map[string]string // import path → export data file
+	gc    types.Importer
 }
 
-// The source importer type-checks the standard library in process: the
-// default one runs `go list -export`, which stalls inside fuzz workers.
-var imp = &testImporter{std: importer.ForCompiler(token.NewFileSet(), "source", nil)}
+// exportsEnv names the file listing "path export-file" lines, set by the
+// process that ran go list so that fuzz workers (started with its
+// environment) reuse it.
+const exportsEnv = "GRAFT_REWRITE_TEST_EXPORTS"
+
+// testPackages are what test inputs may import; mutated inputs importing
+// anything else fail to type-check and are out of scope.
+var testPackages = []string{"errors", "fmt", "strings", "strconv", "sort", "sync", "sync/atomic", "unsafe", "io", "os", "bytes", "math", "time", "context", "../../rt"}
+
+var imp = &testImporter{}
+
+// load finds the export data files once per process.
+func (ti *testImporter) load() error {
+	ti.once.Do(func() {
+		var list []byte
+		if name := os.Getenv(exportsEnv); name != "" {
+			list, ti.err = os.ReadFile(name)
+		} else {
+			args := append([]string{"list", "-export", "-deps", "-f", "{{if .Export}}{{.ImportPath}} {{.Export}}{{end}}"}, testPackages...)
+			cmd := exec.Command("go", args...)
+			cmd.Stderr = os.Stderr
+			if list, ti.err = cmd.Output(); ti.err == nil {
+				var f *os.File
+				if f, ti.err = os.CreateTemp("", "graft-rewrite-exports-*"); ti.err == nil {
+					_, ti.err = f.Write(list)
+					f.Close()
+					os.Setenv(exportsEnv, f.Name())
+					ti.made = f.Name()
+				}
+			}
+		}
+		if ti.err != nil {
+			ti.err = fmt.Errorf("find export data: %w", ti.err)
+			return
+		}
+		ti.files = map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+			if path, file, ok := strings.Cut(line, " "); ok {
+				ti.files[path] = file
+			}
+		}
+		ti.gc = importer.ForCompiler(token.NewFileSet(), "gc", func(path string) (io.ReadCloser, error) {
+			file, ok := ti.files[path]
+			if !ok {
+				return nil, fmt.Errorf("import %s: not among the test's packages", path)
+			}
+			return os.Open(file)
+		})
+	})
+	return ti.err
+}
 
 func (ti *testImporter) Import(path string) (*types.Package, error) {
+	if err := ti.load(); err != nil {
+		return nil, err
+	}
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
-	if path != RTImport {
-		return ti.std.Import(path)
+	return ti.gc.Import(path)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if imp.made != "" {
+		os.Remove(imp.made)
 	}
-	if ti.rt != nil || ti.err != nil {
-		return ti.rt, ti.err
-	}
-	fset := token.NewFileSet()
-	names, _ := filepath.Glob("../../rt/*.go")
-	var files []*ast.File
-	for _, n := range names {
-		if strings.HasSuffix(n, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, n, nil, 0)
-		if err != nil {
-			ti.err = err
-			return nil, err
-		}
-		files = append(files, f)
-	}
-	conf := types.Config{Importer: ti.std}
-	ti.rt, ti.err = conf.Check(RTImport, fset, files, nil)
-	return ti.rt, ti.err
+	os.Exit(code)
 }
 
 // check type-checks files as package path; it returns the Input for
@@ -228,6 +273,22 @@ func FuzzRewrite(f *testing.F) {
 	}
 	f.Add("package p\nfunc f(x interface{}) (int, error) { for { return x.(int) / 2, nil } }\n")
 	f.Add("package p\ntype T struct{}\nfunc (T) m(int, ...string) (a, b int) { if true { return } ; return 1, 2 }\n")
+	// Find the export data here, before the workers start, so that they
+	// inherit the list (exportsEnv) instead of running go themselves.
+	if err := imp.load(); err != nil {
+		f.Fatal(err)
+	}
+	// Every new interesting input is minimized before fuzzing goes on, for
+	// up to -fuzzminimizetime (60 s by default) with no progress shown: at
+	// a few thousand executions a second that is what looked like a stall
+	// after the first executions. Unless the flag is given, spend 2 s.
+	minimize := false
+	flag.Visit(func(fl *flag.Flag) { minimize = minimize || fl.Name == "test.fuzzminimizetime" })
+	if !minimize {
+		if err := flag.Set("test.fuzzminimizetime", "2s"); err != nil {
+			f.Fatal(err)
+		}
+	}
 	f.Fuzz(func(t *testing.T, src string) {
 		srcs := map[string][]byte{"f.go": []byte(src)}
 		in, err := check("example.com/fuzz", srcs)
