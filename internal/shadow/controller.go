@@ -301,10 +301,21 @@ func (c *Controller) work(ctx context.Context) {
 
 // mirror sends one exchange to both lanes at once and compares the answers.
 func (c *Controller) mirror(ctx context.Context, j job) {
-	var cand *differ.Answer
+	// Which lane is asked from this goroutine (and so, mostly, first) is a
+	// coin flip per request: a field that depends on when a lane is asked
+	// (a clock at coarse resolution, a sequence) then differs as often for
+	// the candidate as for the secondary, and is noise, as it should be.
+	// Asked in a fixed order, the later lane would differ from the primary
+	// more often, a false divergence (TestControllerLaneOrderIsRandom).
+	var cand, sec *differ.Answer
 	var wg sync.WaitGroup
-	wg.Go(func() { cand = c.cand.do(ctx, j.req) })
-	sec := c.sec.do(ctx, j.req)
+	if c.random() < 0.5 {
+		wg.Go(func() { cand = c.cand.do(ctx, j.req) })
+		sec = c.sec.do(ctx, j.req)
+	} else {
+		wg.Go(func() { sec = c.sec.do(ctx, j.req) })
+		cand = c.cand.do(ctx, j.req)
+	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return // the run is ending; this one is not evidence

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -395,5 +396,70 @@ func TestControllerEndsAfterDuration(t *testing.T) {
 	c.Observe(&Request{Gen: 1, Method: "GET", Path: "/"}, &differ.Answer{Status: 200})
 	if c.requests.Load() != 0 {
 		t.Error("Observe counted a request after the run ended")
+	}
+}
+
+// arrivals answers {"first":true} to the first of the two lanes a mirrored
+// request reaches and {"first":false} to the second: a field that depends
+// only on when a lane is asked, like a clock at coarse resolution.
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (a *arrivals) handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seq := r.Header.Get("X-Seq")
+		a.mu.Lock()
+		first := !a.seen[seq]
+		a.seen[seq] = true
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"first":%t}`, first)
+	})
+}
+
+// The lanes are asked in a random order per request, so a field that
+// depends on who is asked first is noise for both and never tells the
+// candidate from the secondary. (Asked in a fixed order, the lane asked
+// second differs from the primary in nearly every request and the other
+// almost never: a false divergence.)
+func TestControllerLaneOrderIsRandom(t *testing.T) {
+	a := &arrivals{seen: map[string]bool{}}
+	candidate := httptest.NewServer(a.handler())
+	defer candidate.Close()
+	secondary := httptest.NewServer(a.handler())
+	defer secondary.Close()
+	const n = 300
+	// Alpha tiny: with a random order the discordant pairs are fair coin
+	// flips, so a divergence here means the order is not random.
+	c, err := NewController(Options{Requests: n, Queue: n, Differ: differ.Options{Alpha: 1e-9}}, addr(candidate), addr(secondary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(t.Context()) }()
+	for i := range n {
+		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/x", Header: http.Header{"X-Seq": {strconv.Itoa(i)}}},
+			&differ.Answer{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"first":true}`)})
+	}
+	<-c.Done()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	r := c.Report()
+	if r.Compared != n || len(r.Routes) != 1 {
+		t.Fatalf("compared %d of %d, routes %d", r.Compared, n, len(r.Routes))
+	}
+	for _, f := range r.Routes[0].Fields {
+		if f.Path != "body.first" {
+			t.Errorf("unexpected field %+v", f)
+			continue
+		}
+		t.Logf("candidate asked second in %d requests, secondary in %d", f.CandidateOnly, f.SecondaryOnly)
+		if f.Divergent || f.CandidateOnly < n/5 || f.SecondaryOnly < n/5 {
+			t.Errorf("body.first: candidate-only %d, secondary-only %d, divergent %v; want each lane second in about half the requests",
+				f.CandidateOnly, f.SecondaryOnly, f.Divergent)
+		}
 	}
 }
