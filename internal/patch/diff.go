@@ -8,14 +8,13 @@ import (
 	"go/scanner"
 	"go/token"
 	"go/types"
-	"os"
 	"sort"
 	"strings"
-	"sync"
 
 	"golang.org/x/tools/go/packages"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/plugingen"
 )
 
 // Options tunes Diff. The zero value assumes every non-generic function has
@@ -43,6 +42,7 @@ type funcDecl struct {
 	obj     *types.Func
 	text    string // printed declaration without comments
 	sig     string
+	sigKey  string // sig without parameter and result names: what callers see
 	oldSig  string // set when the signature changed
 	generic bool
 }
@@ -77,7 +77,7 @@ func collect(p *packages.Package) *pkgDecls {
 					continue
 				}
 				fd := &funcDecl{id: funcID(obj), decl: decl, obj: obj, text: text,
-					sig: types.TypeString(obj.Type(), qual), generic: isGeneric(decl)}
+					sig: types.TypeString(obj.Type(), qual), sigKey: unnamedSig(obj.Type().(*types.Signature)), generic: isGeneric(decl)}
 				d.funcs[fd.id] = fd
 			case *ast.GenDecl:
 				for _, spec := range decl.Specs {
@@ -133,50 +133,22 @@ func (d *pkgDecls) valueSpec(tok token.Token, spec *ast.ValueSpec, qual types.Qu
 	_ = tok
 }
 
+// unnamedSig spells a signature without its parameter and result names:
+// naming results (for a deferred recover, say) changes no caller.
+func unnamedSig(sig *types.Signature) string {
+	strip := func(t *types.Tuple) *types.Tuple {
+		vs := make([]*types.Var, t.Len())
+		for i := range vs {
+			vs[i] = types.NewParam(token.NoPos, nil, "", t.At(i).Type())
+		}
+		return types.NewTuple(vs...)
+	}
+	plain := types.NewSignatureType(nil, nil, nil, strip(sig.Params()), strip(sig.Results()), sig.Variadic())
+	return types.TypeString(plain, qualifier)
+}
+
 // qualifier writes full import paths, so strings compare across two loads.
 func qualifier(p *types.Package) string { return p.Path() }
-
-// funcID is the id of a function or method as graft names patch points:
-// pkgpath.F, pkgpath.T.M or pkgpath.(*T).M.
-func funcID(f *types.Func) string {
-	sig, _ := f.Type().(*types.Signature)
-	if sig == nil || sig.Recv() == nil || f.Pkg() == nil {
-		return f.FullName()
-	}
-	t := sig.Recv().Type()
-	ptr := false
-	if p, ok := t.(*types.Pointer); ok {
-		t, ptr = p.Elem(), true
-	}
-	name := "?"
-	switch t := types.Unalias(t).(type) {
-	case *types.Named:
-		name = t.Obj().Name()
-	case *types.Interface:
-		return f.FullName()
-	}
-	if ptr {
-		return f.Pkg().Path() + ".(*" + name + ")." + f.Name()
-	}
-	return f.Pkg().Path() + "." + name + "." + f.Name()
-}
-
-func isGeneric(d *ast.FuncDecl) bool {
-	if d.Type.TypeParams != nil && len(d.Type.TypeParams.List) > 0 {
-		return true
-	}
-	if d.Recv != nil && len(d.Recv.List) == 1 {
-		t := d.Recv.List[0].Type
-		if s, ok := t.(*ast.StarExpr); ok {
-			t = s.X
-		}
-		switch t.(type) {
-		case *ast.IndexExpr, *ast.IndexListExpr:
-			return true
-		}
-	}
-	return false
-}
 
 func stripDoc(d *ast.FuncDecl) *ast.FuncDecl {
 	c := *d
@@ -226,20 +198,6 @@ func printNode(fset *token.FileSet, n ast.Node) string {
 	return b.String()
 }
 
-var sources sync.Map // filename → []byte
-
-func readSource(name string) ([]byte, error) {
-	if b, ok := sources.Load(name); ok {
-		return b.([]byte), nil
-	}
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	sources.Store(name, b)
-	return b, nil
-}
-
 // Diff compares two versions of a tree and decides, change by change,
 // whether a patch can carry it into a running program.
 func Diff(old, new *Tree, opts Options) *api.PatchReport {
@@ -279,6 +237,7 @@ type differ struct {
 	dirty    map[string]bool      // ids of changed constants
 	oldReq   map[string]string
 	newReq   map[string]string
+	renewals []renewal // read-only variables with a changed initializer
 }
 
 func (dd *differ) add(id, kind, change string, ok bool, format string, args ...any) {
@@ -348,9 +307,9 @@ func (dd *differ) run() {
 			switch {
 			case of.generic || nf.generic:
 				dd.add(id, api.PatchFunc, api.Changed, false, "generic function (%s): instantiations are compiled into their callers' shapes and have no patch point", why)
-			case of.sig != nf.sig && nf.obj.Exported():
+			case of.sigKey != nf.sigKey && nf.obj.Exported():
 				dd.add(id, api.PatchFunc, api.Changed, false, "signature change of an exported function (callers outside the tree keep the old one): %s → %s", of.sig, nf.sig)
-			case of.sig != nf.sig:
+			case of.sigKey != nf.sigKey:
 				nf.oldSig = of.sig
 				resigned = append(resigned, nf)
 			default:
@@ -451,11 +410,11 @@ func (dd *differ) diffVars(path string, o, n *pkgDecls) {
 		case ov.typ != nv.typ:
 			dd.add(id, api.PatchVar, api.Changed, false, "type of variable changed: %s → %s", ov.typ, nv.typ)
 		case ov.init != nv.init:
-			dd.add(id, api.PatchVar, api.Changed, false, "changed initializer: the running program initialized it already (%s → %s)", short(ov.init), short(nv.init))
+			dd.renew(path, name, fmt.Sprintf("changed initializer (%s → %s)", short(ov.init), short(nv.init)))
 		default:
 			for _, c := range nv.uses {
 				if dd.dirty[c] {
-					dd.add(id, api.PatchVar, api.Changed, false, "initializer uses changed constant %s: the running program initialized it already", c)
+					dd.renew(path, name, "initializer uses changed constant "+c)
 					break
 				}
 			}
@@ -466,6 +425,17 @@ func (dd *differ) diffVars(path string, o, n *pkgDecls) {
 			dd.add(path+"."+name, api.PatchVar, api.Removed, true, "removed variable: stays in the program, unused by patched code")
 		}
 	}
+}
+
+// renew queues a changed initializer for placePoints, or refuses it.
+func (dd *differ) renew(path, name, change string) {
+	id := path + "." + name
+	readers, why := dd.renewable(path, name)
+	if why != "" {
+		dd.add(id, api.PatchVar, api.Changed, false, "%s: the running program initialized it already, and it cannot travel in the patch as a new variable: %s", change, why)
+		return
+	}
+	dd.renewals = append(dd.renewals, renewal{id: id, change: change, readers: readers})
 }
 
 func short(s string) string {
@@ -487,3 +457,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Shared with the plugin generator, which names functions and reads
+// sources the same way.
+var (
+	funcID     = plugingen.FuncID
+	isGeneric  = plugingen.IsGenericDecl
+	readSource = plugingen.ReadSource
+)

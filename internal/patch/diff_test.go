@@ -69,10 +69,12 @@ func TestDiff(t *testing.T) {
 			want: []want{
 				{"Exp func changed refused", "signature change of an exported function"},
 				{"Handle func changed ok", "patch point"},
+				{"Named func changed ok", "body replaced through its patch point"},
+				{"ParseAll func added ok", "new helper"},
 				{"orphan func changed refused", "has no caller in the tree"},
 				{"parse func changed ok", "signature change (func(b []byte) int → func(b []byte) (int, error)): travels in the patch as a new function; callers recompiled: example.com/fx.Handle"},
 			},
-			slots: []string{"Handle"},
+			slots: []string{"Handle", "Named"},
 		},
 		{
 			name: "layout",
@@ -97,7 +99,7 @@ func TestDiff(t *testing.T) {
 			want: []want{
 				{"get func changed ok", "patch point"},
 				{"init init changed refused", "init already ran"},
-				{"limit var changed refused", "changed initializer"},
+				{"limit var changed ok", "read-only after initialization: the new value travels in the patch as a new variable, initialized when the patch loads; no function reads it"},
 				{"maxDepth var added ok", "travels in the patch"},
 			},
 			slots: []string{"get"},
@@ -105,7 +107,7 @@ func TestDiff(t *testing.T) {
 		{
 			name: "const",
 			want: []want{
-				{"buf var changed refused", "uses changed constant example.com/fx.maxLen"},
+				{"buf var changed refused", "initializer uses changed constant example.com/fx.maxLen: the running program initialized it already, and it cannot travel in the patch as a new variable: not read-only after initialization in the running version: assigned at fx.go:11"},
 				{"check func changed ok", "patch point"},
 				{"maxLen const changed ok", "untyped int = 100 → untyped int = 50"},
 			},
@@ -141,6 +143,26 @@ func TestDiff(t *testing.T) {
 				{"token type changed refused", "a value of token is copied at"},
 			},
 			slots: []string{"(*parser).next", "newParser"},
+		},
+		{
+			name:    "renew",
+			noPoint: []string{"leaf", "Hidden"},
+			want: []want{
+				{"Public var changed refused", "it is exported"},
+				{"check caller changed ok", "it reads example.com/fx.limit, whose initializer changed"},
+				{"counter var changed refused", "its address is taken at fx.go:32"},
+				{"deep var changed ok", "read by example.com/fx.leaf (recompiled unchanged: example.com/fx.leaf)"},
+				{"hidden var changed refused", "reader example.com/fx.Hidden has no patch point (inlinable leaf) and example.com/fx.Hidden is exported"},
+				{"leaf caller changed ok", "recompiled into its instrumented callers, because it reads example.com/fx.deep"},
+				{"limit var changed ok", "the new value travels in the patch as a new variable"},
+				{"match caller changed ok", "it reads example.com/fx.pattern"},
+				{"names var changed refused", "a reference into it ([]string) is stored or passed"},
+				{"pattern var changed ok", "read by example.com/fx.match"},
+				{"seed var changed refused", "read at package initialization (fx.go:40)"},
+				{"table var changed refused", "assigned at fx.go:24"},
+				{"useLeaf caller changed ok", "it calls a reader of example.com/fx.deep"},
+			},
+			slots: []string{"check", "match", "useLeaf"},
 		},
 		{
 			name: "helpers",

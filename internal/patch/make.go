@@ -14,7 +14,12 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/plugingen"
 )
+
+// ErrUnsupported wraps what the plugin generator cannot express (an
+// admitted change Make could not turn into plugin code).
+var ErrUnsupported = plugingen.ErrUnsupported
 
 // ErrNotAdmitted is returned by Make when the diff has a refused change.
 var ErrNotAdmitted = errors.New("patch not admitted")
@@ -109,7 +114,7 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 		return a, ErrNotAdmitted
 	}
 	start = time.Now()
-	p, err := Generate(old, new, a.Report)
+	p, err := plugingen.Generate(old.Pkgs, new.Pkgs, a.Report)
 	if err != nil {
 		return a, err
 	}

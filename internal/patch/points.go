@@ -77,6 +77,7 @@ func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 		has = func(string) (bool, string) { return true, "" }
 	}
 	slots := map[string]bool{}
+	replaced := map[string]bool{}  // admitted changed functions, with or without a point
 	callers := map[string]string{} // caller id → the callee that brought it in
 	var index map[string][]ref
 	for _, f := range changed {
@@ -94,6 +95,7 @@ func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 			dd.add(f.id, api.PatchFunc, api.Changed, false, "no patch point (%s) and %s", why, refusal)
 			continue
 		}
+		replaced[f.id] = true
 		dd.add(f.id, api.PatchFunc, api.Changed, true, "no patch point (%s): recompiled into its instrumented callers %s", why, strings.Join(found, ", "))
 		for _, c := range found {
 			if _, ok := callers[c]; !ok {
@@ -113,6 +115,7 @@ func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 			dd.add(f.id, api.PatchFunc, api.Changed, false, "signature change (%s → %s) and %s", f.oldSig, f.sig, refusal)
 			continue
 		}
+		replaced[f.id] = true
 		dd.add(f.id, api.PatchFunc, api.Changed, true, "signature change (%s → %s): travels in the patch as a new function; callers recompiled: %s", f.oldSig, f.sig, strings.Join(found, ", "))
 		for _, c := range found {
 			if _, ok := callers[c]; !ok {
@@ -120,6 +123,7 @@ func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 			}
 		}
 	}
+	dd.placeRenewals(replaced, slots, callers, index, has)
 	for _, c := range sortedKeys(callers) {
 		if slots[c] {
 			continue
@@ -168,6 +172,10 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 				return nil, id + " is called at package initialization (" + orPkg(r.from) + ")"
 			case seen[r.from]:
 				continue
+			case dd.added(r.from):
+				// A new function is not in the running program: it travels
+				// in the patch and calls the new version itself.
+				continue
 			}
 			seen[r.from] = true
 			if ok, _ := has(r.from); ok {
@@ -183,6 +191,16 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 	}
 	sort.Strings(found)
 	return found, ""
+}
+
+// added reports whether function id is new in the new tree.
+func (dd *differ) added(id string) bool {
+	for _, d := range dd.old {
+		if _, ok := d.funcs[id]; ok {
+			return false
+		}
+	}
+	return dd.lookupFunc(id) != nil
 }
 
 func orPkg(from string) string {

@@ -2,7 +2,7 @@
 // fixes (vulnerable → fixed version, fetched through the module proxy) and
 // prints the table of docs/vulns-patch.md.
 //
-//	go run ./bench/patch/vulns [-only ID] > table.md
+//	go run ./bench/patch/vulns [-only ID,ID] > table.md
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,22 @@ var repros = map[string]struct {
 	"GO-2020-0015":         {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
 	"GO-2022-0603":         {[]string{"gopkg.in/yaml.v3"}, "var v any\n\terr := yaml.Unmarshal([]byte(\"0: [:!00 \\xef\"), &v)\n\treturn fmt.Sprint(v, err)"},
 	"GO-2022-0956":         {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
+	// The fix (a recover in Parse) has no regression test and the advisory
+	// quotes no input: this one was found by fuzzing v0.3.6's Parse
+	// (go test -fuzz, two minutes).
+	"GO-2021-0113": {[]string{"golang.org/x/text/language"}, "t, err := language.Parse(\"00-1901-1901-X\")\n\treturn fmt.Sprint(t, \" \", err)"},
+	// The fix's own regression test (decode_test.go of v2.2.3): nine levels
+	// of aliases, 9^9 nodes. Unpatched it expands them until the harness
+	// times out.
+	"GO-2021-0061": {[]string{"gopkg.in/yaml.v2", "strings"}, "var doc strings.Builder\n\tdoc.WriteString(\"a: &a [00,00,00,00,00,00,00,00,00]\\n\")\n\tfor c := 'b'; c <= 'i'; c++ {\n\t\tfmt.Fprintf(&doc, \"%c: &%c [%s]\\n\", c, c, strings.TrimSuffix(strings.Repeat(\"*\"+string(c-1)+\",\", 9), \",\"))\n\t}\n\tvar v any\n\terr := yaml.Unmarshal([]byte(doc.String()), &v)\n\treturn fmt.Sprint(\"error: \", err)"},
+	// The fix's own regression test (limit_test.go of v2.2.8, "1000kb of
+	// 10000-nested lines"): quadratic in the simple-key stack unpatched.
+	"GO-2020-0036": {[]string{"gopkg.in/yaml.v2", "strings"}, "data := strings.Repeat(\"- \"+strings.Repeat(\"[\", 10000)+strings.Repeat(\"]\", 10000)+\"\\n\", 1000*1024/20000)\n\tvar v any\n\terr := yaml.Unmarshal([]byte(data), &v)\n\treturn fmt.Sprint(\"parsed, error: \", err)"},
+	// The advisory's issue #35 (the fix's TestUvarIntCVE_2020_16845 calls
+	// readUvarint directly, which a harness cannot): a valid stream header,
+	// an index indicator, then a record count whose continuation bit never
+	// ends. Unpatched, readUvarint reads forever.
+	"GO-2020-0016": {[]string{"github.com/ulikunitz/xz", "bytes", "encoding/binary", "hash/crc32", "io"}, "hdr := []byte(\"\\xfd7zXZ\\x00\\x00\\x01\")\n\thdr = binary.LittleEndian.AppendUint32(hdr, crc32.ChecksumIEEE(hdr[6:8]))\n\thdr = append(hdr, 0)\n\tpr, pw := io.Pipe()\n\tdefer pr.Close()\n\tgo func() {\n\t\tb := bytes.Repeat([]byte{0x80}, 4096)\n\t\tfor {\n\t\t\tif _, err := pw.Write(b); err != nil {\n\t\t\t\treturn\n\t\t\t}\n\t\t}\n\t}()\n\tr, err := xz.NewReader(io.MultiReader(bytes.NewReader(hdr), pr))\n\tif err != nil {\n\t\treturn fmt.Sprint(\"error: \", err)\n\t}\n\t_, err = io.ReadAll(r)\n\treturn fmt.Sprint(\"error: \", err)"},
 }
 
 // fixes are entries of the Go vulnerability database whose vulnerable and
@@ -62,17 +79,19 @@ var fixes = []fix{
 	{"GO-2021-0089", "github.com/buger/jsonparser", "v0.0.0-20191204142016-1a29609e0929", "v1.0.0", nil, "findKeyStart"},
 	{"GO-2021-0057", "github.com/buger/jsonparser", "v1.1.0", "v1.1.1", nil, "searchKeys"},
 	{"GO-2020-0015", "golang.org/x/text", "v0.3.2", "v0.3.3", []string{"encoding/unicode", "transform"}, "utf16Decoder.Transform"},
+	{"GO-2021-0113", "golang.org/x/text", "v0.3.6", "v0.3.7", []string{"language", "internal/language"}, "language.Parse"},
 	{"GO-2022-1059", "golang.org/x/text", "v0.3.7", "v0.3.8", []string{"language", "internal/language"}, "ParseAcceptLanguage"},
 	{"GO-2021-0061", "gopkg.in/yaml.v2", "v2.2.2", "v2.2.3", nil, "decoder.unmarshal (alias chasing)"},
 	{"GO-2022-0956", "gopkg.in/yaml.v2", "v2.2.3", "v2.2.4", nil, "yaml_parser_increase_flow_level, yaml_parser_roll_indent"},
 	{"GO-2020-0036", "gopkg.in/yaml.v2", "v2.2.7", "v2.2.8", nil, "yaml_parser_fetch_more_tokens and friends"},
 	{"GO-2022-0603", "gopkg.in/yaml.v3", "v3.0.0-20210107192922-496545a6307b", "v3.0.0-20220521103104-8f96da9f5d5e", nil, "Unmarshal"},
-	{"GO-2021-0091", "github.com/ulikunitz/xz", "v0.5.7", "v0.5.8", []string{"", "lzma"}, "readUvarint"},
+	{"GO-2020-0016", "github.com/ulikunitz/xz", "v0.5.7", "v0.5.8", []string{"", "lzma"}, "readUvarint"},
 }
 
 func main() {
-	only := flag.String("only", "", "run only this advisory id")
+	only := flag.String("only", "", "run only these advisory ids (comma-separated)")
 	verbose := flag.Bool("v", false, "print every change of every fix")
+	keep := flag.Bool("keep", false, "keep the work directory (harnesses, plugins and their generated source)")
 	flag.Parse()
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "graft-vulns-")
@@ -80,12 +99,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(work)
+	if *keep {
+		fmt.Fprintln(os.Stderr, "work directory:", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	fmt.Println("| advisory | module | vulnerable → fixed | changed funcs | admitted | plugin built | reproducer stopped in the running program | refused / not built / not stopped because | make time |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	var admitted, built, stopped, total int
 	for _, f := range fixes {
-		if *only != "" && f.id != *only {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), f.id) {
 			continue
 		}
 		total++
@@ -210,6 +233,9 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	res := &result{makeDur: time.Since(start)}
 	if a != nil {
 		res.report = a.Report
+		if a.Source != nil {
+			os.WriteFile(strings.TrimSuffix(so, ".so")+".go", a.Source, 0o644)
+		}
 	}
 	switch {
 	case errors.Is(err, patch.ErrNotAdmitted):
@@ -295,6 +321,10 @@ func reproOnce(ctx context.Context, bin, work string, before func(sock string) e
 	return string(body), err
 }
 
+// reproTimeout is how long the harness waits for the reproducer: an answer
+// later than that counts as a hang (or a CPU-time denial of service).
+const reproTimeout = 3 * time.Second
+
 func bad(answer string) bool {
 	for _, p := range []string{"panic", "timeout", "vulnerable"} {
 		if strings.HasPrefix(answer, p) {
@@ -334,8 +364,8 @@ func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.
 	src := "package main\n\nimport (\n" + imports.String() + ")\n\n" +
 		"func repro() (res string) {\n\tdefer func() {\n\t\tif p := recover(); p != nil {\n\t\t\tres = fmt.Sprint(\"panic: \", p)\n\t\t}\n\t}()\n\t" + body + "\n}\n\n" +
 		"func main() {\n\tln, err := net.Listen(\"tcp\", \"127.0.0.1:0\")\n\tif err != nil {\n\t\tos.Exit(1)\n\t}\n\tfmt.Println(\"addr\", ln.Addr())\n" +
-		"\thttp.HandleFunc(\"/repro\", func(w http.ResponseWriter, r *http.Request) {\n\t\tch := make(chan string, 1)\n\t\tgo func() { ch <- repro() }()\n" +
-		"\t\tselect {\n\t\tcase s := <-ch:\n\t\t\tfmt.Fprint(w, s)\n\t\tcase <-time.After(3 * time.Second):\n\t\t\tfmt.Fprint(w, \"timeout\")\n\t\t}\n\t})\n\thttp.Serve(ln, nil)\n}\n"
+		"\thttp.HandleFunc(\"/repro\", func(w http.ResponseWriter, r *http.Request) {\n\t\tch := make(chan string, 1)\n\t\tstart := time.Now()\n\t\tgo func() { ch <- repro() }()\n" +
+		"\t\tselect {\n\t\tcase s := <-ch:\n\t\t\tfmt.Fprintf(w, \"%s (in %v)\", s, time.Since(start).Round(time.Millisecond))\n\t\tcase <-time.After(time.Duration(" + fmt.Sprint(int64(reproTimeout)) + ")):\n\t\t\tfmt.Fprint(w, \"timeout (" + reproTimeout.String() + ")\")\n\t\t}\n\t})\n\thttp.Serve(ln, nil)\n}\n"
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
 		return "", err
 	}

@@ -3,7 +3,7 @@
 // alias, or a variable resolved from rt's registry in GraftInit), and the
 // copies of new constants, types and variables the patch carries.
 
-package patch
+package plugingen
 
 import (
 	"fmt"
@@ -35,7 +35,7 @@ func (g *gen) ref(obj types.Object, where string) (string, bool) {
 	old := g.inOld(path, name)
 	switch obj := obj.(type) {
 	case *types.Func:
-		id := funcID(obj)
+		id := FuncID(obj)
 		if g.inPatch[id] {
 			g.queueFunc(id)
 			return g.pluginName(id), true
@@ -52,7 +52,7 @@ func (g *gen) ref(obj types.Object, where string) (string, bool) {
 		}
 		return g.sym("_gf", k, obj, "Func["+g.typeExpr(obj.Type(), where)+"]"), true
 	case *types.Var:
-		if old == nil {
+		if old == nil || g.renewed[path+"."+name] {
 			g.queueVar(obj, k, where)
 			return fmt.Sprintf("p%d_%s", k, name), true
 		}
@@ -145,7 +145,7 @@ func (g *gen) queueType(t *types.TypeName, k int, where string) {
 				if d.pkg.TypesInfo.Defs[ts.Name] != t {
 					continue
 				}
-				src, err := readSource(d.pkg.Fset.PositionFor(ts.Pos(), false).Filename)
+				src, err := ReadSource(d.pkg.Fset.PositionFor(ts.Pos(), false).Filename)
 				if err != nil {
 					g.fail("%s: %v", where, err)
 					return
@@ -185,7 +185,7 @@ func (g *gen) queueVar(v *types.Var, k int, where string) {
 						g.fail("%s: new variable %s is initialized from a multi-value expression", where, v.Name())
 						return
 					}
-					src, err := readSource(d.pkg.Fset.PositionFor(vs.Pos(), false).Filename)
+					src, err := ReadSource(d.pkg.Fset.PositionFor(vs.Pos(), false).Filename)
 					if err != nil {
 						g.fail("%s: %v", where, err)
 						return

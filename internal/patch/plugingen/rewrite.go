@@ -3,7 +3,7 @@
 // literals that set unexported fields, unexported fields reached through
 // their offsets, and the side tables of fields that types gained.
 
-package patch
+package plugingen
 
 import (
 	"fmt"
@@ -123,7 +123,7 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		case *ast.CallExpr:
 			if sel, ok := ast.Unparen(n.Fun).(*ast.SelectorExpr); ok {
 				if s := info.Selections[sel]; s != nil && s.Kind() == types.MethodVal {
-					if m, ok := s.Obj().(*types.Func); ok && g.isTree(m.Pkg()) && (g.inPatch[funcID(m)] || !m.Exported() && g.exports(m.Pkg())) {
+					if m, ok := s.Obj().(*types.Func); ok && g.isTree(m.Pkg()) && (g.inPatch[FuncID(m)] || !m.Exported() && g.exports(m.Pkg())) {
 						compounds = append(compounds, compound{call: n})
 						callSel[sel] = true
 					}
@@ -196,7 +196,7 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		return c.field.End() - c.field.Pos()
 	}
 	sort.SliceStable(compounds, func(i, j int) bool { return size(compounds[i]) < size(compounds[j]) })
-	src, _ := readSource(fset.PositionFor(decl.Pos(), false).Filename)
+	src, _ := ReadSource(fset.PositionFor(decl.Pos(), false).Filename)
 	for _, c := range compounds {
 		sortEdits()
 		if c.field != nil {
@@ -235,9 +235,9 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 			recv = "*" + recv
 		}
 		var fn string
-		if g.inPatch[funcID(m)] {
-			fn = g.pluginName(funcID(m))
-			g.queueFunc(funcID(m))
+		if g.inPatch[FuncID(m)] {
+			fn = g.pluginName(FuncID(m))
+			g.queueFunc(FuncID(m))
 		} else {
 			fn = g.imp(m.Pkg().Path()) + ".GraftM_" + recvNamed(m).Obj().Name() + "_" + m.Name()
 		}

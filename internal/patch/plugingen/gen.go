@@ -1,4 +1,4 @@
-package patch
+package plugingen
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"go/types"
 	"sort"
 	"strings"
+
+	"golang.org/x/tools/go/packages"
 
 	"github.com/graftdev/graft/api"
 )
@@ -34,7 +36,10 @@ var ErrUnsupported = errors.New("not expressible in a plugin yet")
 // Generate writes the plugin for an admitted report: the new bodies of its
 // slots and everything they reach that travels in the patch, rewritten to
 // reach the running program's state through rt's registry.
-func Generate(old, new *Tree, r *api.PatchReport) (*Plugin, error) {
+//
+// old and new are the packages of the two versions of the tree by import
+// path, loaded with syntax and types.
+func Generate(old, new map[string]*packages.Package, r *api.PatchReport) (*Plugin, error) {
 	if !r.Admitted {
 		return nil, errors.New("generate patch: the diff was not admitted")
 	}
@@ -42,13 +47,19 @@ func Generate(old, new *Tree, r *api.PatchReport) (*Plugin, error) {
 		imports: map[string]string{}, names: map[string]string{}, inPatch: map[string]bool{},
 		emitted: map[string]bool{}, syms: map[string]string{}, queuedConst: map[types.Object]bool{},
 		queuedType: map[types.Object]bool{}, queuedVar: map[types.Object]bool{}}
-	for _, path := range sortedKeys(new.Pkgs) {
+	for _, path := range sortedKeys(new) {
 		g.pkgIndex[path] = len(g.pkgIndex)
-		g.decls[path] = collect(new.Pkgs[path])
+		g.decls[path] = collect(new[path])
 	}
+	g.renewed = map[string]bool{}
 	for _, c := range r.Changes {
 		if c.Admitted && (c.Kind == api.PatchFunc || c.Kind == api.PatchCaller) && c.Change != api.Removed {
 			g.inPatch[c.ID] = true
+		}
+		// An admitted changed variable is read-only with a new initializer:
+		// the patch carries its own copy.
+		if c.Admitted && c.Kind == api.PatchVar && c.Change == api.Changed {
+			g.renewed[c.ID] = true
 		}
 	}
 	g.side, g.sideDone = map[*types.TypeName]map[string]bool{}, map[*types.TypeName]bool{}
@@ -141,12 +152,13 @@ func Generate(old, new *Tree, r *api.PatchReport) (*Plugin, error) {
 }
 
 type gen struct {
-	old, new    *Tree
+	old, new    map[string]*packages.Package
 	decls       map[string]*pkgDecls
 	pkgIndex    map[string]int
 	imports     map[string]string // path → local name
 	names       map[string]string // local name → path
 	inPatch     map[string]bool   // function ids whose new version travels in the patch
+	renewed     map[string]bool   // variables whose new initializer travels in the patch
 	emitted     map[string]bool
 	queue       []string
 	syms        map[string]string // registry id → plugin variable
@@ -222,13 +234,13 @@ func (g *gen) isTree(p *types.Package) bool {
 	if p == nil {
 		return false
 	}
-	_, ok := g.new.Pkgs[p.Path()]
+	_, ok := g.new[p.Path()]
 	return ok
 }
 
 // inOld reports whether package path declared name in the target build.
 func (g *gen) inOld(path, name string) types.Object {
-	p, ok := g.old.Pkgs[path]
+	p, ok := g.old[path]
 	if !ok {
 		return nil
 	}
@@ -246,7 +258,7 @@ func (g *gen) typeExpr(t types.Type, where string) string {
 	str := types.TypeString(t, g.qual)
 	// Unexported types of the tree's packages are spelled through the
 	// build's exported aliases: p0.decoder → p0.GraftT_decoder.
-	for path := range g.new.Pkgs {
+	for path := range g.new {
 		local, ok := g.imports[path]
 		if !ok {
 			continue
@@ -351,7 +363,7 @@ func (g *gen) emitFunc(id string) {
 		return
 	}
 	p := d.pkg
-	src, err := readSource(p.Fset.PositionFor(f.decl.Pos(), false).Filename)
+	src, err := ReadSource(p.Fset.PositionFor(f.decl.Pos(), false).Filename)
 	if err != nil {
 		g.fail("%s: %v", id, err)
 		return

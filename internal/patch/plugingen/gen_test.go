@@ -1,4 +1,4 @@
-package patch
+package plugingen_test
 
 import (
 	"errors"
@@ -8,7 +8,39 @@ import (
 	"testing"
 
 	"github.com/graftdev/graft/internal/instrument"
+	"github.com/graftdev/graft/internal/patch"
+	"github.com/graftdev/graft/internal/patch/plugingen"
+	"golang.org/x/tools/txtar"
 )
+
+// loadPair writes ../testdata/diff/NAME.txtar's old/ and new/ trees (the
+// diff's fixtures) to a temp dir and loads both.
+func loadPair(t *testing.T, name string) (*patch.Tree, *patch.Tree) {
+	t.Helper()
+	ar, err := txtar.ParseFile(filepath.Join("..", "testdata", "diff", name+".txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range ar.Files {
+		p := filepath.Join(dir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := patch.LoadTree(t.Context(), filepath.Join(dir, "old"), patch.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	new, err := patch.LoadTree(t.Context(), filepath.Join(dir, "new"), patch.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old, new
+}
 
 // buildPlugin builds plugin source against an instrumented build of the
 // old tree, exactly as graft patch make does.
@@ -18,7 +50,7 @@ func buildPlugin(t *testing.T, oldDir string, src []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ib := &InstrumentBuilder{Target: &b.Manifest}
+	ib := &patch.InstrumentBuilder{Target: &b.Manifest}
 	out := filepath.Join(t.TempDir(), "p.so")
 	id, err := ib.BuildPlugin(t.Context(), "graftpatch_test", src, out)
 	if err != nil {
@@ -79,6 +111,15 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "renewgen",
+			contains: []string{
+				`"example.com/fx.Match": p0_Match`,
+				"p0_pattern = regexp.MustCompile(`^[0-9]+(\\.[0-9]+)?$`)",
+				`p0_limit = 20`,
+				`return p0_pattern.MatchString(s) && len(s) < p0_limit`,
+			},
+		},
+		{
 			name: "body",
 			contains: []string{
 				`func p0_server_allow(s *p0.GraftT_server, n int) bool`,
@@ -89,14 +130,14 @@ func TestGenerate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			old, new := loadPair(t, tt.name)
-			r := Diff(old, new, Options{})
+			r := patch.Diff(old, new, patch.Options{})
 			if !r.Admitted {
 				t.Fatalf("fixture not admitted: %+v", r.Changes)
 			}
-			p, err := Generate(old, new, r)
+			p, err := plugingen.Generate(old.Pkgs, new.Pkgs, r)
 			if tt.unsupported != "" {
-				if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tt.unsupported) {
-					t.Fatalf("err = %v, want %v containing %q", err, ErrUnsupported, tt.unsupported)
+				if !errors.Is(err, plugingen.ErrUnsupported) || !strings.Contains(err.Error(), tt.unsupported) {
+					t.Fatalf("err = %v, want %v containing %q", err, plugingen.ErrUnsupported, tt.unsupported)
 				}
 				return
 			}
