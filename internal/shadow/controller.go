@@ -1,13 +1,10 @@
 package shadow
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -371,75 +368,4 @@ func (c *Controller) Report() *api.Report {
 		Alpha: o.Alpha, TargetRate: o.TargetRate, Confidence: o.Confidence,
 		Routes: j.Routes,
 	}
-}
-
-// laneClient sends mirrored requests to one lane.
-type laneClient struct {
-	addr    string
-	http    *http.Client
-	tr      *http.Transport
-	bodyCap int
-	timeout time.Duration
-}
-
-func newLaneClient(addr string, opts Options) *laneClient {
-	tr := &http.Transport{
-		// No Proxy: lanes are local, whatever the environment says.
-		DialContext:         (&net.Dialer{Timeout: opts.Timeout}).DialContext,
-		MaxIdleConnsPerHost: opts.Workers,
-		MaxConnsPerHost:     opts.Workers,
-		IdleConnTimeout:     30 * time.Second,
-		// The client's own Accept-Encoding goes through unchanged, so the
-		// lanes answer in the encoding the primary did.
-		DisableCompression: true,
-	}
-	return &laneClient{
-		addr: addr, tr: tr, bodyCap: opts.BodyCap, timeout: opts.Timeout,
-		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-	}
-}
-
-func (l *laneClient) close() { l.tr.CloseIdleConnections() }
-
-// hopHeaders are not forwarded (RFC 9110 §7.6.1).
-var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}
-
-func (l *laneClient) do(ctx context.Context, r *Request) *differ.Answer {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	uri := "http://" + l.addr + r.Path
-	if r.RawQuery != "" {
-		uri += "?" + r.RawQuery
-	}
-	var body io.Reader
-	if len(r.Body) > 0 {
-		body = bytes.NewReader(r.Body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, uri, body)
-	if err != nil {
-		return &differ.Answer{Err: err}
-	}
-	for k, v := range r.Header {
-		req.Header[k] = v
-	}
-	for _, h := range hopHeaders {
-		req.Header.Del(h)
-	}
-	if host := r.Header.Get("Host"); host != "" {
-		req.Host = host
-	}
-	resp, err := l.http.Do(req)
-	if err != nil {
-		return &differ.Answer{Err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(l.bodyCap)+1))
-	if err != nil {
-		return &differ.Answer{Err: fmt.Errorf("read answer: %w", err)}
-	}
-	a := &differ.Answer{Status: resp.StatusCode, Header: resp.Header, Body: b}
-	if len(b) > l.bodyCap {
-		a.Body, a.Truncated = b[:l.bodyCap], true
-	}
-	return a
 }

@@ -108,21 +108,6 @@ func looksJSON(contentType string, body []byte) bool {
 	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
-// decodeJSON decodes exactly one JSON value, keeping numbers as written so
-// that they compare by value, not by float rounding.
-func decodeJSON(b []byte) (any, bool) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false
-	}
-	return v, true
-}
-
 // Diff returns the sorted field paths in which a and b differ.
 func (c *Comparer) Diff(a, b *Answer) []string {
 	return c.diff(c.parse(a), c.parse(b))

@@ -24,8 +24,9 @@ func (s partialNoise) answer(id int) *Answer {
 		return a
 	}
 	// cache: differs between two answers in 2·0.18·0.82 ≈ 30% of requests;
-	// shard: one of 3 values, differs in about 2/3 (with a skewed draw);
-	// flag: differs in about 5%; retry: only sometimes present (10%).
+	// shard: 0, 1 or 2 with probabilities 2/3, 1/6, 1/6: differs in half;
+	// flag: differs in about 5%; retry: present in 10% of answers, so
+	// present in one of two in 18%.
 	body := fmt.Sprintf(`{"id":%d,"name":"u%d","cache":%q,"shard":%d,"flag":%s%s}`,
 		id, id, pick(0.18, "miss", "hit"), r.IntN(3)*r.IntN(2), pick(0.025, "false", "true"),
 		pick(0.1, "", `,"retry":1`))
