@@ -42,7 +42,7 @@ import (
 type config struct {
 	dur                    time.Duration
 	rounds, conns, threads int
-	pacedShare             float64
+	pacedShares            []float64
 	graft                  string
 	modes                  []string
 }
@@ -54,7 +54,7 @@ type mode struct {
 	shadow    bool
 	flags     []string // graft shadow flags
 	candFlags []string // appended to the candidate's command
-	paced     bool     // paced load at pacedShare of the round's off throughput, instead of wrk
+	paced     float64  // > 0: paced load at this share of the round's off throughput, instead of wrk
 }
 
 var allModes = []mode{
@@ -63,8 +63,7 @@ var allModes = []mode{
 	{name: "on, sample 0.1", shadow: true, flags: []string{"--sample", "0.1"}},
 	{name: "on, lanes at normal priority", shadow: true, flags: []string{"--lane-priority", "normal"}},
 	{name: "stalled candidate", shadow: true, candFlags: []string{"-stall"}},
-	{name: "paced, off", paced: true},
-	{name: "paced, on", shadow: true, paced: true},
+	// "paced S, off" and "paced S, on" for each share S of -paced-shares.
 }
 
 func main() {
@@ -73,7 +72,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds over all modes")
 	flag.IntVar(&c.conns, "c", 32, "wrk connections")
 	flag.IntVar(&c.threads, "t", 2, "wrk threads")
-	flag.Float64Var(&c.pacedShare, "paced-share", 0.5, "rate of the paced runs, as a share of the round's off throughput")
+	shares := flag.String("paced-shares", "0.5,0.25", "rates of the paced runs, as shares of the round's off throughput (comma-separated)")
 	flag.StringVar(&c.graft, "graft", "", "prebuilt graft `binary` (default: build ./cmd/graft)")
 	var names []string
 	for _, m := range allModes {
@@ -81,6 +80,17 @@ func main() {
 	}
 	only := flag.String("modes", "", "semicolon-separated subset of modes (default all; off is always run): "+strings.Join(names, "; "))
 	flag.Parse()
+	for _, f := range strings.Split(*shares, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || v > 1 {
+			fmt.Fprintf(os.Stderr, "bench shadow procs: -paced-shares: %q is not a share in (0, 1]\n", f)
+			os.Exit(2)
+		}
+		c.pacedShares = append(c.pacedShares, v)
+		allModes = append(allModes,
+			mode{name: fmt.Sprintf("paced %g, off", v), paced: v},
+			mode{name: fmt.Sprintf("paced %g, on", v), shadow: true, paced: v})
+	}
 	for _, m := range allModes {
 		if *only == "" || m.name == "off" || slices.Contains(strings.Split(*only, ";"), m.name) {
 			c.modes = append(c.modes, m.name)
@@ -103,6 +113,7 @@ type result struct {
 	errors   string
 	cpuAll   time.Duration // graft, the primary and the lanes: CPU per request
 	cpuGraft time.Duration // graft's own process: CPU per request
+	rss      int64         // graft's resident memory after the load, KiB
 	rep      *api.Report   // the shadow run's report, nil when off
 }
 
@@ -180,10 +191,7 @@ func run(ctx context.Context, c config) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			rate := 0
-			if m.paced {
-				rate = int(offRPS * c.pacedShare)
-			}
+			rate := int(offRPS * m.paced)
 			r, err := b.measure(ctx, m, rate)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", round+1, m.name, err)
@@ -258,12 +266,13 @@ func (b *bench) measure(ctx context.Context, m mode, rate int) (result, error) {
 	}
 	all0, graft0 := b.cpu()
 	var err error
-	if m.paced {
+	if m.paced > 0 {
 		err = paced(ctx, b.url, rate, b.c.dur, &r)
 	} else {
 		err = wrk(ctx, b.url, b.c, &r)
 	}
 	all1, graft1 := b.cpu()
+	r.rss = b.rss()
 	if r.requests > 0 {
 		r.cpuAll = time.Duration(float64(all1-all0) / r.requests)
 		r.cpuGraft = time.Duration(float64(graft1-graft0) / r.requests)
@@ -338,6 +347,21 @@ func (b *bench) cpu() (all, graft time.Duration) {
 		}
 	}
 	return all, time.Duration(ticks[b.pid]) * tick
+}
+
+// rss is graft run's resident set in KiB (VmRSS), 0 if unknown.
+func (b *bench) rss() int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func wrk(ctx context.Context, url string, c config, r *result) error {
@@ -428,7 +452,11 @@ func median[T float64 | time.Duration](xs []T) T {
 }
 
 func printTables(rs []result, c config) {
-	cmd := fmt.Sprintf("go run ./bench/shadow/procs -d %s -rounds %d -c %d -t %d -paced-share %g", c.dur, c.rounds, c.conns, c.threads, c.pacedShare)
+	var shares []string
+	for _, v := range c.pacedShares {
+		shares = append(shares, strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	cmd := fmt.Sprintf("go run ./bench/shadow/procs -d %s -rounds %d -c %d -t %d -paced-shares %s", c.dur, c.rounds, c.conns, c.threads, strings.Join(shares, ","))
 	if len(c.modes) < len(allModes) {
 		cmd += fmt.Sprintf(" -modes %q", strings.Join(c.modes, ";"))
 	}
@@ -438,18 +466,18 @@ func printTables(rs []result, c config) {
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Println("Every measurement, in the order run (wrk -t", c.threads, "-c", c.conns, "for", c.dur, "; paced: open-loop GETs at the given share of the round's off throughput):")
 	fmt.Println()
-	fmt.Println("| round | mode | req/s | p50 | p99 | CPU per request (all) | CPU per request (graft) | observed | mirrored | compared | dropped | compared / observed | verdict | errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| round | mode | req/s | p50 | p99 | CPU per request (all) | CPU per request (graft) | graft RSS | observed | mirrored | compared | dropped | compared / observed | verdict | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		sh := "| – | – | – | – | – | – "
 		if r.rep != nil {
 			sh = fmt.Sprintf("| %d | %d | %d | %d | %.1f%% | %s ", r.rep.Requests, r.rep.Mirrored, r.rep.Compared, r.rep.Dropped, share(r.rep), r.rep.Verdict)
 		}
-		fmt.Printf("| %d | %s | %.0f | %v | %v | %v | %v %s| %s |\n", r.round, r.mode, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
-			r.cpuAll.Round(100*time.Nanosecond), r.cpuGraft.Round(100*time.Nanosecond), sh, r.errors)
+		fmt.Printf("| %d | %s | %.0f | %v | %v | %v | %v | %.1f MiB %s| %s |\n", r.round, r.mode, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
+			r.cpuAll.Round(100*time.Nanosecond), r.cpuGraft.Round(100*time.Nanosecond), float64(r.rss)/1024, sh, r.errors)
 	}
 	fmt.Println()
-	fmt.Println("Medians over the rounds, against off (paced: against paced, off):")
+	fmt.Println("Medians over the rounds, against off (a paced run: against the paced run at the same rate, off):")
 	fmt.Println()
 	fmt.Println("| mode | throughput / off | p50 − off | p99 − off | CPU per request / off | compared / observed |")
 	fmt.Println("|---|---|---|---|---|---|")
@@ -473,7 +501,8 @@ func printTables(rs []result, c config) {
 	for _, m := range c.modes {
 		base := "off"
 		if strings.HasPrefix(m, "paced") {
-			base = "paced, off"
+			base = strings.TrimSuffix(m, ", on")
+			base = strings.TrimSuffix(base, ", off") + ", off"
 		}
 		if m == base || len(by[base]) == 0 {
 			continue
