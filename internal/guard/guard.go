@@ -282,6 +282,10 @@ func (s *Set) Check(r *Request) (status int, hdr http.Header, body []byte, ok bo
 	return 0, nil, nil, true
 }
 
+// Active reports whether some guard is on, so that callers build a
+// Request only then.
+func (s *Set) Active() bool { return len(*s.on.Load()) > 0 }
+
 // List returns every guard with its state, sorted by id.
 func (s *Set) List() []api.Guard {
 	s.mu.Lock()

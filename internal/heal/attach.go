@@ -93,39 +93,38 @@ func (a *Attached) Hooks() proxy.Hooks {
 // earlier can still be stopped by a rule installed since; it then leaves the
 // in-flight tracker, which would otherwise blame it for a later crash.
 func (a *Attached) Inspect(r *proxy.Request) *proxy.Answer {
-	// One allocation per request: the Input (tracked, and kept as benign
-	// evidence if it completes), its lazy profile and the guards' view.
-	e := &inspection{in: rule.Input{ID: r.ID, Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}}
-	e.lazy.in = &e.in
-	e.gr = guard.Request{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
-	if ans := a.check(&e.in, &e.gr); ans != nil {
-		a.Healer.End(&e.in, false)
+	// The common case (no guard on, no rule, no crash being analysed)
+	// allocates nothing: the tracker and the benign sample keep the
+	// proxy's own copy of the request.
+	if ans := a.check(r); ans != nil {
+		a.Healer.end(r, false)
 		return ans
 	}
-	a.Healer.flights.begin(&e.lazy, a.Healer.now())
+	a.Healer.begin(r)
 	return nil
 }
 
-type inspection struct {
-	in   rule.Input
-	lazy profileLazy
-	gr   guard.Request
-}
-
 // check answers a request that a guard or a seal rule stops; nil lets it pass.
-func (a *Attached) check(in *rule.Input, gr *guard.Request) *proxy.Answer {
-	if status, hdr, body, ok := a.Guards.Check(gr); !ok {
-		return &proxy.Answer{Status: status, Header: hdr, Body: body}
+func (a *Attached) check(r *proxy.Request) *proxy.Answer {
+	if a.Guards.Active() {
+		gr := guard.Request{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body, BodyLen: r.BodyLen}
+		if status, hdr, body, ok := a.Guards.Check(&gr); !ok {
+			return &proxy.Answer{Status: status, Header: hdr, Body: body}
+		}
 	}
-	if status, hdr, body, sealed := a.Healer.Check(in); sealed {
-		return &proxy.Answer{Status: status, Header: hdr, Body: body}
+	h := a.Healer
+	h.waitGate()
+	if set := h.store.set.Load(); set.Len() > 0 {
+		if status, hdr, body, sealed := h.match(set, toInput(r)); sealed {
+			return &proxy.Answer{Status: status, Header: hdr, Body: body}
+		}
 	}
 	return nil
 }
 
 // Observe is the proxy's Observe hook.
 func (a *Attached) Observe(r *proxy.Request, resp *proxy.Response) {
-	a.Healer.endRequest(r, r.Gen != 0 && resp != nil && resp.Status < 500)
+	a.Healer.end(r, r.Gen != 0 && resp != nil && resp.Status < 500)
 }
 
 func toInput(r *proxy.Request) *rule.Input {

@@ -61,6 +61,12 @@ type Healer struct {
 	mu      sync.Mutex
 	crashes []crashRecord
 
+	// profiles caches the features of sampled benign requests: most are
+	// never looked at, and those that are are looked at again by the
+	// next crash's analysis.
+	profMu   sync.Mutex
+	profiles map[*proxy.Request]*rule.Profile
+
 	now func() time.Time // clock seam
 }
 
@@ -96,7 +102,7 @@ func New(opts Options) (*Healer, error) {
 		log:     log.With("component", "heal"),
 		opts:    opts,
 		store:   newStore(opts.StorePath),
-		benign:  newSample(1024, 256, 128),
+		benign:  newSample(maxSampled, 256, 128),
 		flights: newTracker(2 * time.Minute),
 		now:     time.Now,
 	}
@@ -114,26 +120,37 @@ func New(opts Options) (*Healer, error) {
 	return h, nil
 }
 
+// maxSampled is how many benign requests the sample keeps over all routes.
+const maxSampled = 1024
+
 // maxGateWait bounds how long Check holds a request while a crash is
 // analysed.
 const maxGateWait = 2 * time.Second
 
 // Check returns the sealed answer's status, headers and body for in, and
-// true, when an installed rule matches it. It is the request path's hot
-// spot: it allocates nothing unless a rule with predicates is a candidate.
+// true, when an installed rule matches it.
 func (h *Healer) Check(in *rule.Input) (status int, hdr http.Header, body []byte, ok bool) {
-	if g := h.gate.Load(); g != nil {
-		// A crash is being analysed: no generation serves now anyway, and
-		// letting the request through before the rule exists would feed
-		// the next generation the same crash.
-		t := time.NewTimer(maxGateWait)
-		select {
-		case <-*g:
-		case <-t.C:
-		}
-		t.Stop()
+	h.waitGate()
+	return h.match(h.store.set.Load(), in)
+}
+
+// waitGate holds the caller while a crash is analysed: no generation
+// serves then anyway, and letting a request through before the rule exists
+// would feed the next generation the same crash.
+func (h *Healer) waitGate() {
+	g := h.gate.Load()
+	if g == nil {
+		return
 	}
-	set := h.store.set.Load()
+	t := time.NewTimer(maxGateWait)
+	select {
+	case <-*g:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
+func (h *Healer) match(set *rule.Set[*sealRule], in *rule.Input) (status int, hdr http.Header, body []byte, ok bool) {
 	if set.Len() == 0 {
 		return 0, nil, nil, false
 	}
@@ -159,37 +176,25 @@ func (h *Healer) Check(in *rule.Input) (status int, hdr http.Header, body []byte
 // NeedsBody reports whether some installed rule looks at request bodies.
 func (h *Healer) NeedsBody() bool { return h.store.set.Load().NeedsBody() }
 
-// Begin records a request let through to the service (not sealed): a
-// suspect if a generation crashes before End.
-func (h *Healer) Begin(in *rule.Input) { h.flights.begin(&profileLazy{in: in}, h.now()) }
+// begin records a request let through to the service (not sealed): a
+// suspect if a generation crashes before end.
+func (h *Healer) begin(r *proxy.Request) { h.flights.begin(r, h.now().UnixNano()) }
 
-// End records that request id got its answer. When benign is set (it was
-// answered by the service without a 5xx), the request is kept as evidence
-// against rules that would match it.
-func (h *Healer) End(in *rule.Input, benign bool) {
-	h.flights.end(in.ID)
+// end records that r got its answer. When benign is set (it was answered
+// by the service without a 5xx), the request is kept as evidence against
+// rules that would match it.
+func (h *Healer) end(r *proxy.Request, benign bool) {
+	h.flights.end(r.ID)
 	if benign {
-		h.benign.add(in)
+		h.benign.add(r)
 	}
-}
-
-// endRequest is End for the proxy's Observe hook: the Input is built only
-// when the request is kept as benign and Begin's copy differs from it (more
-// of a streamed body was captured since).
-func (h *Healer) endRequest(r *proxy.Request, benign bool) {
-	l := h.flights.end(r.ID)
-	if !benign {
-		return
-	}
-	if l == nil || l.in.BodyLen != r.BodyLen || len(l.in.Body) != len(r.Body) {
-		l = &profileLazy{in: toInput(r)}
-	}
-	h.benign.addLazy(l)
 }
 
 // Benign records a request that completed without crashing its generation,
 // as evidence against rules that would match it.
-func (h *Healer) Benign(in *rule.Input) { h.benign.add(in) }
+func (h *Healer) Benign(in *rule.Input) {
+	h.benign.add(&proxy.Request{ID: in.ID, Method: in.Method, Path: in.Path, RawQuery: in.RawQuery, Header: in.Header, Body: in.Body, BodyLen: in.BodyLen})
+}
 
 // CrashReport is what the supervisor knows about a generation's death.
 type CrashReport struct {
@@ -224,7 +229,11 @@ func (h *Healer) Crash(c CrashReport) []api.SealRule {
 		inProxy[in.ID] = true
 	}
 	seen := map[uint64]bool{}
-	for _, in := range append(c.InFlight, h.flights.suspects(c.Time)...) {
+	inFlight := c.InFlight
+	for _, r := range h.flights.suspects(c.Time) {
+		inFlight = append(inFlight, toInput(r))
+	}
+	for _, in := range inFlight {
 		if in.ID != 0 && seen[in.ID] {
 			continue
 		}
@@ -533,17 +542,30 @@ func narrowness(m *rule.Match) int {
 }
 
 func (h *Healer) benignFor(hd rule.Head) []*rule.Profile {
+	h.profMu.Lock()
+	defer h.profMu.Unlock()
+	if len(h.profiles) > 4*maxSampled {
+		h.profiles = nil // requests long gone from the sample
+	}
+	if h.profiles == nil {
+		h.profiles = map[*proxy.Request]*rule.Profile{}
+	}
 	var out []*rule.Profile
-	for _, l := range h.benign.snapshot(hd) {
+	for _, r := range h.benign.snapshot(hd) {
 		// Only requests on the same route can be matched by a rule derived
 		// for it; skip the JSON walk for the others.
-		if l.in.Method != hd.Method && !(hd.Method == "GET" && l.in.Method == "HEAD") {
+		if r.Method != hd.Method && !(hd.Method == "GET" && r.Method == "HEAD") {
 			continue
 		}
-		if rule.Template(l.in.Path) != hd.Template {
+		if rule.Template(r.Path) != hd.Template {
 			continue
 		}
-		out = append(out, l.get())
+		p := h.profiles[r]
+		if p == nil {
+			p = rule.NewProfile(toInput(r))
+			h.profiles[r] = p
+		}
+		out = append(out, p)
 	}
 	return out
 }

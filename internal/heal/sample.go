@@ -1,98 +1,171 @@
 package heal
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/graftdev/graft/internal/heal/rule"
+	"github.com/graftdev/graft/internal/proxy"
 )
 
 // sample keeps a bounded sample of recent benign requests: a ring over all
 // routes, and a smaller ring per route so that a busy route does not push
 // out the evidence about a quiet one.
+//
+// Every benign request is added, on the request path, so adding takes no
+// lock and allocates nothing once its route is known: the rings are slots
+// written with atomic stores, and routes are found in an open-addressed
+// table of atomic pointers. Only a new route takes the lock (to evict the
+// oldest one when the table is full); reading the sample (a derivation)
+// may see a ring mid-update, which only means a request more or less.
 type sample struct {
-	mu       sync.Mutex
 	all      ring
-	perHead  map[rule.Head]*ring
-	order    []rule.Head // insertion order of perHead, for eviction
+	routes   []atomic.Pointer[route] // power of two, 4× maxHeads
+	seed     maphash.Seed
 	maxHeads int
 	headSize int
-	scratch  []byte // add's route template
+
+	mu    sync.Mutex // serializes adding a route
+	order []*route   // routes in the table, oldest first
+}
+
+type route struct {
+	head rule.Head
+	slot int // index in routes
+	ring ring
 }
 
 type ring struct {
-	items []*profileLazy
-	next  int
+	items []atomic.Pointer[proxy.Request]
+	next  atomic.Uint64
 }
 
-// profileLazy computes a benign request's features only when a derivation
-// needs them: most benign requests are never looked at.
-type profileLazy struct {
-	in   *rule.Input
-	once sync.Once
-	p    *rule.Profile
+func newRing(size int) ring { return ring{items: make([]atomic.Pointer[proxy.Request], size)} }
+
+func (r *ring) add(q *proxy.Request) {
+	i := r.next.Add(1) - 1
+	r.items[i%uint64(len(r.items))].Store(q)
 }
 
-func (l *profileLazy) get() *rule.Profile {
-	l.once.Do(func() { l.p = rule.NewProfile(l.in) })
-	return l.p
-}
+func (r *ring) len() int { return int(min(r.next.Load(), uint64(len(r.items)))) }
 
-func (r *ring) add(p *profileLazy, size int) {
-	if len(r.items) < size {
-		r.items = append(r.items, p)
-		return
-	}
-	r.items[r.next] = p
-	r.next = (r.next + 1) % size
-}
-
-func newSample(total, heads, perHead int) *sample {
-	return &sample{all: ring{items: make([]*profileLazy, 0, total)}, perHead: map[rule.Head]*ring{}, maxHeads: heads, headSize: perHead}
-}
-
-func (s *sample) add(in *rule.Input) { s.addLazy(&profileLazy{in: in}) }
-
-func (s *sample) addLazy(l *profileLazy) {
-	in := l.in
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.all.add(l, cap(s.all.items))
-	// The route template is built in a scratch buffer: looking a head up
-	// by it allocates nothing; only a new head's template is copied.
-	s.scratch = rule.AppendTemplate(s.scratch[:0], in.Path)
-	r := s.perHead[rule.Head{Method: in.Method, Template: string(s.scratch)}]
-	if r == nil {
-		h := rule.Head{Method: in.Method, Template: string(s.scratch)}
-		if len(s.perHead) >= s.maxHeads {
-			delete(s.perHead, s.order[0])
-			s.order = s.order[1:]
-		}
-		r = &ring{}
-		s.perHead[h] = r
-		s.order = append(s.order, h)
-	}
-	r.add(l, s.headSize)
-}
-
-// snapshot returns the benign requests kept, those of route h first.
-func (s *sample) snapshot(h rule.Head) []*profileLazy {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*profileLazy
-	if r := s.perHead[h]; r != nil {
-		out = append(out, r.items...)
-	}
-	for _, l := range s.all.items {
-		if !slices.Contains(out, l) {
-			out = append(out, l)
+func (r *ring) appendTo(out []*proxy.Request) []*proxy.Request {
+	for i := range r.items {
+		if q := r.items[i].Load(); q != nil {
+			out = append(out, q)
 		}
 	}
 	return out
 }
 
-func (s *sample) len() int {
+// probes bounds the search for a route in the table.
+const probes = 8
+
+func newSample(total, heads, perHead int) *sample {
+	n := 1
+	for n < 4*heads {
+		n *= 2
+	}
+	return &sample{all: newRing(total), routes: make([]atomic.Pointer[route], n), seed: maphash.MakeSeed(), maxHeads: heads, headSize: perHead}
+}
+
+func (s *sample) hash(method string, template []byte) int {
+	return int((maphash.String(s.seed, method) ^ maphash.Bytes(s.seed, template)) & uint64(len(s.routes)-1))
+}
+
+// find returns the route of method and template, nil when it has none.
+func (s *sample) find(method string, template []byte, h int) *route {
+	for i := range probes {
+		rt := s.routes[(h+i)&(len(s.routes)-1)].Load()
+		if rt != nil && rt.head.Method == method && rt.head.Template == string(template) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func (s *sample) add(q *proxy.Request) {
+	s.all.add(q)
+	// The route template is built in a buffer on the stack: looking a
+	// route up allocates nothing; only a new route's template is copied.
+	var buf [128]byte
+	tmpl := rule.AppendTemplate(buf[:0], q.Path)
+	h := s.hash(q.Method, tmpl)
+	rt := s.find(q.Method, tmpl, h)
+	if rt == nil {
+		rt = s.addRoute(q.Method, tmpl, h)
+	}
+	rt.ring.add(q)
+}
+
+func (s *sample) addRoute(method string, template []byte, h int) *route {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.all.items)
+	if rt := s.find(method, template, h); rt != nil {
+		return rt
+	}
+	if len(s.order) >= s.maxHeads {
+		s.evictLocked(s.order[0])
+	}
+	free := -1
+	var oldest *route
+	for i := range probes {
+		j := (h + i) & (len(s.routes) - 1)
+		rt := s.routes[j].Load()
+		if rt == nil {
+			free = j
+			break
+		}
+		if oldest == nil || slices.Index(s.order, rt) < slices.Index(s.order, oldest) {
+			oldest = rt
+		}
+	}
+	if free < 0 {
+		// Every slot this route may use holds another: the oldest of
+		// them makes room.
+		free = oldest.slot
+		s.evictLocked(oldest)
+	}
+	rt := &route{head: rule.Head{Method: method, Template: string(template)}, slot: free, ring: newRing(s.headSize)}
+	s.routes[free].Store(rt)
+	s.order = append(s.order, rt)
+	return rt
+}
+
+func (s *sample) evictLocked(rt *route) {
+	s.routes[rt.slot].Store(nil)
+	s.order = slices.DeleteFunc(s.order, func(x *route) bool { return x == rt })
+}
+
+// snapshot returns the benign requests kept, those of route h first.
+func (s *sample) snapshot(h rule.Head) []*proxy.Request {
+	var out []*proxy.Request
+	tmpl := []byte(h.Template)
+	if rt := s.find(h.Method, tmpl, s.hash(h.Method, tmpl)); rt != nil {
+		out = rt.ring.appendTo(out)
+	}
+	seen := make(map[*proxy.Request]bool, len(out))
+	for _, q := range out {
+		seen[q] = true
+	}
+	for _, q := range s.all.appendTo(nil) {
+		if !seen[q] {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func (s *sample) len() int { return s.all.len() }
+
+// routeLen is the number of requests kept for route h, -1 when it has no
+// ring.
+func (s *sample) routeLen(h rule.Head) int {
+	tmpl := []byte(h.Template)
+	if rt := s.find(h.Method, tmpl, s.hash(h.Method, tmpl)); rt != nil {
+		return rt.ring.len()
+	}
+	return -1
 }

@@ -3,9 +3,10 @@ package heal
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/graftdev/graft/internal/heal/rule"
+	"github.com/graftdev/graft/internal/proxy"
 )
 
 // tracker keeps the requests that have been let through and not yet seen
@@ -13,57 +14,157 @@ import (
 // already dropped the dead generation's requests from its in-flight list
 // (it does so as soon as their connections break, which races with the
 // supervisor noticing the exit).
+//
+// It is on every request's path, so begin and end take no lock and
+// allocate nothing in the common case: a request sits in the slot of its id
+// (the proxy's ids are sequential, so the slots hold the last len(slots)
+// requests without colliding as long as they complete), and only a request
+// whose slot is still held by an unfinished one goes to a locked overflow
+// map. The crash path (suspects) takes the lock and scans every slot.
 type tracker struct {
+	slots  []slot
+	maxAge int64 // nanoseconds
+
+	nOver  atomic.Int64 // len(over), read without the lock
+	nBlame atomic.Int64 // len(blame)
 	mu     sync.Mutex
-	m      map[uint64]tracked // by value: begin allocates nothing once the map has grown
-	maxAge time.Duration
+	over   map[uint64]tracked
+	blame  map[uint64]blame // crashes each request was a suspect of
+}
+
+type slot struct {
+	r     atomic.Pointer[proxy.Request]
+	start atomic.Int64 // unix nanoseconds of begin
 }
 
 type tracked struct {
-	l          *profileLazy // kept as benign evidence if it completes
-	start      time.Time
-	attributed int // crashes this request was already a suspect of
+	r     *proxy.Request
+	start int64
+}
+
+type blame struct {
+	crashes int
+	start   int64
+}
+
+// trackerSlots is the number of slots: requests begun after one still in
+// flight before it needs the overflow map (a long poll among fast requests).
+const trackerSlots = 8192
+
+func newTracker(maxAge time.Duration) *tracker {
+	return &tracker{
+		slots:  make([]slot, trackerSlots),
+		maxAge: int64(maxAge),
+		over:   map[uint64]tracked{},
+		blame:  map[uint64]blame{},
+	}
+}
+
+func (t *tracker) slot(id uint64) *slot { return &t.slots[id%uint64(len(t.slots))] }
+
+// begin tracks r from now (unix nanoseconds). A request shown again before
+// a retry keeps its first start.
+func (t *tracker) begin(r *proxy.Request, now int64) {
+	if t.nOver.Load() > 0 && t.beginOver(r, now, false) {
+		return
+	}
+	s := t.slot(r.ID)
+	for {
+		old := s.r.Load()
+		switch {
+		case old == nil:
+			// The start is written before the slot is claimed, so that
+			// whoever sees the request sees its start, not the last
+			// occupant's.
+			s.start.Store(now)
+			if s.r.CompareAndSwap(nil, r) {
+				return
+			}
+			continue
+		case old.ID == r.ID:
+			return
+		case now-s.start.Load() > t.maxAge:
+			// A request that never completed (its client went away)
+			// holds the slot no longer than the tracker remembers it.
+			s.start.Store(now)
+			if s.r.CompareAndSwap(old, r) {
+				return
+			}
+			continue
+		}
+		t.beginOver(r, now, true)
+		return
+	}
+}
+
+// beginOver tracks r in the overflow map: always when add is set, else only
+// if it is there already (shown again); it reports whether r is there.
+func (t *tracker) beginOver(r *proxy.Request, now int64, add bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.over[r.ID]; ok {
+		return true
+	}
+	if !add {
+		return false
+	}
+	t.over[r.ID] = tracked{r: r, start: now}
+	t.nOver.Store(int64(len(t.over)))
+	if len(t.over) > 4096 && len(t.over)%1024 == 0 {
+		t.evictLocked(now)
+	}
+	return true
+}
+
+// end forgets request id and returns what begin recorded for it (nil when
+// it was not tracked).
+func (t *tracker) end(id uint64) *proxy.Request {
+	var r *proxy.Request
+	s := t.slot(id)
+	if old := s.r.Load(); old != nil && old.ID == id && s.r.CompareAndSwap(old, nil) {
+		r = old
+	}
+	if t.nOver.Load() == 0 && t.nBlame.Load() == 0 {
+		return r
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.over[id]; ok {
+		delete(t.over, id)
+		t.nOver.Store(int64(len(t.over)))
+		r = e.r
+	}
+	if _, ok := t.blame[id]; ok {
+		delete(t.blame, id)
+		t.nBlame.Store(int64(len(t.blame)))
+	}
+	return r
 }
 
 // blamed reports whether request id was a suspect of an earlier crash.
 func (t *tracker) blamed(id uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e, ok := t.m[id]
-	return ok && e.attributed > 1
+	return t.blame[id].crashes > 1
 }
 
-func newTracker(maxAge time.Duration) *tracker {
-	return &tracker{m: map[uint64]tracked{}, maxAge: maxAge}
-}
-
-func (t *tracker) begin(l *profileLazy, now time.Time) {
-	t.mu.Lock()
-	if _, ok := t.m[l.in.ID]; !ok {
-		t.m[l.in.ID] = tracked{l: l, start: now}
+func (t *tracker) evictLocked(now int64) {
+	for id, e := range t.over {
+		if now-e.start > t.maxAge {
+			delete(t.over, id)
+		}
 	}
-	if len(t.m) > 4096 && len(t.m)%1024 == 0 {
-		t.evictLocked(now)
+	t.nOver.Store(int64(len(t.over)))
+	for id, b := range t.blame {
+		if now-b.start > t.maxAge {
+			delete(t.blame, id)
+		}
 	}
-	t.mu.Unlock()
-}
-
-// end forgets request id and returns what begin recorded for it (nil when
-// it was not tracked).
-func (t *tracker) end(id uint64) *profileLazy {
-	t.mu.Lock()
-	e, ok := t.m[id]
-	if ok {
-		delete(t.m, id)
-	}
-	t.mu.Unlock()
-	return e.l
-}
-
-func (t *tracker) evictLocked(now time.Time) {
-	for id, e := range t.m {
-		if now.Sub(e.start) > t.maxAge {
-			delete(t.m, id)
+	t.nBlame.Store(int64(len(t.blame)))
+	for i := range t.slots {
+		s := &t.slots[i]
+		if old := s.r.Load(); old != nil && now-s.start.Load() > t.maxAge {
+			s.r.CompareAndSwap(old, nil)
 		}
 	}
 }
@@ -73,23 +174,39 @@ func (t *tracker) evictLocked(now time.Time) {
 // for an earlier crash failed for good there (it is never retried), so it
 // is dropped rather than blamed again; an idempotent one may have been
 // retried once into the next generation, so it is blamed at most twice.
-func (t *tracker) suspects(now time.Time) []*rule.Input {
+func (t *tracker) suspects(now time.Time) []*proxy.Request {
+	at := now.UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.evictLocked(now)
-	var out []*rule.Input
-	for id, e := range t.m {
-		if e.start.After(now) {
-			continue
+	t.evictLocked(at)
+	var out []*proxy.Request
+	// suspect marks r and reports whether it stays tracked.
+	suspect := func(r *proxy.Request, start int64) bool {
+		if start > at {
+			return true
 		}
-		if e.attributed > 0 && (!idempotent(e.l.in.Method) || e.attributed >= 2) {
-			delete(t.m, id)
-			continue
+		b := t.blame[r.ID]
+		if b.crashes > 0 && (!idempotent(r.Method) || b.crashes >= 2) {
+			delete(t.blame, r.ID)
+			return false
 		}
-		e.attributed++
-		t.m[id] = e
-		out = append(out, e.l.in)
+		t.blame[r.ID] = blame{crashes: b.crashes + 1, start: start}
+		out = append(out, r)
+		return true
 	}
+	for i := range t.slots {
+		s := &t.slots[i]
+		if r := s.r.Load(); r != nil && !suspect(r, s.start.Load()) {
+			s.r.CompareAndSwap(r, nil)
+		}
+	}
+	for id, e := range t.over {
+		if !suspect(e.r, e.start) {
+			delete(t.over, id)
+		}
+	}
+	t.nOver.Store(int64(len(t.over)))
+	t.nBlame.Store(int64(len(t.blame)))
 	return out
 }
 
@@ -99,10 +216,4 @@ func idempotent(method string) bool {
 		return true
 	}
 	return false
-}
-
-func (t *tracker) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
 }

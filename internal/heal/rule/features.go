@@ -133,33 +133,73 @@ func idSegment(s string) bool {
 // Template returns the route template of a URL path: identifier-like
 // segments become {}.
 func Template(path string) string {
-	if !strings.ContainsAny(path, "0123456789*{}") {
+	if !hasDigitOrSyntax(path) {
 		return path
 	}
 	return literalPath(path, true)
 }
 
-// AppendTemplate appends Template(path) to dst, for lookups that should
-// not allocate.
+// AppendTemplate appends Template(path) to dst. The benign sample looks
+// every request's route up with it, so it allocates nothing and decides
+// most segments (words, numbers) in one pass over their bytes.
 func AppendTemplate(dst []byte, path string) []byte {
-	if !strings.ContainsAny(path, "0123456789*{}") {
-		return append(dst, path...)
+	if !hasDigitOrSyntax(path) {
+		return append(dst, path...) // as Template: no segment can be an id
 	}
-	for i := 0; ; i++ {
-		seg, rest, more := strings.Cut(path, "/")
-		if i > 0 {
-			dst = append(dst, '/')
+	start := 0
+	for i := 0; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			continue
 		}
-		if strings.ContainsAny(seg, "*{}") || idSegment(seg) {
+		if seg := path[start:i]; templated(seg) {
 			dst = append(dst, "{}"...)
 		} else {
 			dst = append(dst, seg...)
 		}
-		if !more {
-			return dst
+		if i < len(path) {
+			dst = append(dst, '/')
 		}
-		path = rest
+		start = i + 1
 	}
+	return dst
+}
+
+// hasDigitOrSyntax is strings.ContainsAny(path, "0123456789*{}") in one
+// pass without building a set.
+func hasDigitOrSyntax(path string) bool {
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c >= '0' && c <= '9' || c == '*' || c == '{' || c == '}' {
+			return true
+		}
+	}
+	return false
+}
+
+// templated reports whether Template writes seg as {}: it holds rule
+// syntax (*, {, }) or looks like an identifier.
+func templated(seg string) bool {
+	digits, signs := 0, 0
+	for i := 0; i < len(seg); i++ {
+		switch c := seg[i]; {
+		case c == '*' || c == '{' || c == '}':
+			return true
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '-' || c == '+':
+			signs++
+		}
+	}
+	switch {
+	case seg == "":
+		return false
+	case digits == len(seg):
+		return true
+	case digits == 0 && signs == 0:
+		// Every identifier form but a UUID and a signed Inf or NaN holds
+		// a digit, and those hold a - or a +.
+		return false
+	}
+	return idSegment(seg)
 }
 
 // literalPath makes a request path safe as a rule path: segments that rule

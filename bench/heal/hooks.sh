@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Self-healing's own cost on every proxied request, counted in instructions
+# (callgrind), which are repeatable on a shared machine, beside go test's
+# allocations. BenchmarkHealHooks calls the Inspect and Observe hooks
+# in-process as the proxy does; each variant runs with N and 2N requests and
+# the difference is divided by N, so start-up cancels out.
+#
+# Usage (from the repository root): bash bench/heal/hooks.sh [N]
+# Env: REV, a commit to measure instead of the working tree (its
+# internal/heal with this tree's hooks_bench_test.go), for before/after.
+set -eu
+n=${1:-20000}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+src=.
+if [ -n "${REV:-}" ]; then
+	src="$tmp/src"
+	mkdir "$src"
+	git archive "$REV" | tar -x -C "$src"
+	cp internal/heal/hooks_bench_test.go "$src/internal/heal/"
+fi
+(cd "$src" && go test -c -o "$tmp/heal.test" ./internal/heal)
+# callgrind trips over the Go runtime's asynchronous preemption signals.
+export GODEBUG=asyncpreemptoff=1
+
+count() { # bench n → instructions
+	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$tmp/heal.test" -test.run '^$' \
+		-test.bench "$1" -test.benchtime "$2x" -test.cpu 1 2>&1 | awk '/Collected :/ {print $4}'
+}
+
+echo "# self-healing hooks per request, $(date -u +%Y-%m-%dT%H:%MZ), $(go version | cut -d' ' -f3-), commit $(git rev-parse --short "${REV:-HEAD}")${REV:+ (REV)}"
+echo "# ${REV:+REV=$REV }bash bench/heal/hooks.sh $n"
+echo
+echo "| variant | ns/op | B/op | allocs/op | instructions/op |"
+echo "|---|---:|---:|---:|---:|"
+for v in rules=0/GET rules=0/POST rules=1/GET rules=1/POST; do
+	bre="^BenchmarkHealHooks\$/^${v//\//\$/^}\$"
+	read -r ns bytes allocs < <("$tmp/heal.test" -test.run '^$' -test.bench "$bre" -test.benchtime "$((5 * n))x" \
+		-test.benchmem -test.cpu 1 | awk '/ns\/op/ {print $3, $5, $7}')
+	i1=$(count "$bre" "$n")
+	i2=$(count "$bre" $((2 * n)))
+	echo "| $v | $ns | $bytes | $allocs | $(((i2 - i1) / n)) |"
+done
