@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/graftdev/graft/api"
@@ -85,8 +88,20 @@ func (ib *InstrumentBuilder) BuildPlugin(ctx context.Context, pkg string, src []
 		return "", fmt.Errorf("build plugin: %w", err)
 	}
 	root := ib.Target.Build.Dir
-	cmd, err := b.Command(ctx, "build", map[string]string{filepath.Join(root, pkg, "patch.go"): string(src)},
-		"-buildmode=plugin", "-o", abs, "./"+pkg)
+	dir, target := filepath.Join(root, pkg), "./"+pkg
+	if parent, err := internalParent(src); err != nil {
+		return "", fmt.Errorf("build plugin: %w", err)
+	} else if parent != "" {
+		// Go lets only packages under parent import parent/internal/...:
+		// the plugin goes inside the module that owns them.
+		pdir, err := ib.packageDir(ctx, b, parent)
+		if err != nil {
+			return "", fmt.Errorf("build plugin: %w", err)
+		}
+		dir, target = filepath.Join(pdir, pkg), parent+"/"+pkg
+	}
+	cmd, err := b.Command(ctx, "build", map[string]string{filepath.Join(dir, "patch.go"): string(src)},
+		"-buildmode=plugin", "-o", abs, target)
 	if err != nil {
 		return "", fmt.Errorf("build plugin: %w", err)
 	}
@@ -96,4 +111,59 @@ func (ib *InstrumentBuilder) BuildPlugin(ctx context.Context, pkg string, src []
 		return "", fmt.Errorf("build plugin: %w: %s", err, strings.TrimSpace(string(outb)))
 	}
 	return b.Manifest.Build.ID, nil
+}
+
+// internalParent returns the import path under which a plugin with source
+// src must live to import the internal packages it imports ("" when it
+// imports none): the deepest parent of every "internal" element, which
+// must nest.
+func internalParent(src []byte) (string, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), "patch.go", src, parser.ImportsOnly)
+	if err != nil {
+		return "", err
+	}
+	parent := ""
+	for _, imp := range f.Imports {
+		path, _ := strconv.Unquote(imp.Path.Value)
+		i := strings.LastIndex("/"+path+"/", "/internal/")
+		if i < 0 {
+			continue
+		}
+		p := path[:max(i-1, 0)]
+		switch {
+		case parent == "" || strings.HasPrefix(p+"/", parent+"/"):
+			parent = p
+		case strings.HasPrefix(parent+"/", p+"/"):
+		default:
+			return "", fmt.Errorf("plugin imports internal packages of %s and %s: no package may import both", parent, p)
+		}
+	}
+	return parent, nil
+}
+
+// packageDir finds the directory of import path ip's module in the target
+// build (a dependency graft copied to instrument it, say) and returns the
+// directory ip has, or would have, in it.
+func (ib *InstrumentBuilder) packageDir(ctx context.Context, b *instrument.Build, ip string) (string, error) {
+	cmd, err := b.Command(ctx, "list", nil, "-m", "-f", "{{.Path}} {{.Dir}}", "all")
+	if err != nil {
+		return "", err
+	}
+	cmd.Dir = ib.Target.Build.Dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("list modules: %w", err)
+	}
+	best, dir := "", ""
+	for _, line := range strings.Split(string(out), "\n") {
+		mod, d, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || d == "" || len(mod) <= len(best) || (ip != mod && !strings.HasPrefix(ip, mod+"/")) {
+			continue
+		}
+		best, dir = mod, d
+	}
+	if best == "" {
+		return "", fmt.Errorf("no module of the target build provides %s", ip)
+	}
+	return filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(strings.TrimPrefix(ip, best), "/"))), nil
 }

@@ -91,6 +91,7 @@ var fixes = []fix{
 func main() {
 	only := flag.String("only", "", "run only these advisory ids (comma-separated)")
 	verbose := flag.Bool("v", false, "print every change of every fix")
+	flag.DurationVar(&reproTimeout, "timeout", reproTimeout, "how long the harness waits for the reproducer's answer: later counts as a hang")
 	keep := flag.Bool("keep", false, "keep the work directory (harnesses, plugins and their generated source)")
 	flag.Parse()
 	ctx := context.Background()
@@ -164,7 +165,7 @@ func main() {
 		case res.before == "":
 		case !bad(res.before):
 			repro = "trigger did not reproduce"
-			why = fmt.Sprintf("unpatched answer %q", res.before)
+			why = fmt.Sprintf("unpatched answer %q; patched %q", res.before, res.after)
 		case bad(res.after):
 			repro = "no"
 			why = fmt.Sprintf("before %q, after %q", res.before, res.after)
@@ -323,7 +324,7 @@ func reproOnce(ctx context.Context, bin, work string, before func(sock string) e
 
 // reproTimeout is how long the harness waits for the reproducer: an answer
 // later than that counts as a hang (or a CPU-time denial of service).
-const reproTimeout = 3 * time.Second
+var reproTimeout = 3 * time.Second
 
 func bad(answer string) bool {
 	for _, p := range []string{"panic", "timeout", "vulnerable"} {
@@ -353,7 +354,9 @@ func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.
 		fmt.Fprintf(&imports, "\t%q\n", p)
 	}
 	for path := range t.Pkgs {
-		if !named[path] {
+		// Internal packages cannot be imported from here; the public ones
+		// that use them link them.
+		if !named[path] && !strings.Contains(path+"/", "/internal/") {
 			fmt.Fprintf(&imports, "\t_ %q\n", path)
 		}
 	}

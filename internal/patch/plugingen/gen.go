@@ -131,7 +131,7 @@ func Generate(old, new map[string]*packages.Package, r *api.PatchReport) (*Plugi
 		b.WriteString("\t" + l + "\n")
 	}
 	b.WriteString("\treturn nil\n}\n\n")
-	b.WriteString("// Replacements are the new bodies, by patch point id.\nvar Replacements = map[string]any{\n")
+	b.WriteString("// Replacements are the new bodies, by patch point id.\nvar Replacements = map[string]interface{}{\n")
 	for _, id := range r.Slots {
 		fmt.Fprintf(&b, "\t%q: %s,\n", id, g.pluginName(id))
 	}
@@ -247,48 +247,46 @@ func (g *gen) inOld(path, name string) types.Object {
 	return p.Types.Scope().Lookup(name)
 }
 
-// qual is the types.Qualifier of generated code. Types of the tree's
-// packages must be nameable from outside them.
-func (g *gen) qual(p *types.Package) string { return g.imp(p.Path()) }
-
 // typeExpr spells t in the plugin, or fails when t mentions a type the
-// plugin cannot name.
+// plugin cannot name. Types of the tree's packages are spelled through the
+// build's exports (p0.decoder → p0.GraftT_decoder); types new in the patch
+// are the plugin's own copies (p0_result), queued for emission.
 func (g *gen) typeExpr(t types.Type, where string) string {
-	g.checkNameable(t, where, map[types.Type]bool{})
-	str := types.TypeString(t, g.qual)
-	// Unexported types of the tree's packages are spelled through the
-	// build's exported aliases: p0.decoder → p0.GraftT_decoder.
-	for path := range g.new {
-		local, ok := g.imports[path]
-		if !ok {
-			continue
+	fresh := map[string]bool{}
+	g.checkNameable(t, where, map[types.Type]bool{}, fresh)
+	str := types.TypeString(t, func(p *types.Package) string {
+		if g.isTree(p) {
+			return "\x00" + p.Path() + "\x00"
 		}
-		str = unexportedRef(str, local)
-	}
-	return str
-}
-
-// unexportedRef rewrites "local.x" (x unexported) into "local.GraftT_x".
-func unexportedRef(s, local string) string {
+		return g.imp(p.Path())
+	})
 	var b strings.Builder
 	for {
-		i := strings.Index(s, local+".")
+		i := strings.IndexByte(str, 0)
 		if i < 0 {
-			b.WriteString(s)
+			b.WriteString(str)
 			return b.String()
 		}
-		// Only at an identifier boundary.
-		if i > 0 && isIdent(rune(s[i-1])) {
-			b.WriteString(s[:i+len(local)+1])
-			s = s[i+len(local)+1:]
-			continue
+		b.WriteString(str[:i])
+		j := i + 1 + strings.IndexByte(str[i+1:], 0)
+		path, rest := str[i+1:j], str[j+1:] // rest is ".Name..."
+		k := 1
+		for k < len(rest) && isIdent(rune(rest[k])) {
+			k++
 		}
-		j := i + len(local) + 1
-		b.WriteString(s[:j])
-		if j < len(s) && s[j] >= 'a' && s[j] <= 'z' || j < len(s) && s[j] == '_' {
-			b.WriteString("GraftT_")
+		name := rest[1:k]
+		str = rest[k:]
+		switch {
+		case fresh[path+"."+name]:
+			if tn, ok := g.new[path].Types.Scope().Lookup(name).(*types.TypeName); ok {
+				g.queueType(tn, g.pkgIndex[path], where)
+			}
+			fmt.Fprintf(&b, "p%d_%s", g.pkgIndex[path], name)
+		case ast.IsExported(name):
+			b.WriteString(g.imp(path) + "." + name)
+		default:
+			b.WriteString(g.imp(path) + ".GraftT_" + name)
 		}
-		s = s[j:]
 	}
 }
 
@@ -305,7 +303,7 @@ func isGenericType(t *types.TypeName) bool {
 // unexported names (every instrumented package but main).
 func (g *gen) exports(p *types.Package) bool { return p.Name() != "main" }
 
-func (g *gen) checkNameable(t types.Type, where string, seen map[types.Type]bool) {
+func (g *gen) checkNameable(t types.Type, where string, seen map[types.Type]bool, fresh map[string]bool) {
 	if seen[t] {
 		return
 	}
@@ -317,36 +315,37 @@ func (g *gen) checkNameable(t types.Type, where string, seen map[types.Type]bool
 			old := g.inOld(obj.Pkg().Path(), obj.Name())
 			switch {
 			case old == nil:
-				g.fail("%s: type %s.%s is new and appears in a replaced signature", where, obj.Pkg().Path(), obj.Name())
+				// New in the patch: the plugin declares its own copy.
+				fresh[obj.Pkg().Path()+"."+obj.Name()] = true
 			case !obj.Exported() && (!g.exports(obj.Pkg()) || t.TypeParams() != nil):
 				g.fail("%s: type %s.%s cannot be named outside its package (main, or generic)", where, obj.Pkg().Path(), obj.Name())
 			}
 		}
 		if ta := t.TypeArgs(); ta != nil {
 			for i := range ta.Len() {
-				g.checkNameable(ta.At(i), where, seen)
+				g.checkNameable(ta.At(i), where, seen, fresh)
 			}
 		}
 	case *types.Pointer:
-		g.checkNameable(t.Elem(), where, seen)
+		g.checkNameable(t.Elem(), where, seen, fresh)
 	case *types.Slice:
-		g.checkNameable(t.Elem(), where, seen)
+		g.checkNameable(t.Elem(), where, seen, fresh)
 	case *types.Array:
-		g.checkNameable(t.Elem(), where, seen)
+		g.checkNameable(t.Elem(), where, seen, fresh)
 	case *types.Map:
-		g.checkNameable(t.Key(), where, seen)
-		g.checkNameable(t.Elem(), where, seen)
+		g.checkNameable(t.Key(), where, seen, fresh)
+		g.checkNameable(t.Elem(), where, seen, fresh)
 	case *types.Chan:
-		g.checkNameable(t.Elem(), where, seen)
+		g.checkNameable(t.Elem(), where, seen, fresh)
 	case *types.Signature:
 		for _, tup := range []*types.Tuple{t.Params(), t.Results()} {
 			for i := range tup.Len() {
-				g.checkNameable(tup.At(i).Type(), where, seen)
+				g.checkNameable(tup.At(i).Type(), where, seen, fresh)
 			}
 		}
 	case *types.Struct:
 		for i := range t.NumFields() {
-			g.checkNameable(t.Field(i).Type(), where, seen)
+			g.checkNameable(t.Field(i).Type(), where, seen, fresh)
 		}
 	}
 }

@@ -94,9 +94,12 @@ func TestGenerate(t *testing.T) {
 			name: "literal",
 			contains: []string{
 				`func p0_mk(n int) p0.GraftT_tok`,
-				`*(*int)(unsafe.Add(unsafe.Pointer(_graft_v), 0)) = n + 1`,
-				`*(*string)(unsafe.Add(unsafe.Pointer(_graft_v), 8)) = "x"`,
+				`*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(_graft_v)) + 0)) = n + 1`,
+				`*(*string)(unsafe.Pointer(uintptr(unsafe.Pointer(_graft_v)) + 8)) = "x"`,
 				`_graft_v.Pos = 2`,
+				`func p0_pos(n int) p0.GraftT_tok`,
+				`*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(_graft_v)) + 0)) = n * 2`,
+				`_graft_v.Pos = 3`,
 			},
 		},
 		{
@@ -106,7 +109,7 @@ func TestGenerate(t *testing.T) {
 				`p0_parser_reset(p, b)`,
 				`*p0_side_parser_of(_graft_p) = p0_side_parser{}`,
 				`p0_side_parser_of(_graft_p).depth = 1`,
-				`(*(*int)(unsafe.Add(unsafe.Pointer(p), 24)))`,
+				`(*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(p)) + 24)))`,
 				`weak.Make(p)`,
 			},
 		},
@@ -120,10 +123,19 @@ func TestGenerate(t *testing.T) {
 			},
 		},
 		{
+			name: "newtypegen",
+			contains: []string{
+				`"example.com/fx.Match": p0_Match`,
+				`type p0_result int`,
+				`const p0_rYes p0_result = 1`,
+				`func p0_match(s, p string, n int) p0_result`,
+			},
+		},
+		{
 			name: "body",
 			contains: []string{
 				`func p0_server_allow(s *p0.GraftT_server, n int) bool`,
-				`unsafe.Add(unsafe.Pointer(s), 0)`,
+				`unsafe.Pointer(uintptr(unsafe.Pointer(s)) + 0)`,
 			},
 		},
 	}

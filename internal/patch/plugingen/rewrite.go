@@ -74,6 +74,21 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	// unexportedLit reports whether lit keys an unexported field of a
 	// struct declared in the tree.
 	unexportedLit := func(lit *ast.CompositeLit) bool {
+		if len(lit.Elts) > 0 {
+			if _, keyed := lit.Elts[0].(*ast.KeyValueExpr); !keyed {
+				// Positional: every field is set, unexported ones too.
+				if n, ok := types.Unalias(info.TypeOf(lit)).(*types.Named); ok && g.isTree(n.Obj().Pkg()) {
+					if st, ok := n.Underlying().(*types.Struct); ok {
+						for i := range st.NumFields() {
+							if !st.Field(i).Exported() {
+								return true
+							}
+						}
+					}
+				}
+				return false
+			}
+		}
 		for _, e := range lit.Elts {
 			if kv, ok := e.(*ast.KeyValueExpr); ok {
 				if id, ok := kv.Key.(*ast.Ident); ok {
@@ -89,6 +104,8 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		for _, e := range lit.Elts {
 			if kv, ok := e.(*ast.KeyValueExpr); ok {
 				ast.Inspect(kv.Value, visit)
+			} else {
+				ast.Inspect(e, visit)
 			}
 		}
 	}
@@ -277,13 +294,17 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 	} else {
 		fmt.Fprintf(&b, "func() (_graft_o %s) {\n\t_graft_v := &_graft_o\n\t_ = _graft_v\n", T)
 	}
-	for _, e := range lit.Elts {
-		kv, ok := e.(*ast.KeyValueExpr)
-		if !ok {
-			g.fail("%s: positional composite literal of %s", where, t)
+	for i, e := range lit.Elts {
+		var name string
+		var value ast.Expr
+		if kv, ok := e.(*ast.KeyValueExpr); ok {
+			name, value = kv.Key.(*ast.Ident).Name, kv.Value
+		} else if i < len(fs) {
+			name, value = fs[i].Name(), e
+		} else {
+			g.fail("%s: composite literal of %s has more elements than fields", where, t)
 			return "", false
 		}
-		name := kv.Key.(*ast.Ident).Name
 		idx := -1
 		for i, f := range fs {
 			if f.Name() == name {
@@ -295,7 +316,7 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 			return "", false
 		}
 		if fs[idx].Exported() {
-			fmt.Fprintf(&b, "\t_graft_v.%s = %s\n", name, r(kv.Value))
+			fmt.Fprintf(&b, "\t_graft_v.%s = %s\n", name, r(value))
 			continue
 		}
 		if sideFields[name] {
@@ -303,7 +324,7 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 				g.fail("%s: a %s value literal sets field %s, which lives in a side table (only &%s{...} can)", where, t, name, t)
 				return "", false
 			}
-			fmt.Fprintf(&b, "\t%s(_graft_v).%s = %s\n", g.sideOf(sideType, where), name, r(kv.Value))
+			fmt.Fprintf(&b, "\t%s(_graft_v).%s = %s\n", g.sideOf(sideType, where), name, r(value))
 			continue
 		}
 		ofs, oidx := g.oldFields(t, st, name)
@@ -312,7 +333,10 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 			return "", false
 		}
 		g.imp("unsafe")
-		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Add(unsafe.Pointer(_graft_v), %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), gcSizes.Offsetsof(ofs)[oidx], r(kv.Value))
+		// uintptr arithmetic in one expression (unsafe.Pointer rule 3), not
+		// unsafe.Add: the plugin may live in a module whose go line predates
+		// go1.17 (see patch.internalParent).
+		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Pointer(uintptr(unsafe.Pointer(_graft_v)) + %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), gcSizes.Offsetsof(ofs)[oidx], r(value))
 	}
 	if ptr {
 		b.WriteString("\treturn _graft_v\n}()")
@@ -405,7 +429,7 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 		}
 	}
 	g.imp("unsafe")
-	return fmt.Sprintf("(*(*%s)(unsafe.Add(unsafe.Pointer(%s), %d)))", g.typeExpr(t, where), addrOf(x), off), true
+	return fmt.Sprintf("(*(*%s)(unsafe.Pointer(uintptr(unsafe.Pointer(%s)) + %d)))", g.typeExpr(t, where), addrOf(x), off), true
 }
 
 // oldFields returns the fields of the running program's version of struct
