@@ -8,6 +8,7 @@ import (
 	"go/scanner"
 	"go/token"
 	"go/types"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,6 +25,9 @@ type Options struct {
 	// build and, when not, why (from the graft build manifest). Nil means
 	// every function has one.
 	HasPoint func(id string) (ok bool, reason string)
+	// With are module paths whose packages were diffed along with the tree
+	// (MakeOptions.With): a change of their requirement is carried.
+	With []string
 }
 
 // pkgDecls is what Diff compares of one package.
@@ -355,6 +359,8 @@ func (dd *differ) diffRequires() {
 	for _, path := range sortedKeys(dd.newReq) {
 		ov, nv := dd.oldReq[path], dd.newReq[path]
 		switch {
+		case ov != nv && slices.Contains(dd.opts.With, path):
+			dd.add(path, "module", api.Changed, true, "requirement %s %s → %s: diffed along with the tree, its changes are in this patch", path, ov, nv)
 		case ov != nv && !uses(path):
 			dd.add(path, "module", api.Changed, true, "requirement %s %q → %q: no diffed package imports it", path, ov, nv)
 		case ov == "":

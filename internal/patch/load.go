@@ -34,6 +34,12 @@ type LoadOptions struct {
 	// private copies (fetched modules): it may rewrite go.mod.
 	ModMod bool
 	Env    []string // extra environment
+	// Replace loads these modules (path → directory) instead of the
+	// versions go.mod requires, and adds their packages to the tree: a fix
+	// that spans a module and its dependency is diffed as one tree. The
+	// tree's go.mod is not touched (a temporary -modfile carries the
+	// replace directives).
+	Replace map[string]string
 }
 
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
@@ -55,6 +61,25 @@ func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) 
 	}
 	env = append(env, opts.Env...)
 	cfg := &packages.Config{Context: ctx, Mode: loadMode, Dir: abs, Env: env}
+	if len(opts.Replace) > 0 {
+		tmp, err := os.MkdirTemp("", "graft-tree-")
+		if err != nil {
+			return nil, fmt.Errorf("load tree %s: %w", dir, err)
+		}
+		defer os.RemoveAll(tmp)
+		modf, err := replacedModfile(abs, tmp, opts.Replace)
+		if err != nil {
+			return nil, fmt.Errorf("load tree %s: %w", dir, err)
+		}
+		cfg.BuildFlags = []string{"-modfile=" + modf}
+		if !opts.ModMod {
+			cfg.Env = append(cfg.Env, "GOFLAGS=-mod=mod")
+		}
+		patterns = append([]string(nil), patterns...)
+		for _, mod := range sortedKeys(opts.Replace) {
+			patterns = append(patterns, mod+"/...")
+		}
+	}
 	pkgs, err := packages.Load(cfg, patterns...)
 	if err != nil {
 		return nil, fmt.Errorf("load tree %s: %w", dir, err)
@@ -65,7 +90,7 @@ func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) 
 		for _, e := range p.Errors {
 			errs = append(errs, e.Error())
 		}
-		if p.Module != nil && t.Module == "" {
+		if p.Module != nil && p.Module.Main && t.Module == "" {
 			t.Module = p.Module.Path
 		}
 		if p.Types == nil || len(p.Syntax) == 0 {
@@ -81,6 +106,13 @@ func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) 
 	}
 	if len(t.Pkgs) == 0 {
 		return nil, fmt.Errorf("load tree %s: no Go packages", dir)
+	}
+	// Packages of replaced dependencies are the tree's too; everything
+	// else was only loaded for its types.
+	for path, p := range t.Pkgs {
+		if p.Module != nil && p.Module.Path != t.Module && opts.Replace[p.Module.Path] == "" {
+			delete(t.Pkgs, path)
+		}
 	}
 	t.Requires = map[string]string{}
 	if b, err := os.ReadFile(filepath.Join(abs, "go.mod")); err == nil {
@@ -129,4 +161,36 @@ func FetchModule(ctx context.Context, spec, into string) (string, error) {
 		}
 	}
 	return dst, nil
+}
+
+// replacedModfile writes dir/go.mod plus replace directives, and its go.sum,
+// into tmp and returns the go.mod's path (for -modfile).
+func replacedModfile(dir, tmp string, replace map[string]string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	f, err := modfile.Parse("go.mod", b, nil)
+	if err != nil {
+		return "", err
+	}
+	for _, mod := range sortedKeys(replace) {
+		if err := f.AddReplace(mod, "", replace[mod], ""); err != nil {
+			return "", err
+		}
+	}
+	out, err := f.Format()
+	if err != nil {
+		return "", err
+	}
+	modf := filepath.Join(tmp, "go.mod")
+	if err := os.WriteFile(modf, out, 0o644); err != nil {
+		return "", err
+	}
+	if sum, err := os.ReadFile(filepath.Join(dir, "go.sum")); err == nil {
+		if err := os.WriteFile(filepath.Join(tmp, "go.sum"), sum, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return modf, nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,9 +41,21 @@ type MakeOptions struct {
 	Out      string // the plugin file; the signed manifest goes to Out + ".graft.json"
 	WorkDir  string // for fetched modules; default a temp dir removed afterwards
 	PerCall  bool   // the patch declares it keeps state invariants: no safe point needed
+	// With are dependencies diffed along with the tree, for a fix that
+	// spans a module and a dependency it bumps in go.mod (gjson and
+	// tidwall/match): their old and new versions replace the required ones
+	// in the old and new tree, their packages join the diff, and the
+	// requirement change is admitted. The target build must instrument them.
+	With []Dependency
 	// Load says how to load directory trees (package patterns, -mod=mod for
 	// private copies); fetched modules always use -mod=mod.
 	Load LoadOptions
+}
+
+// Dependency is a module diffed along with the tree: From and To are
+// directories or versions of Module.
+type Dependency struct {
+	Module, From, To string
 }
 
 // Artifact is what Make produced.
@@ -93,17 +106,36 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	}
 	a := &Artifact{}
 	start := time.Now()
-	old, err := openTree(ctx, opts.From, work, opts.Load)
+	oldLoad, newLoad := opts.Load, opts.Load
+	for _, d := range opts.With {
+		if oldLoad.Replace == nil {
+			oldLoad.Replace, newLoad.Replace = map[string]string{}, map[string]string{}
+		}
+		for _, side := range []struct {
+			spec string
+			into map[string]string
+		}{{d.From, oldLoad.Replace}, {d.To, newLoad.Replace}} {
+			dir, err := openDir(ctx, d.Module, side.spec, work)
+			if err != nil {
+				return nil, fmt.Errorf("make patch: %w", err)
+			}
+			side.into[d.Module] = dir
+		}
+	}
+	old, err := openTree(ctx, opts.From, work, oldLoad)
 	if err != nil {
 		return nil, fmt.Errorf("make patch: %w", err)
 	}
-	new, err := openTree(ctx, opts.To, work, opts.Load)
+	new, err := openTree(ctx, opts.To, work, newLoad)
 	if err != nil {
 		return nil, fmt.Errorf("make patch: %w", err)
 	}
 	a.LoadDur = time.Since(start)
 	start = time.Now()
 	var dopts Options
+	for _, d := range opts.With {
+		dopts.With = append(dopts.With, d.Module)
+	}
 	if opts.Target != nil {
 		dopts.HasPoint = HasPointIn(opts.Target)
 	}
@@ -186,6 +218,18 @@ func openTree(ctx context.Context, spec, work string, lo LoadOptions) (*Tree, er
 	}
 	lo.ModMod = true
 	return LoadTree(ctx, dir, lo)
+}
+
+// openDir returns the directory of a dependency's version: spec is a
+// directory, a version of module, or MODULE@VERSION.
+func openDir(ctx context.Context, module, spec, work string) (string, error) {
+	if st, err := os.Stat(spec); err == nil && st.IsDir() {
+		return filepath.Abs(spec)
+	}
+	if !strings.Contains(spec, "@") {
+		spec = module + "@" + spec
+	}
+	return FetchModule(ctx, spec, work)
 }
 
 func fileSHA256(path string) (string, error) {

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/graftdev/graft/api"
+	"golang.org/x/tools/txtar"
 )
 
 // fakeBuilder writes the source as the "plugin": Make and Verify care about
@@ -114,4 +117,59 @@ func copyFile(t *testing.T, src, dst string) {
 func copyArtifact(t *testing.T, src, dst string) {
 	copyFile(t, src, dst)
 	copyFile(t, ManifestPath(src), ManifestPath(dst))
+}
+
+func TestMakeWith(t *testing.T) {
+	ar, err := txtar.ParseFile(filepath.Join("testdata", "with", "with.txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range ar.Files {
+		p := filepath.Join(dir, "tree", f.Name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(dir, "tree")
+	from, to := filepath.Join(root, "app", "old"), filepath.Join(root, "app", "new")
+	tests := []struct {
+		name     string
+		with     []Dependency
+		admitted bool
+		want     []string // "id kind verdict", ids without example.com/
+	}{
+		{name: "alone", admitted: false, want: []string{"app.Check func ok", "dep module refused"}},
+		{
+			name:     "with",
+			with:     []Dependency{{Module: "example.com/dep", From: filepath.Join(root, "dep", "old"), To: filepath.Join(root, "dep", "new")}},
+			admitted: true,
+			want:     []string{"app.Check func ok", "dep module ok", "dep.Limit func ok", "dep.Match func ok", "dep.match func ok"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := Make(t.Context(), MakeOptions{From: from, To: to, With: tt.with, WorkDir: t.TempDir()})
+			if tt.admitted && err != nil || !tt.admitted && !errors.Is(err, ErrNotAdmitted) {
+				t.Fatalf("err = %v", err)
+			}
+			var got []string
+			for _, c := range a.Report.Changes {
+				v := "refused"
+				if c.Admitted {
+					v = "ok"
+				}
+				got = append(got, strings.TrimPrefix(c.ID, "example.com/")+" "+c.Kind+" "+v)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("changes = %q, want %q\n%+v", got, tt.want, a.Report.Changes)
+			}
+			if tt.admitted && !strings.Contains(string(a.Source), "func p1_dep_match(") && !strings.Contains(string(a.Source), "_match(s string, n int) bool") {
+				t.Errorf("plugin lacks the dependency's new match:\n%s", a.Source)
+			}
+		})
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/modfile"
+
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/instrument"
 	"github.com/graftdev/graft/internal/patch"
@@ -39,18 +41,23 @@ var repros = map[string]struct {
 	imports []string
 	repro   string
 }{
-	"GO-2021-0059":         {[]string{"github.com/tidwall/gjson"}, "x := `0.#[[{}]].@valid:\"000`\n\treturn gjson.Get(x, x).Raw"},
-	"GO-2021-0054":         {[]string{"github.com/tidwall/gjson"}, "x := `[#.@pretty.@join:{\"\"[]\"\"preserve\"3,\"][{]]]`\n\treturn gjson.Get(x, x).Raw"},
-	"GO-2022-0957 (match)": {[]string{"github.com/tidwall/match"}, "str := `,**,,**,**,**,**,**,**,`\n\tpat := `,**********************************************{**\",**,,**,**,` + `**,**,\"\",**,**,**,**,**,**,**,**,**,**]`\n\treturn fmt.Sprint(match.Match(pat, str))"},
-	"GO-2021-0089":         {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`^_ï¿½^C^A^@[`), \"\"))"},
-	"GO-2021-0057":         {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
-	"GO-2020-0015":         {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
-	"GO-2022-0603":         {[]string{"gopkg.in/yaml.v3"}, "var v any\n\terr := yaml.Unmarshal([]byte(\"0: [:!00 \\xef\"), &v)\n\treturn fmt.Sprint(v, err)"},
-	"GO-2022-0956":         {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
+	"GO-2021-0059": {[]string{"github.com/tidwall/gjson"}, "x := `0.#[[{}]].@valid:\"000`\n\treturn gjson.Get(x, x).Raw"},
+	"GO-2021-0054": {[]string{"github.com/tidwall/gjson"}, "x := `[#.@pretty.@join:{\"\"[]\"\"preserve\"3,\"][{]]]`\n\treturn gjson.Get(x, x).Raw"},
+	// The fix's own regression test (gjson_test.go of v1.9.3, issue #237).
+	"GO-2021-0265": {[]string{"github.com/tidwall/gjson"}, "j := `[\"*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,,,,,,\"]`\n\tp := `#[%\"*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,,,,,,\"\"*,*\"]`\n\treturn gjson.Get(j, p).Raw"},
+	// The fix's own TestLotsaStars (tidwall/match v1.0.3, bumped by gjson).
+	"GO-2022-0957": {[]string{"github.com/tidwall/match"}, "str := `,**,,**,**,**,**,**,**,`\n\tpat := `,**********************************************{**\",**,,**,**,` + `**,**,\"\",**,**,**,**,**,**,**,**,**,**]`\n\treturn fmt.Sprint(match.Match(pat, str))"},
+	"GO-2021-0089": {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`^_ï¿½^C^A^@[`), \"\"))"},
+	"GO-2021-0057": {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
+	"GO-2020-0015": {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
+	"GO-2022-0603": {[]string{"gopkg.in/yaml.v3"}, "var v any\n\terr := yaml.Unmarshal([]byte(\"0: [:!00 \\xef\"), &v)\n\treturn fmt.Sprint(v, err)"},
+	"GO-2022-0956": {[]string{"gopkg.in/yaml.v2", "strings"}, "var v any\n\terr := yaml.Unmarshal([]byte(strings.Repeat(\"[\", 100000)), &v)\n\tif err != nil && strings.Contains(err.Error(), \"exceeded max depth\") {\n\t\treturn \"refused: \" + err.Error()\n\t}\n\treturn fmt.Sprint(\"vulnerable: parsed 100000 nested levels: \", err)"},
 	// The fix (a recover in Parse) has no regression test and the advisory
 	// quotes no input: this one was found by fuzzing v0.3.6's Parse
 	// (go test -fuzz, two minutes).
 	"GO-2021-0113": {[]string{"golang.org/x/text/language"}, "t, err := language.Parse(\"00-1901-1901-X\")\n\treturn fmt.Sprint(t, \" \", err)"},
+	// The report's minimal crashing input (jsonparser issue #275).
+	"GO-2026-4514": {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`\"0\":\"0\":`), \"0\"))"},
 	// The fix's own regression test (decode_test.go of v2.2.3): nine levels
 	// of aliases, 9^9 nodes. Unpatched it expands them until the harness
 	// times out.
@@ -72,12 +79,11 @@ var fixes = []fix{
 	{"GO-2022-0957", "github.com/tidwall/gjson", "v1.6.4", "v1.6.5", nil, "parseObject, queryMatches"},
 	{"GO-2021-0054", "github.com/tidwall/gjson", "v1.6.5", "v1.6.6", nil, "unwrap"},
 	{"GO-2021-0265", "github.com/tidwall/gjson", "v1.9.2", "v1.9.3", nil, "Get (path match)"},
-	// The dependency halves of GO-2022-0957 and GO-2021-0265: the fix
-	// lives partly in tidwall/match, bumped by gjson's go.mod.
-	{"GO-2022-0957 (match)", "github.com/tidwall/match", "v1.0.1", "v1.0.3", nil, "Match"},
-	{"GO-2021-0265 (match)", "github.com/tidwall/match", "v1.1.0", "v1.1.1", nil, "Match"},
 	{"GO-2021-0089", "github.com/buger/jsonparser", "v0.0.0-20191204142016-1a29609e0929", "v1.0.0", nil, "findKeyStart"},
 	{"GO-2021-0057", "github.com/buger/jsonparser", "v1.1.0", "v1.1.1", nil, "searchKeys"},
+	// Reported in 2026 against v1.1.1 (vulnerable_at); fixed in v1.1.2 per
+	// the maintainers' issue #275, which the database's report cites.
+	{"GO-2026-4514", "github.com/buger/jsonparser", "v1.1.1", "v1.1.2", nil, "Delete"},
 	{"GO-2020-0015", "golang.org/x/text", "v0.3.2", "v0.3.3", []string{"encoding/unicode", "transform"}, "utf16Decoder.Transform"},
 	{"GO-2021-0113", "golang.org/x/text", "v0.3.6", "v0.3.7", []string{"language", "internal/language"}, "language.Parse"},
 	{"GO-2022-1059", "golang.org/x/text", "v0.3.7", "v0.3.8", []string{"language", "internal/language"}, "ParseAcceptLanguage"},
@@ -86,6 +92,10 @@ var fixes = []fix{
 	{"GO-2020-0036", "gopkg.in/yaml.v2", "v2.2.7", "v2.2.8", nil, "yaml_parser_fetch_more_tokens and friends"},
 	{"GO-2022-0603", "gopkg.in/yaml.v3", "v3.0.0-20210107192922-496545a6307b", "v3.0.0-20220521103104-8f96da9f5d5e", nil, "Unmarshal"},
 	{"GO-2020-0016", "github.com/ulikunitz/xz", "v0.5.7", "v0.5.8", []string{"", "lzma"}, "readUvarint"},
+	// vulnerable_at v0.5.14 → fixed v0.5.15, as the database says; no
+	// trigger: on 64-bit both versions cap the dictionary at 2 GiB (v0.5.15
+	// only makes the cap fit a 32-bit int).
+	{"GO-2025-3922", "github.com/ulikunitz/xz", "v0.5.14", "v0.5.15", []string{"", "lzma"}, "lzma.NewReader (dictionary capacity)"},
 }
 
 func main() {
@@ -217,11 +227,18 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	with, err := bumped(dirs, oldTree)
+	if err != nil {
+		return nil, err
+	}
 	harness, err := writeHarness(ctx, work, f, dirs[0], oldTree)
 	if err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
 	inst := []string{f.module + "/..."}
+	for _, d := range with {
+		inst = append(inst, d.Module+"/...")
+	}
 	b, err := instrument.Prepare(ctx, instrument.Options{Dir: harness, Patterns: []string{"."}, Instrument: inst, Patchable: true})
 	if err != nil {
 		return nil, fmt.Errorf("graft build of the harness: %w", err)
@@ -229,7 +246,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	so := filepath.Join(work, "p-"+safe(f.id)+".so")
 	start := time.Now()
-	a, err := patch.Make(ctx, patch.MakeOptions{From: dirs[0], To: dirs[1], Target: &b.Manifest, Load: lo, Key: priv, Out: so,
+	a, err := patch.Make(ctx, patch.MakeOptions{From: dirs[0], To: dirs[1], With: with, Target: &b.Manifest, Load: lo, Key: priv, Out: so,
 		Builder: &patch.InstrumentBuilder{Target: &b.Manifest}})
 	res := &result{makeDur: time.Since(start)}
 	if a != nil {
@@ -276,6 +293,45 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 		res.applyErr = err
 	}
 	return res, nil
+}
+
+// bumped lists the requirements the fixed version changes that the
+// tree's packages import: a fix that bumps a dependency lives partly in it
+// (gjson and tidwall/match), so the dependency is diffed along.
+func bumped(dirs [2]string, t *patch.Tree) ([]patch.Dependency, error) {
+	var reqs [2]map[string]string
+	for i, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err != nil {
+			return nil, err
+		}
+		f, err := modfile.ParseLax("go.mod", b, nil)
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = map[string]string{}
+		for _, r := range f.Require {
+			reqs[i][r.Mod.Path] = r.Mod.Version
+		}
+	}
+	imported := func(mod string) bool {
+		for _, p := range t.Pkgs {
+			for imp := range p.Imports {
+				if imp == mod || strings.HasPrefix(imp, mod+"/") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var out []patch.Dependency
+	for mod, nv := range reqs[1] {
+		if ov := reqs[0][mod]; ov != "" && ov != nv && imported(mod) {
+			out = append(out, patch.Dependency{Module: mod, From: ov, To: nv})
+		}
+	}
+	slices.SortFunc(out, func(a, b patch.Dependency) int { return strings.Compare(a.Module, b.Module) })
+	return out, nil
 }
 
 func safe(id string) string { return strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(id) }
