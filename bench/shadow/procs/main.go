@@ -477,38 +477,46 @@ func printTables(rs []result, c config) {
 			r.cpuAll.Round(100*time.Nanosecond), r.cpuGraft.Round(100*time.Nanosecond), float64(r.rss)/1024, sh, r.errors)
 	}
 	fmt.Println()
-	fmt.Println("Medians over the rounds, against off (a paced run: against the paced run at the same rate, off):")
+	fmt.Println("Against off in the same round (a paced run: against the paced run at the same rate, off), medians over the rounds; the rounds' ratios in parentheses:")
 	fmt.Println()
 	fmt.Println("| mode | throughput / off | p50 − off | p99 − off | CPU per request / off | compared / observed |")
 	fmt.Println("|---|---|---|---|---|---|")
-	by := map[string][]result{}
+	type key struct {
+		round int
+		mode  string
+	}
+	byKey := map[key]result{}
 	for _, r := range rs {
-		by[r.mode] = append(by[r.mode], r)
+		byKey[key{r.round, r.mode}] = r
 	}
-	get := func(mode string, f func(result) float64) float64 {
-		var v []float64
-		for _, r := range by[mode] {
-			v = append(v, f(r))
-		}
-		return median(v)
-	}
-	rps := func(r result) float64 { return r.rps }
-	p50 := func(r result) float64 { return float64(r.p50) }
-	p99 := func(r result) float64 { return float64(r.p99) }
-	cpu := func(r result) float64 { return float64(r.cpuAll) }
-	cmp := func(r result) float64 { return share(r.rep) }
 	d := func(x float64) time.Duration { return time.Duration(x).Round(10 * time.Microsecond) }
 	for _, m := range c.modes {
 		base := "off"
 		if strings.HasPrefix(m, "paced") {
-			base = strings.TrimSuffix(m, ", on")
-			base = strings.TrimSuffix(base, ", off") + ", off"
+			base = strings.TrimSuffix(strings.TrimSuffix(m, ", on"), ", off") + ", off"
 		}
-		if m == base || len(by[base]) == 0 {
+		if m == base {
 			continue
 		}
-		fmt.Printf("| %s | %.2f | %v | %v | %.2f | %.1f%% |\n", m, get(m, rps)/get(base, rps), d(get(m, p50)-get(base, p50)), d(get(m, p99)-get(base, p99)),
-			get(m, cpu)/get(base, cpu), get(m, cmp))
+		var thr, p50, p99, cpu, cmp []float64
+		var each []string
+		for _, r := range rs {
+			b, ok := byKey[key{r.round, base}]
+			if r.mode != m || !ok || b.rps == 0 || b.cpuAll == 0 {
+				continue
+			}
+			thr = append(thr, r.rps/b.rps)
+			each = append(each, fmt.Sprintf("%.2f", r.rps/b.rps))
+			p50 = append(p50, float64(r.p50-b.p50))
+			p99 = append(p99, float64(r.p99-b.p99))
+			cpu = append(cpu, float64(r.cpuAll)/float64(b.cpuAll))
+			cmp = append(cmp, share(r.rep))
+		}
+		if len(thr) == 0 {
+			continue
+		}
+		fmt.Printf("| %s | %.2f (%s) | %v | %v | %.2f | %.1f%% |\n", m, median(thr), strings.Join(each, ", "), d(median(p50)), d(median(p99)),
+			median(cpu), median(cmp))
 	}
 }
 
