@@ -20,7 +20,7 @@ import (
 
 const patchUsage = `graft patch make|apply|list|revert ...
 
-  make   --from OLD --to NEW [--target BINARY] [--key FILE] [-o ARTIFACT] [--json]
+  make   --from OLD --to NEW [--with MODULE@OLD:NEW]... [--target BINARY] [--key FILE] [-o ARTIFACT] [--json]
   apply  ARTIFACT [--admin SOCK | --rt SOCK --pub FILE] [--wait DUR] [--json]
   list   [--admin SOCK | --rt SOCK] [--json]
   revert ID [--admin SOCK | --rt SOCK] [--json]
@@ -50,14 +50,17 @@ func cmdPatch(ctx context.Context, env *Env, args []string) error {
 }
 
 func patchMake(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "patch make", "patch make --from OLD --to NEW [--target BINARY] [--key FILE] [-o ARTIFACT] [--json]", `
+	fs := newFlags(env, "patch make", "patch make --from OLD --to NEW [--with MODULE@OLD:NEW]... [--target BINARY] [--key FILE] [-o ARTIFACT] [--json]", `
 Diff two versions of a source tree (directories, or MODULE@VERSION fetched
 through the module proxy) function by function and decide whether the change
 can be installed into a running program built with graft build. With
 --target (the binary; its manifest BINARY.graft.json names the build and its
 patch points) the plugin is built against exactly that build; with --key it
 is signed, and ARTIFACT plus ARTIFACT.graft.json are what graft patch apply
-takes. Exits non-zero when a change is refused, naming every reason.`)
+takes. A fix that also bumps a dependency in go.mod (and lives partly in it)
+is diffed together with that dependency's two versions (--with; the target
+must instrument it). Exits non-zero when a change is refused, naming every
+reason.`)
 	from := fs.String("from", "", "the running version's source: `DIR` or MODULE@VERSION")
 	to := fs.String("to", "", "the fixed version's source: `DIR` or MODULE@VERSION")
 	target := fs.String("target", "", "the graft build `BINARY` the patch must fit (reads BINARY.graft.json)")
@@ -67,6 +70,16 @@ takes. Exits non-zero when a change is refused, naming every reason.`)
 	source := fs.String("source", "", "also write the generated plugin source to `FILE`")
 	perCall := fs.Bool("per-call", false, "declare that the patch keeps state invariants: switch per call, no safe point")
 	asJSON := fs.Bool("json", false, "print the admissibility report as JSON")
+	var with []patch.Dependency
+	fs.Func("with", "also diff dependency `MODULE@OLD:NEW` (versions or directories), repeatable", func(v string) error {
+		mod, vers, ok := strings.Cut(v, "@")
+		o, n, ok2 := strings.Cut(vers, ":")
+		if !ok || !ok2 || mod == "" || o == "" || n == "" {
+			return fmt.Errorf("want MODULE@OLD:NEW, got %q", v)
+		}
+		with = append(with, patch.Dependency{Module: mod, From: o, To: n})
+		return nil
+	})
 	if err := parse(env, fs, args); err != nil {
 		return err
 	}
@@ -74,7 +87,7 @@ takes. Exits non-zero when a change is refused, naming every reason.`)
 		fmt.Fprintln(env.Stderr, "graft patch make: --from and --to are required, and nothing else")
 		return ErrUsage
 	}
-	opts := patch.MakeOptions{From: *from, To: *to, Out: *out, PerCall: *perCall}
+	opts := patch.MakeOptions{From: *from, To: *to, With: with, Out: *out, PerCall: *perCall}
 	mpath := *manifest
 	if mpath == "" && *target != "" {
 		mpath = *target + ".graft.json"

@@ -366,7 +366,7 @@ func (dd *differ) diffRequires() {
 		case ov == "":
 			dd.add(path, "module", api.Added, false, "new requirement %s %s: a patch links only what the running program already has", path, nv)
 		case ov != nv:
-			dd.add(path, "module", api.Changed, false, "requirement %s %s → %s: the plugin must link the running program's version; patch %s itself (--from %s@%s --to %s@%s)", path, ov, nv, path, path, ov, path, nv)
+			dd.add(path, "module", api.Changed, false, "requirement %s %s → %s: the plugin must link the running program's version; diff it along (--with %s@%s:%s) or patch it itself (--from %s@%s --to %s@%s)", path, ov, nv, path, ov, nv, path, ov, path, nv)
 		}
 	}
 }
