@@ -65,7 +65,7 @@ type Healer struct {
 	// never looked at, and those that are are looked at again by the
 	// next crash's analysis.
 	profMu   sync.Mutex
-	profiles map[*proxy.Request]*rule.Profile
+	profiles map[*packed]*rule.Profile
 
 	now func() time.Time // clock seam
 }
@@ -548,24 +548,28 @@ func (h *Healer) benignFor(hd rule.Head) []*rule.Profile {
 		h.profiles = nil // requests long gone from the sample
 	}
 	if h.profiles == nil {
-		h.profiles = map[*proxy.Request]*rule.Profile{}
+		h.profiles = map[*packed]*rule.Profile{}
 	}
 	var out []*rule.Profile
-	for _, r := range h.benign.snapshot(hd) {
+	for _, p := range h.benign.snapshot(hd) {
+		if prof := h.profiles[p]; prof != nil {
+			out = append(out, prof)
+			continue
+		}
 		// Only requests on the same route can be matched by a rule derived
-		// for it; skip the JSON walk for the others.
-		if r.Method != hd.Method && !(hd.Method == "GET" && r.Method == "HEAD") {
+		// for it; skip unpacking and the JSON walk for the others.
+		method, path, err := p.head()
+		if err != nil || method != hd.Method && !(hd.Method == "GET" && method == "HEAD") || rule.Template(path) != hd.Template {
 			continue
 		}
-		if rule.Template(r.Path) != hd.Template {
+		in, err := p.unpack()
+		if err != nil {
+			h.log.Warn("skipping benign request", "err", err)
 			continue
 		}
-		p := h.profiles[r]
-		if p == nil {
-			p = rule.NewProfile(toInput(r))
-			h.profiles[r] = p
-		}
-		out = append(out, p)
+		prof := rule.NewProfile(in)
+		h.profiles[p] = prof
+		out = append(out, prof)
 	}
 	return out
 }

@@ -17,7 +17,8 @@ import (
 // Every benign request is added, on the request path, so adding takes no
 // lock and allocates nothing once its route is known: the rings are slots
 // written with atomic stores, and routes are found in an open-addressed
-// table of atomic pointers. Only a new route takes the lock (to evict the
+// table of atomic pointers. Requests are kept packed (see packed), so the
+// sample costs the garbage collector little. Only a new route takes the lock (to evict the
 // oldest one when the table is full); reading the sample (a derivation)
 // may see a ring mid-update, which only means a request more or less.
 type sample struct {
@@ -38,23 +39,23 @@ type route struct {
 }
 
 type ring struct {
-	items []atomic.Pointer[proxy.Request]
+	items []atomic.Pointer[packed]
 	next  atomic.Uint64
 }
 
-func newRing(size int) ring { return ring{items: make([]atomic.Pointer[proxy.Request], size)} }
+func newRing(size int) ring { return ring{items: make([]atomic.Pointer[packed], size)} }
 
-func (r *ring) add(q *proxy.Request) {
+func (r *ring) add(p *packed) {
 	i := r.next.Add(1) - 1
-	r.items[i%uint64(len(r.items))].Store(q)
+	r.items[i%uint64(len(r.items))].Store(p)
 }
 
 func (r *ring) len() int { return int(min(r.next.Load(), uint64(len(r.items)))) }
 
-func (r *ring) appendTo(out []*proxy.Request) []*proxy.Request {
+func (r *ring) appendTo(out []*packed) []*packed {
 	for i := range r.items {
-		if q := r.items[i].Load(); q != nil {
-			out = append(out, q)
+		if p := r.items[i].Load(); p != nil {
+			out = append(out, p)
 		}
 	}
 	return out
@@ -87,7 +88,8 @@ func (s *sample) find(method string, template []byte, h int) *route {
 }
 
 func (s *sample) add(q *proxy.Request) {
-	s.all.add(q)
+	p := pack(q)
+	s.all.add(p)
 	// The route template is built in a buffer on the stack: looking a
 	// route up allocates nothing; only a new route's template is copied.
 	var buf [128]byte
@@ -97,7 +99,7 @@ func (s *sample) add(q *proxy.Request) {
 	if rt == nil {
 		rt = s.addRoute(q.Method, tmpl, h)
 	}
-	rt.ring.add(q)
+	rt.ring.add(p)
 }
 
 func (s *sample) addRoute(method string, template []byte, h int) *route {
@@ -140,19 +142,19 @@ func (s *sample) evictLocked(rt *route) {
 }
 
 // snapshot returns the benign requests kept, those of route h first.
-func (s *sample) snapshot(h rule.Head) []*proxy.Request {
-	var out []*proxy.Request
+func (s *sample) snapshot(h rule.Head) []*packed {
+	var out []*packed
 	tmpl := []byte(h.Template)
 	if rt := s.find(h.Method, tmpl, s.hash(h.Method, tmpl)); rt != nil {
 		out = rt.ring.appendTo(out)
 	}
-	seen := make(map[*proxy.Request]bool, len(out))
-	for _, q := range out {
-		seen[q] = true
+	seen := make(map[*packed]bool, len(out))
+	for _, p := range out {
+		seen[p] = true
 	}
-	for _, q := range s.all.appendTo(nil) {
-		if !seen[q] {
-			out = append(out, q)
+	for _, p := range s.all.appendTo(nil) {
+		if !seen[p] {
+			out = append(out, p)
 		}
 	}
 	return out

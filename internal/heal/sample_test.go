@@ -1,7 +1,10 @@
 package heal
 
 import (
+	"bytes"
 	"fmt"
+	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/graftdev/graft/internal/heal/rule"
@@ -34,14 +37,18 @@ func TestSampleBounded(t *testing.T) {
 	if len(snap) != 8 {
 		t.Fatalf("snapshot holds %d, want 8", len(snap))
 	}
-	seen := map[*proxy.Request]bool{}
-	for i, q := range snap {
-		if seen[q] {
-			t.Fatalf("snapshot lists %s twice", q.Path)
+	seen := map[string]bool{}
+	for i, p := range snap {
+		in, err := p.unpack()
+		if err != nil {
+			t.Fatal(err)
 		}
-		seen[q] = true
-		if i < 3 && rule.Template(q.Path) != "/r1/{}" {
-			t.Fatalf("snapshot[%d] = %s, want the route's own first", i, q.Path)
+		if seen[in.Path] {
+			t.Fatalf("snapshot lists %s twice", in.Path)
+		}
+		seen[in.Path] = true
+		if i < 3 && rule.Template(in.Path) != "/r1/{}" {
+			t.Fatalf("snapshot[%d] = %s, want the route's own first", i, in.Path)
 		}
 	}
 }
@@ -71,5 +78,39 @@ func TestSampleRouteTableFull(t *testing.T) {
 	}
 	if n != len(s.order) {
 		t.Fatalf("table holds %d routes, order %d", n, len(s.order))
+	}
+}
+
+func TestPackRoundTrip(t *testing.T) {
+	for _, q := range []*proxy.Request{
+		{ID: 1, Method: "GET", Path: "/"},
+		{ID: 1 << 40, Method: "POST", Path: "/items/7", RawQuery: "a=1&b=%zz",
+			Header: http.Header{"Content-Type": {"application/json"}, "X-Multi": {"a", "", "c"}},
+			Body:   []byte(`{"tags":null}`), BodyLen: 13},
+		{ID: 3, Method: "PUT", Path: "/big", Body: bytes.Repeat([]byte{0, 0xff}, 4096), BodyLen: -1},
+	} {
+		t.Run(q.Method+" "+q.Path, func(t *testing.T) {
+			p := pack(q)
+			in, err := p.unpack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &rule.Input{ID: q.ID, Method: q.Method, Path: q.Path, RawQuery: q.RawQuery, Header: q.Header, Body: q.Body, BodyLen: q.BodyLen}
+			if want.Header == nil {
+				want.Header = http.Header{}
+			}
+			if !reflect.DeepEqual(in, want) {
+				t.Fatalf("unpack = %+v, want %+v", in, want)
+			}
+			if m, path, err := p.head(); err != nil || m != q.Method || path != q.Path {
+				t.Fatalf("head = %q %q %v", m, path, err)
+			}
+			// A truncated buffer is refused, never misread.
+			for n := range len(p.b) {
+				if _, err := (&packed{b: p.b[:n]}).unpack(); err == nil {
+					t.Fatalf("unpack of %d of %d bytes succeeded", n, len(p.b))
+				}
+			}
+		})
 	}
 }

@@ -25,26 +25,21 @@ type tracker struct {
 	slots  []slot
 	maxAge int64 // nanoseconds
 
-	nOver  atomic.Int64 // len(over), read without the lock
-	nBlame atomic.Int64 // len(blame)
-	mu     sync.Mutex
-	over   map[uint64]tracked
-	blame  map[uint64]blame // crashes each request was a suspect of
+	nOver atomic.Int64 // len(over), read without the lock
+	mu    sync.Mutex   // serializes the overflow map and crash analysis
+	over  map[uint64]tracked
 }
 
 type slot struct {
-	r     atomic.Pointer[proxy.Request]
-	start atomic.Int64 // unix nanoseconds of begin
+	r       atomic.Pointer[proxy.Request]
+	start   atomic.Int64 // unix nanoseconds of begin
+	crashes atomic.Int32 // crashes r was a suspect of
 }
 
 type tracked struct {
-	r     *proxy.Request
-	start int64
-}
-
-type blame struct {
-	crashes int
+	r       *proxy.Request
 	start   int64
+	crashes int32
 }
 
 // trackerSlots is the number of slots: requests begun after one still in
@@ -56,7 +51,6 @@ func newTracker(maxAge time.Duration) *tracker {
 		slots:  make([]slot, trackerSlots),
 		maxAge: int64(maxAge),
 		over:   map[uint64]tracked{},
-		blame:  map[uint64]blame{},
 	}
 }
 
@@ -77,6 +71,7 @@ func (t *tracker) begin(r *proxy.Request, now int64) {
 			// whoever sees the request sees its start, not the last
 			// occupant's.
 			s.start.Store(now)
+			s.crashes.Store(0)
 			if s.r.CompareAndSwap(nil, r) {
 				return
 			}
@@ -87,6 +82,7 @@ func (t *tracker) begin(r *proxy.Request, now int64) {
 			// A request that never completed (its client went away)
 			// holds the slot no longer than the tracker remembers it.
 			s.start.Store(now)
+			s.crashes.Store(0)
 			if s.r.CompareAndSwap(old, r) {
 				return
 			}
@@ -124,7 +120,7 @@ func (t *tracker) end(id uint64) *proxy.Request {
 	if old := s.r.Load(); old != nil && old.ID == id && s.r.CompareAndSwap(old, nil) {
 		r = old
 	}
-	if t.nOver.Load() == 0 && t.nBlame.Load() == 0 {
+	if t.nOver.Load() == 0 {
 		return r
 	}
 	t.mu.Lock()
@@ -134,10 +130,6 @@ func (t *tracker) end(id uint64) *proxy.Request {
 		t.nOver.Store(int64(len(t.over)))
 		r = e.r
 	}
-	if _, ok := t.blame[id]; ok {
-		delete(t.blame, id)
-		t.nBlame.Store(int64(len(t.blame)))
-	}
 	return r
 }
 
@@ -145,7 +137,10 @@ func (t *tracker) end(id uint64) *proxy.Request {
 func (t *tracker) blamed(id uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.blame[id].crashes > 1
+	if s := t.slot(id); s.r.Load() != nil && s.r.Load().ID == id {
+		return s.crashes.Load() > 1
+	}
+	return t.over[id].crashes > 1
 }
 
 func (t *tracker) evictLocked(now int64) {
@@ -155,12 +150,6 @@ func (t *tracker) evictLocked(now int64) {
 		}
 	}
 	t.nOver.Store(int64(len(t.over)))
-	for id, b := range t.blame {
-		if now-b.start > t.maxAge {
-			delete(t.blame, id)
-		}
-	}
-	t.nBlame.Store(int64(len(t.blame)))
 	for i := range t.slots {
 		s := &t.slots[i]
 		if old := s.r.Load(); old != nil && now-s.start.Load() > t.maxAge {
@@ -180,33 +169,42 @@ func (t *tracker) suspects(now time.Time) []*proxy.Request {
 	defer t.mu.Unlock()
 	t.evictLocked(at)
 	var out []*proxy.Request
-	// suspect marks r and reports whether it stays tracked.
-	suspect := func(r *proxy.Request, start int64) bool {
+	// suspect reports whether r, a suspect of crashes earlier crashes,
+	// stays tracked, and lists it when it is a suspect of this one.
+	suspect := func(r *proxy.Request, start int64, crashes int32) bool {
 		if start > at {
 			return true
 		}
-		b := t.blame[r.ID]
-		if b.crashes > 0 && (!idempotent(r.Method) || b.crashes >= 2) {
-			delete(t.blame, r.ID)
+		if crashes > 0 && (!idempotent(r.Method) || crashes >= 2) {
 			return false
 		}
-		t.blame[r.ID] = blame{crashes: b.crashes + 1, start: start}
 		out = append(out, r)
 		return true
 	}
 	for i := range t.slots {
 		s := &t.slots[i]
-		if r := s.r.Load(); r != nil && !suspect(r, s.start.Load()) {
+		r := s.r.Load()
+		if r == nil {
+			continue
+		}
+		start, crashes := s.start.Load(), s.crashes.Load()
+		switch {
+		case !suspect(r, start, crashes):
 			s.r.CompareAndSwap(r, nil)
+		case start <= at:
+			s.crashes.Store(crashes + 1)
 		}
 	}
 	for id, e := range t.over {
-		if !suspect(e.r, e.start) {
+		switch {
+		case !suspect(e.r, e.start, e.crashes):
 			delete(t.over, id)
+		case e.start <= at:
+			e.crashes++
+			t.over[id] = e
 		}
 	}
 	t.nOver.Store(int64(len(t.over)))
-	t.nBlame.Store(int64(len(t.blame)))
 	return out
 }
 
