@@ -38,6 +38,10 @@ type ShadowRequest struct {
 	// OPTIONS). Mirroring a side-effecting method runs its effect twice
 	// more, on the candidate and on the secondary.
 	MirrorMethods []string `json:"mirror_methods,omitempty"`
+	// LanePriority is the CPU priority of the candidate and the secondary:
+	// "idle" (the default when empty: SCHED_IDLE, or nice 19 where that is
+	// refused, so mirroring only uses CPU the service leaves) or "normal".
+	LanePriority string `json:"lane_priority,omitempty"`
 	// Promote upgrades the service to the candidate on pass and stops it on
 	// fail.
 	Promote bool `json:"promote,omitempty"`

@@ -96,6 +96,7 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 	req := api.ShadowRequest{
 		Command: absCommand(cmd), Requests: *requests, ForMS: dur.Milliseconds(), Sample: *sample,
 		Promote: *promote, Routes: routes, IgnoreHeaders: ignoreHeaders, IgnoreFields: ignoreFields, TargetRate: *target,
+		LanePriority: *lanePrio,
 	}
 	if *methods != "" {
 		for _, m := range strings.Split(*methods, ",") {
@@ -108,10 +109,7 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 		req.Secondary = absCommand(strings.Fields(*secondary))
 	}
 	c := client.New(*admin)
-	// lane_priority is not in api.ShadowRequest yet, so the request goes
-	// as the service's own StartRequest.
-	var started api.Report
-	if err := c.Do(ctx, "POST", "/v1/shadow", shadow.StartRequest{ShadowRequest: req, LanePriority: *lanePrio}, &started); err != nil {
+	if _, err := c.StartShadow(ctx, req); err != nil {
 		return err
 	}
 	if *detach {

@@ -3,12 +3,11 @@ package shadow
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
+	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/shadow/differ"
@@ -94,18 +93,12 @@ func (s *Service) Mount(handle func(pattern string, h http.Handler)) {
 }
 
 func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
-	var req StartRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&req)
-	}
-	if err != nil {
-		adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("start shadow: bad request body: %w", err))
+	var req api.ShadowRequest
+	if err := adminhttp.Decode(r, &req); err != nil {
+		adminhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("start shadow: %w", err))
 		return
 	}
-	rep, err := s.StartWith(req)
+	rep, err := s.Start(req)
 	switch {
 	case errors.Is(err, ErrBusy):
 		adminhttp.WriteError(w, http.StatusConflict, err)

@@ -35,7 +35,7 @@ type Lane interface {
 // fills it from a *supervisor.Supervisor.
 type Host struct {
 	// StartLane starts a process ("candidate" or "secondary") at the given
-	// CPU priority ("idle" or "normal", see StartRequest) and returns once
+	// CPU priority ("idle" or "normal", see api.ShadowRequest) and returns once
 	// it is ready.
 	StartLane func(ctx context.Context, role string, cmd []string, priority string) (Lane, error)
 	// Upgrade makes cmd the serving version (for promote); nil: promote
@@ -79,7 +79,7 @@ type Service struct {
 }
 
 type run struct {
-	req      StartRequest
+	req      api.ShadowRequest
 	state    string
 	ctrl     *Controller
 	err      string // the run could not start
@@ -142,7 +142,7 @@ func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request,
 	return r, a
 }
 
-// Lane priorities a run may ask for (StartRequest.LanePriority).
+// Lane priorities a run may ask for (api.ShadowRequest.LanePriority).
 const (
 	// PriorityIdle runs both lanes under SCHED_IDLE (nice 19 where that is
 	// refused): they get only the CPU the service leaves, and when they
@@ -153,23 +153,10 @@ const (
 	PriorityNormal = "normal"
 )
 
-// StartRequest is the body of POST /v1/shadow: an api.ShadowRequest and
-// the lane priority, which api.ShadowRequest does not carry yet.
-type StartRequest struct {
-	api.ShadowRequest
-	// LanePriority is "idle" (default, "") or "normal".
-	LanePriority string `json:"lane_priority,omitempty"`
-}
-
-// Start begins a run with the default lane priority; see StartWith.
-func (s *Service) Start(req api.ShadowRequest) (*api.Report, error) {
-	return s.StartWith(StartRequest{ShadowRequest: req})
-}
-
-// StartWith begins a run: it starts the candidate and the secondary, then
+// Start begins a run: it starts the candidate and the secondary, then
 // mirrors until the run ends. It returns at once with the run's report
 // (state "starting").
-func (s *Service) StartWith(req StartRequest) (*api.Report, error) {
+func (s *Service) Start(req api.ShadowRequest) (*api.Report, error) {
 	switch req.LanePriority {
 	case "":
 		req.LanePriority = PriorityIdle
@@ -315,7 +302,7 @@ func (s *Service) run(ctx context.Context, r *run) {
 	}
 }
 
-func (s *Service) startLanes(ctx context.Context, req StartRequest) (cand, sec Lane, err error) {
+func (s *Service) startLanes(ctx context.Context, req api.ShadowRequest) (cand, sec Lane, err error) {
 	secCmd := req.Secondary
 	if len(secCmd) == 0 {
 		if secCmd, err = s.h.ServingCmd(); err != nil {

@@ -399,7 +399,7 @@ func TestServiceAdminAPI(t *testing.T) {
 		t.Errorf("report.html: %s\n%.500s", resp.Header.Get("Content-Type"), page)
 	}
 	// A new run may start once the last is done, here at normal priority.
-	if code, body := rg.post(t, "/v1/shadow", StartRequest{ShadowRequest: api.ShadowRequest{Command: []string{"./v3"}}, LanePriority: "normal"}); code != http.StatusAccepted {
+	if code, body := rg.post(t, "/v1/shadow", api.ShadowRequest{Command: []string{"./v3"}, LanePriority: "normal"}); code != http.StatusAccepted {
 		t.Fatalf("start after stop: %d %s", code, body)
 	}
 	waitRunning(t, rg.svc)
