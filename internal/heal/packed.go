@@ -43,7 +43,7 @@ func appendBytes[S string | []byte](b []byte, s S) []byte {
 
 var errPacked = errors.New("corrupt packed request")
 
-// method returns the packed request's method and path without unpacking
+// head returns the packed request's method and path without unpacking
 // the rest, so a derivation skips other routes cheaply.
 func (p *packed) head() (method, path string, err error) {
 	d := unpacker{b: p.b}
@@ -82,18 +82,12 @@ type unpacker struct {
 	err error
 }
 
-func (d *unpacker) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err, d.b = errPacked, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *unpacker) uvarint() uint64 { return next(d, binary.Uvarint) }
 
-func (d *unpacker) varint() int64 {
-	v, n := binary.Varint(d.b)
+func (d *unpacker) varint() int64 { return next(d, binary.Varint) }
+
+func next[T uint64 | int64](d *unpacker, decode func([]byte) (T, int)) T {
+	v, n := decode(d.b)
 	if n <= 0 {
 		d.err, d.b = errPacked, nil
 		return 0

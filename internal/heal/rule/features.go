@@ -463,31 +463,29 @@ func factPreds(src source, name string, f *fact) []pred {
 		p.op = opPresent
 		ps = append(ps, p)
 	}
-	for _, x := range f.values {
-		p := base
-		p.op, p.value = opEqual, x
-		ps = append(ps, p)
-	}
+	ps = appendValued(ps, base, opEqual, f.values)
 	for _, l := range f.lens {
 		p := base
 		p.op = opLen
 		p.lo, p.hi = class(lenClasses, l)
 		ps = append(ps, p)
 	}
-	for _, k := range f.kinds {
-		p := base
-		p.op, p.value = opKind, k
-		ps = append(ps, p)
-	}
-	for _, t := range f.types {
-		p := base
-		p.op, p.value = opType, t
-		ps = append(ps, p)
-	}
+	ps = appendValued(ps, base, opKind, f.kinds)
+	ps = appendValued(ps, base, opType, f.types)
 	if src == srcJSON && name == "json" {
 		p := base
 		p.op = opDepth
 		p.lo, p.hi = class(depthClasses, f.depth)
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// appendValued appends one predicate op=v on base's subject per value.
+func appendValued(ps []pred, base pred, op op, values []string) []pred {
+	for _, v := range values {
+		p := base
+		p.op, p.value = op, v
 		ps = append(ps, p)
 	}
 	return ps
