@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/instrument"
@@ -58,6 +59,21 @@ var repros = map[string]struct {
 	"GO-2021-0113": {[]string{"golang.org/x/text/language"}, "t, err := language.Parse(\"00-1901-1901-X\")\n\treturn fmt.Sprint(t, \" \", err)"},
 	// The report's minimal crashing input (jsonparser issue #275).
 	"GO-2026-4514": {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`\"0\":\"0\":`), \"0\"))"},
+	// x/image/tiff. The report's input (issue 58003 found by OSS-Fuzz; the
+	// fix adds no test): one IFD entry whose count claims 1 GiB of SHORTs.
+	// The harm is memory, so the reproducer measures what Decode allocated.
+	"GO-2023-1572": {[]string{"golang.org/x/image/tiff", "bytes", "encoding/binary", "runtime"}, "data := tiffWith([]byte(\"MM\\x00\\x2a\\x00\\x00\\x00\\x00\"), []tiffEntry{{256, 4, []uint32{1}}, {257, 4, []uint32{1}}, {258, 3, make([]uint32, 2)}})\n\tbinary.BigEndian.PutUint32(data[len(data)-4-12+4:], 1<<29) // the last entry's (BitsPerSample) count: 1 GiB of SHORTs\n\tvar before, after runtime.MemStats\n\truntime.ReadMemStats(&before)\n\t_, err := tiff.DecodeConfig(bytes.NewReader(data))\n\truntime.ReadMemStats(&after)\n\tif mb := (after.TotalAlloc - before.TotalAlloc) >> 20; mb > 256 {\n\t\treturn fmt.Sprintf(\"vulnerable: DecodeConfig allocated %d MiB (error: %v)\", mb, err)\n\t}\n\treturn fmt.Sprint(\"error: \", err)"},
+	// The fix's own BenchmarkRepeatedOversizedTileData (v0.10.0): 1,024
+	// tiles all pointing at one zlib chunk that inflates to 64 MiB.
+	"GO-2023-1989": {[]string{"golang.org/x/image/tiff", "bytes", "compress/zlib", "encoding/binary"}, "var zbuf bytes.Buffer\n\tzw := zlib.NewWriter(&zbuf)\n\tzeros := make([]byte, 1024)\n\tfor i := 0; i < 1<<16; i++ {\n\t\tzw.Write(zeros)\n\t}\n\tzw.Close()\n\tdata := []byte(\"MM\\x00\\x2a\\x00\\x00\\x00\\x00\")\n\tzoff := len(data)\n\tdata = append(data, zbuf.Bytes()...)\n\toffs, sizes := make([]uint32, 1024), make([]uint32, 1024)\n\tfor i := range offs {\n\t\toffs[i], sizes[i] = uint32(zoff), uint32(zbuf.Len())\n\t}\n\tdata = tiffWith(data, []tiffEntry{{256, 4, []uint32{256}}, {257, 4, []uint32{256}}, {258, 3, []uint32{16, 16, 16}}, {259, 3, []uint32{8}}, {262, 3, []uint32{2}}, {322, 4, []uint32{8}}, {323, 4, []uint32{8}}, {324, 4, offs}, {325, 4, sizes}})\n\t_, err := tiff.Decode(bytes.NewReader(data))\n\treturn fmt.Sprint(\"error: \", err)"},
+	// The fix's own BenchmarkZeroHeightTile (v0.10.0).
+	"GO-2023-1990": {[]string{"golang.org/x/image/tiff", "bytes", "encoding/binary"}, "data := tiffWith([]byte(\"MM\\x00\\x2a\\x00\\x00\\x00\\x00\"), []tiffEntry{{256, 4, []uint32{4294967295}}, {257, 4, []uint32{0}}, {322, 4, []uint32{1}}, {323, 4, []uint32{0}}})\n\t_, err := tiff.Decode(bytes.NewReader(data))\n\treturn fmt.Sprint(\"error: \", err)"},
+	// The fix's own TestInvalidPaletteRef and its testdata file (v0.18.0);
+	// unpatched, Decode accepts it and reading the pixels panics.
+	"GO-2024-2937": {[]string{"golang.org/x/image/tiff", "bytes", "os"}, "contents, err := os.ReadFile(\"{{FIXED}}/testdata/invalid-palette-ref.tiff\")\n\tif err != nil {\n\t\treturn fmt.Sprint(\"no input: \", err)\n\t}\n\timg, err := tiff.Decode(bytes.NewReader(contents))\n\tif err != nil {\n\t\treturn fmt.Sprint(\"error: \", err)\n\t}\n\t// The panic comes when the image is used: every pixel's color.\n\tb := img.Bounds()\n\tfor y := b.Min.Y; y < b.Max.Y; y++ {\n\t\tfor x := b.Min.X; x < b.Max.X; x++ {\n\t\t\timg.At(x, y).RGBA()\n\t\t}\n\t}\n\treturn \"decoded and read every pixel\""},
+	// The fix's own TestDecodeOOMIFDOffset (v0.38.0): an IFD offset of
+	// 0xFFFFFFFF read through a plain io.Reader. The harm is memory.
+	"GO-2026-4815": {[]string{"golang.org/x/image/tiff", "bytes", "io", "runtime"}, "var before, after runtime.MemStats\n\truntime.ReadMemStats(&before)\n\t_, err := tiff.Decode(ioReader{bytes.NewReader([]byte{'M', 'M', 0, 42, 0xff, 0xff, 0xff, 0xff})})\n\truntime.ReadMemStats(&after)\n\tif mb := (after.TotalAlloc - before.TotalAlloc) >> 20; mb > 256 {\n\t\treturn fmt.Sprintf(\"vulnerable: Decode allocated %d MiB (error: %v)\", mb, err)\n\t}\n\treturn fmt.Sprint(\"error: \", err)"},
 	// The fix's own regression test (decode_test.go of v2.2.3): nine levels
 	// of aliases, 9^9 nodes. Unpatched it expands them until the harness
 	// times out.
@@ -71,6 +87,60 @@ var repros = map[string]struct {
 	// ends. Unpatched, readUvarint reads forever.
 	"GO-2020-0016": {[]string{"github.com/ulikunitz/xz", "bytes", "encoding/binary", "hash/crc32", "io"}, "hdr := []byte(\"\\xfd7zXZ\\x00\\x00\\x01\")\n\thdr = binary.LittleEndian.AppendUint32(hdr, crc32.ChecksumIEEE(hdr[6:8]))\n\thdr = append(hdr, 0)\n\tpr, pw := io.Pipe()\n\tdefer pr.Close()\n\tgo func() {\n\t\tb := bytes.Repeat([]byte{0x80}, 4096)\n\t\tfor {\n\t\t\tif _, err := pw.Write(b); err != nil {\n\t\t\t\treturn\n\t\t\t}\n\t\t}\n\t}()\n\tr, err := xz.NewReader(io.MultiReader(bytes.NewReader(hdr), pr))\n\tif err != nil {\n\t\treturn fmt.Sprint(\"error: \", err)\n\t}\n\t_, err = io.ReadAll(r)\n\treturn fmt.Sprint(\"error: \", err)"},
 }
+
+// tiffDecls builds big-endian TIFFs for the x/image rows, as the fixes'
+// own test helpers (newTIFF, appendIFD of tiff/reader_test.go) do.
+const tiffDecls = `
+type tiffEntry struct {
+	tag, typ uint16 // typ 3: SHORT, 4: LONG
+	vals     []uint32
+}
+
+// tiffWith appends an IFD of ents (sorted by tag) to b, a TIFF header and
+// data, and points the header at it.
+func tiffWith(b []byte, ents []tiffEntry) []byte {
+	be := binary.BigEndian
+	put := func(dst []byte, typ uint16, x uint32) []byte {
+		if typ == 3 {
+			return be.AppendUint16(dst, uint16(x))
+		}
+		return be.AppendUint32(dst, x)
+	}
+	var ifd []byte
+	for _, e := range ents {
+		ifd = be.AppendUint16(ifd, e.tag)
+		ifd = be.AppendUint16(ifd, e.typ)
+		ifd = be.AppendUint32(ifd, uint32(len(e.vals)))
+		size := 4
+		if e.typ == 3 {
+			size = 2
+		}
+		if len(e.vals)*size <= 4 {
+			var v []byte
+			for _, x := range e.vals {
+				v = put(v, e.typ, x)
+			}
+			for len(v) < 4 {
+				v = append(v, 0)
+			}
+			ifd = append(ifd, v...)
+			continue
+		}
+		ifd = be.AppendUint32(ifd, uint32(len(b)))
+		for _, x := range e.vals {
+			b = put(b, e.typ, x)
+		}
+	}
+	be.PutUint32(b[4:8], uint32(len(b)))
+	b = be.AppendUint16(b, uint16(len(ents)))
+	b = append(b, ifd...)
+	return be.AppendUint32(b, 0)
+}
+`
+
+// reproDecls are package-level declarations some reproducers need.
+var reproDecls = map[string]string{"GO-2023-1572": tiffDecls, "GO-2023-1989": tiffDecls, "GO-2023-1990": tiffDecls,
+	"GO-2026-4815": "// ioReader hides bytes.Reader's ReadAt, as the fix's test does.\ntype ioReader struct{ io.Reader }\n"}
 
 // fixes are entries of the Go vulnerability database whose vulnerable and
 // fixed versions the module proxy serves.
@@ -91,6 +161,16 @@ var fixes = []fix{
 	{"GO-2022-0956", "gopkg.in/yaml.v2", "v2.2.3", "v2.2.4", nil, "yaml_parser_increase_flow_level, yaml_parser_roll_indent"},
 	{"GO-2020-0036", "gopkg.in/yaml.v2", "v2.2.7", "v2.2.8", nil, "yaml_parser_fetch_more_tokens and friends"},
 	{"GO-2022-0603", "gopkg.in/yaml.v3", "v3.0.0-20210107192922-496545a6307b", "v3.0.0-20220521103104-8f96da9f5d5e", nil, "Unmarshal"},
+	// Every report for golang.org/x/image (a second family, chosen before
+	// any of it ran): all in x/image/tiff.
+	{"GO-2023-1572", "golang.org/x/image", "v0.4.0", "v0.5.0", []string{"tiff"}, "DecodeConfig (IFD entry sizes)"},
+	{"GO-2023-1989", "golang.org/x/image", "v0.9.0", "v0.10.0", []string{"tiff"}, "Decode (compressed tile data size)"},
+	{"GO-2023-1990", "golang.org/x/image", "v0.9.0", "v0.10.0", []string{"tiff"}, "Decode (zero-height tiles)"},
+	{"GO-2024-2937", "golang.org/x/image", "v0.17.0", "v0.18.0", []string{"tiff"}, "Decode (palette index)"},
+	{"GO-2026-4815", "golang.org/x/image", "v0.37.0", "v0.38.0", []string{"tiff"}, "buffer.fill, buffer.ReadAt"},
+	// 32-bit platforms only: no trigger on amd64.
+	{"GO-2026-4961", "golang.org/x/image", "v0.38.0", "v0.39.0", []string{"webp"}, "webp.decode"},
+	{"GO-2026-4962", "golang.org/x/image", "v0.38.0", "v0.39.0", []string{"font/sfnt"}, "source.view"},
 	{"GO-2020-0016", "github.com/ulikunitz/xz", "v0.5.7", "v0.5.8", []string{"", "lzma"}, "readUvarint"},
 	// vulnerable_at v0.5.14 → fixed v0.5.15, as the database says; no
 	// trigger: on 64-bit both versions cap the dictionary at 2 GiB (v0.5.15
@@ -231,7 +311,13 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	harness, err := writeHarness(ctx, work, f, dirs[0], oldTree)
+	// Test data of the fixed version, from the module cache (graft's copy
+	// of a module leaves testdata out).
+	fixedSrc, err := moduleCacheDir(ctx, f.module, f.to)
+	if err != nil {
+		return nil, err
+	}
+	harness, err := writeHarness(ctx, work, f, dirs[0], fixedSrc, oldTree)
 	if err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
@@ -334,6 +420,19 @@ func bumped(dirs [2]string, t *patch.Tree) ([]patch.Dependency, error) {
 	return out, nil
 }
 
+// moduleCacheDir is where the module cache holds mod@version.
+func moduleCacheDir(ctx context.Context, mod, version string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMODCACHE: %w", err)
+	}
+	esc, err := module.EscapePath(mod)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), esc+"@"+version), nil
+}
+
 func safe(id string) string { return strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(id) }
 
 // reproOnce starts the harness, runs before (with its rt socket) if set,
@@ -394,7 +493,7 @@ func bad(answer string) bool {
 // writeHarness makes a main module that requires the vulnerable version
 // (replaced by the fetched copy, which is also the diff's old tree) and
 // imports every package of the tree.
-func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.Tree) (string, error) {
+func writeHarness(ctx context.Context, work string, f fix, old, fixed string, t *patch.Tree) (string, error) {
 	dir := filepath.Join(work, "harness-"+safe(f.id))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -418,9 +517,9 @@ func writeHarness(ctx context.Context, work string, f fix, old string, t *patch.
 	}
 	body := "return \"no reproducer\""
 	if hasRepro {
-		body = rp.repro
+		body = strings.ReplaceAll(rp.repro, "{{FIXED}}", fixed)
 	}
-	src := "package main\n\nimport (\n" + imports.String() + ")\n\n" +
+	src := "package main\n\nimport (\n" + imports.String() + ")\n\n" + reproDecls[f.id] + "\n" +
 		"func repro() (res string) {\n\tdefer func() {\n\t\tif p := recover(); p != nil {\n\t\t\tres = fmt.Sprint(\"panic: \", p)\n\t\t}\n\t}()\n\t" + body + "\n}\n\n" +
 		"func main() {\n\tln, err := net.Listen(\"tcp\", \"127.0.0.1:0\")\n\tif err != nil {\n\t\tos.Exit(1)\n\t}\n\tfmt.Println(\"addr\", ln.Addr())\n" +
 		"\thttp.HandleFunc(\"/repro\", func(w http.ResponseWriter, r *http.Request) {\n\t\tch := make(chan string, 1)\n\t\tstart := time.Now()\n\t\tgo func() { ch <- repro() }()\n" +
