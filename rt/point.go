@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Bits of a patch point's word. Generated code loads the word once at the
@@ -295,4 +296,19 @@ func Patches() []Patch {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// Pointer is unsafe.Pointer, for generated code that does not import
+// unsafe.
+type Pointer = unsafe.Pointer
+
+// NoEscape returns p, hidden from escape analysis (like the runtime's own
+// noescape). Generated slow paths pass a replacement's arguments through it
+// so that the dynamic call does not move every pointer argument of every
+// instrumented function to the heap. It round-trips the address through a
+// uintptr variable in memory, with no call in between (it inlines), so the
+// stack cannot move under it.
+func NoEscape(p Pointer) Pointer {
+	x := uintptr(p)
+	return *(*Pointer)(unsafe.Pointer(&x))
 }

@@ -173,6 +173,15 @@ func (p *prep) rewrite(ctx context.Context, root string, sel []string, lps []*li
 		paths = append(paths, lp.ImportPath)
 		want[lp.ImportPath] = lp
 	}
+	var inl map[string]map[string]bool
+	if p.opts.Rewrite.Budget >= 0 {
+		var err error
+		if inl, err = p.inlinable(ctx, sel, paths); err != nil {
+			// Fall back on the rewriter's leaf heuristic; the build
+			// itself will report what is wrong, if anything.
+			p.log.Warn("using the inlinable-leaf heuristic", "error", err)
+		}
+	}
 	loaded, err := packages.Load(cfg, paths...)
 	if err != nil {
 		return nil, fmt.Errorf("load packages: %w", err)
@@ -208,7 +217,14 @@ func (p *prep) rewrite(ctx context.Context, root string, sel []string, lps []*li
 			files = append(files, f)
 		}
 		in.Files = files
-		res, err := rewrite.Package(in, p.opts.Rewrite)
+		rcfg := p.opts.Rewrite
+		if inl != nil {
+			rcfg.Inlinable = inl[pkg.PkgPath]
+			if rcfg.Inlinable == nil {
+				rcfg.Inlinable = map[string]bool{} // asked: nothing inlinable
+			}
+		}
+		res, err := rewrite.Package(in, rcfg)
 		if err != nil {
 			return nil, err
 		}

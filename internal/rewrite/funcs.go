@@ -35,7 +35,21 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 			return
 		}
 	}
-	if r.cfg.Budget > 0 {
+	if _, fn := r.funcID(fd); r.cfg.Budget > 0 && r.cfg.Inlinable != nil {
+		// Recursive functions keep their point and depth site: the gc
+		// compiler inlines one level of a small recursive function,
+		// which is little to lose against stack exhaustion.
+		if r.cfg.Inlinable[fn] && !r.recursive(fd) {
+			r.skip(fd, fs.name, "inlined by the compiler (go build -gcflags=-m: can inline)")
+			r.recoverSites(fs, fd)
+			return
+		}
+		if r.frameless(fd.Body) && !r.recursive(fd) {
+			r.skip(fd, fs.name, "leaf: calls nothing the compiler does not inline, so a prologue would add a stack frame and a stack check")
+			r.recoverSites(fs, fd)
+			return
+		}
+	} else if r.cfg.Budget > 0 {
 		if n, leaf := r.leafSize(fd.Body); leaf && n <= r.cfg.Budget {
 			r.skip(fd, fs.name, fmt.Sprintf("inlinable leaf (%d nodes <= budget %d)", n, r.cfg.Budget))
 			r.recoverSites(fs, fd)
@@ -51,20 +65,24 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 	// with an error result) the results, so the prologue can pass them on.
 	var args []string
 	var typs []string
+	var hide []string // per parameter: its type as a value, "" when it holds no pointer
 	if fd.Recv != nil {
 		f := fd.Recv.List[0]
 		args = append(args, r.nameField(fs, f, "_graft_recv", 0)...)
 		typs = append(typs, fs.text(f.Type))
+		hide = append(hide, r.hidden(fs, f.Type))
 	}
 	variadic := false
 	for i, f := range fd.Type.Params.List {
 		names := r.nameField(fs, f, "_graft_a", i)
 		t := fs.text(f.Type)
+		h := r.hidden(fs, f.Type)
 		if _, ok := f.Type.(*ast.Ellipsis); ok {
 			variadic = true
 		}
 		for range names {
 			typs = append(typs, t)
+			hide = append(hide, h)
 		}
 		args = append(args, names...)
 	}
@@ -142,6 +160,15 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 	for i, t := range typs {
 		xs = append(xs, fmt.Sprintf("_graft_x%d %s", i, t))
 		a := fmt.Sprintf("_graft_x%d", i)
+		if hide[i] != "" {
+			// The replacement is called through a func value, which
+			// makes escape analysis move everything a pointer argument
+			// reaches to the heap, in every caller, patched or not.
+			// NoEscape hides the flow, so callers keep the plain build's
+			// allocations; a replacement must then not retain pointer
+			// arguments that the original does not (docs/rt.md).
+			a = fmt.Sprintf("*(*%s)(_graft_rt.NoEscape(_graft_rt.Pointer(&%s)))", hide[i], a)
+		}
 		if variadic && i == len(typs)-1 {
 			a += "..."
 		}
@@ -235,6 +262,42 @@ func (r *rewriter) typeString(fd *ast.FuncDecl) string {
 	return types.TypeString(flat, nil)
 }
 
+// hidden returns the type of a parameter declared with type expression t,
+// as a value type ("[]T" for "...T"), when it may hold a pointer; "" when
+// it holds none (no need to hide it from escape analysis).
+func (r *rewriter) hidden(fs *fileState, t ast.Expr) string {
+	text := fs.text(t)
+	tt := r.in.Info.TypeOf(t)
+	if e, ok := t.(*ast.Ellipsis); ok {
+		text = "[]" + fs.text(e.Elt)
+		if et := r.in.Info.TypeOf(e.Elt); et != nil {
+			tt = types.NewSlice(et)
+		}
+	}
+	if tt != nil && pointerFree(tt) {
+		return ""
+	}
+	return text
+}
+
+// pointerFree reports whether values of t contain no pointers.
+func pointerFree(t types.Type) bool {
+	switch u := t.Underlying().(type) {
+	case *types.Basic:
+		return u.Info()&(types.IsString|types.IsUntyped) == 0 && u.Kind() != types.UnsafePointer
+	case *types.Array:
+		return pointerFree(u.Elem())
+	case *types.Struct:
+		for i := 0; i < u.NumFields(); i++ {
+			if !pointerFree(u.Field(i).Type()) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 func genericRecv(fd *ast.FuncDecl) bool {
 	if fd.Recv == nil || len(fd.Recv.List) == 0 {
 		return false
@@ -279,6 +342,85 @@ func (r *rewriter) leafSize(body *ast.BlockStmt) (int, bool) {
 		return true
 	})
 	return n, leaf
+}
+
+// frameless reports whether body calls nothing but len, cap, min, max,
+// conversions to concrete types and same-package functions the compiler
+// inlines (Config.Inlinable), and has no closures, defers, go statements or
+// selects: the gc compiler then usually gives the function no stack check
+// (a leaf), and the call in a prologue's slow path would add one, plus a
+// frame, to every call.
+func (r *rewriter) frameless(body *ast.BlockStmt) bool {
+	leaf := true
+	ast.Inspect(body, func(x ast.Node) bool {
+		if !leaf || x == nil {
+			return false
+		}
+		switch x := x.(type) {
+		case *ast.FuncLit, *ast.DeferStmt, *ast.GoStmt, *ast.SelectStmt:
+			leaf = false
+		case *ast.CallExpr:
+			if tv, ok := r.in.Info.Types[x.Fun]; ok && tv.IsType() {
+				if types.IsInterface(tv.Type) {
+					leaf = false
+				}
+				break
+			}
+			var obj types.Object
+			switch f := unparen(x.Fun).(type) {
+			case *ast.Ident:
+				obj = r.in.Info.Uses[f]
+			case *ast.SelectorExpr:
+				if sel, ok := r.in.Info.Selections[f]; ok {
+					if sel.Kind() != types.MethodVal {
+						leaf = false
+						break
+					}
+					obj = sel.Obj()
+				} else {
+					obj = r.in.Info.Uses[f.Sel]
+				}
+			}
+			switch o := obj.(type) {
+			case *types.Builtin:
+				switch o.Name() {
+				case "len", "cap", "min", "max":
+				default:
+					leaf = false
+				}
+			case *types.Func:
+				if o.Pkg() == nil || o.Pkg().Path() != r.in.PkgPath || !r.cfg.Inlinable[funcName(o)] {
+					leaf = false
+				}
+			default:
+				leaf = false
+			}
+		}
+		return leaf
+	})
+	return leaf
+}
+
+// funcName names a function or method as the compiler's -m output does:
+// "F", "T.M" or "(*T).M".
+func funcName(f *types.Func) string {
+	sig, ok := f.Type().(*types.Signature)
+	if !ok || sig.Recv() == nil {
+		return f.Name()
+	}
+	t := sig.Recv().Type()
+	star := ""
+	if p, ok := t.(*types.Pointer); ok {
+		star, t = "*", p.Elem()
+	}
+	n, ok := t.(*types.Named)
+	if !ok {
+		return f.Name()
+	}
+	if star != "" {
+		return "(*" + n.Obj().Name() + ")." + f.Name()
+	}
+	return n.Obj().Name() + "." + f.Name()
 }
 
 func unparen(e ast.Expr) ast.Expr {

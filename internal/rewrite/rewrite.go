@@ -23,7 +23,7 @@ import (
 
 // Version identifies the rewriter's output; it is part of every build id
 // and cache key, and changes whenever generated code changes.
-const Version = "graft-rewrite-3"
+const Version = "graft-rewrite-4"
 
 // RTImport is the import path of the runtime generated code calls.
 const RTImport = "github.com/graftdev/graft/rt"
@@ -38,6 +38,12 @@ const DefaultBudget = 40
 type Config struct {
 	Budget  int  // inlinable-leaf budget in syntax nodes; 0: DefaultBudget, < 0: instrument every function
 	NoSites bool // patch points only
+	// Inlinable, when not nil, names the package's functions ("F",
+	// "T.M", "(*T).M") that the gc compiler inlines in the plain build
+	// (its -m output): they get no patch point, since a prologue would
+	// stop the inlining, and the leaf heuristic (Budget) is not used.
+	// Ignored when Budget < 0.
+	Inlinable map[string]bool `json:"-"`
 }
 
 // Input is one type-checked package.

@@ -300,3 +300,47 @@ func FuzzRewrite(f *testing.F) {
 		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Budget: -1})
 	})
 }
+
+// TestCompilerInlinable checks the compiler-driven mode (Config.Inlinable):
+// functions the compiler inlines and frameless leaves get no patch point,
+// with the reason; everything else does.
+func TestCompilerInlinable(t *testing.T) {
+	src := "package p\n\ntype T struct{ n int }\n\nfunc (t *T) get() int { return t.n }\n\nfunc leaf(b []byte) int {\n\tn := 0\n\tfor i := 0; i < len(b); i++ {\n\t\tn += int(b[i])\n\t}\n\treturn n + (&T{}).get()\n}\n\nfunc caller(b []byte) int {\n\tprintln()\n\treturn leaf(b)\n}\n\nfunc big(x int) int {\n\tif x > 0 {\n\t\treturn big(x-1) + 1\n\t}\n\treturn 0\n}\n"
+	tests := []struct {
+		name      string
+		inlinable map[string]bool
+		points    []string
+		skipped   map[string]string // func → reason prefix
+	}{
+		{"compiler inlines get", map[string]bool{"(*T).get": true}, []string{"caller", "big"},
+			map[string]string{"(*T).get": "inlined by the compiler", "leaf": "leaf:"}},
+		{"compiler inlines nothing", map[string]bool{}, []string{"leaf", "caller", "big"},
+			map[string]string{"(*T).get": "leaf:"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, Config{Inlinable: tc.inlinable})
+			var got []string
+			for _, p := range out.Points {
+				got = append(got, p.Func)
+			}
+			if fmt.Sprint(sortStrings(got)) != fmt.Sprint(sortStrings(tc.points)) {
+				t.Errorf("points %v, want %v", got, tc.points)
+			}
+			for fn, reason := range tc.skipped {
+				found := false
+				for _, s := range out.Skipped {
+					if s.Func == fn {
+						found = strings.HasPrefix(s.Reason, reason)
+						if !found {
+							t.Errorf("%s skipped for %q, want %q...", fn, s.Reason, reason)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("%s not skipped", fn)
+				}
+			}
+		})
+	}
+}
