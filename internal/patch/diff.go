@@ -25,6 +25,11 @@ type Options struct {
 	// build and, when not, why (from the graft build manifest). Nil means
 	// every function has one.
 	HasPoint func(id string) (ok bool, reason string)
+	// Callers, when set, searches the whole target program outside the
+	// diffed tree for references to function id (ok false: it could not
+	// tell). An exported function without a patch point, or with a new
+	// signature, is then admitted when nothing outside the tree calls it.
+	Callers func(id string) (callers []string, ok bool)
 	// With are module paths whose packages were diffed along with the tree
 	// (MakeOptions.With): a change of their requirement is carried.
 	With []string

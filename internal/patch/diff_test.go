@@ -51,6 +51,7 @@ func TestDiff(t *testing.T) {
 	const p = "example.com/fx."
 	tests := []struct {
 		name     string
+		callers  map[string][]string // Options.Callers, by id without the prefix; nil: unknown
 		noPoint  []string
 		want     []want
 		slots    []string
@@ -135,6 +136,36 @@ func TestDiff(t *testing.T) {
 			slots: []string{"a", "b"},
 		},
 		{
+			// The whole program was searched: Exported has no caller outside
+			// the tree; T.m stays refused (an interface can dispatch to it).
+			name:    "nopoint",
+			callers: map[string][]string{},
+			noPoint: []string{"leaf", "mid", "taken", "Exported", "T.m"},
+			want: []want{
+				{"Exported func changed ok", "nothing in the target program calls it except code this patch replaces"},
+				{"T.m func changed refused", "interface example.com/fx.mer can dispatch"},
+				{"a caller changed ok", "calls example.com/fx.leaf"},
+				{"b caller changed ok", "calls example.com/fx.leaf"},
+				{"leaf func changed ok", "recompiled into its instrumented callers example.com/fx.a, example.com/fx.b"},
+				{"taken func changed refused", "used as a function value"},
+			},
+			slots: []string{"a", "b"},
+		},
+		{
+			name:    "nopoint",
+			callers: map[string][]string{"Exported": {"example.com/app.main"}},
+			noPoint: []string{"leaf", "mid", "taken", "Exported", "T.m"},
+			want: []want{
+				{"Exported func changed refused", "is exported and called outside the diffed tree by example.com/app.main"},
+				{"T.m func changed refused", "interface example.com/fx.mer can dispatch"},
+				{"a caller changed ok", "calls example.com/fx.leaf"},
+				{"b caller changed ok", "calls example.com/fx.leaf"},
+				{"leaf func changed ok", "recompiled into its instrumented callers example.com/fx.a, example.com/fx.b"},
+				{"taken func changed refused", "used as a function value"},
+			},
+			slots: []string{"a", "b"},
+		},
+		{
 			name: "side",
 			want: []want{
 				{"(*parser).next func changed ok", "patch point"},
@@ -181,6 +212,9 @@ func TestDiff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			old, new := loadPair(t, tt.name)
 			var opts Options
+			if tt.callers != nil {
+				opts.Callers = func(id string) ([]string, bool) { return tt.callers[strings.TrimPrefix(id, p)], true }
+			}
 			if tt.noPoint != nil {
 				opts.HasPoint = func(id string) (bool, string) {
 					if slices.Contains(tt.noPoint, strings.TrimPrefix(id, p)) {

@@ -138,6 +138,10 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	}
 	if opts.Target != nil {
 		dopts.HasPoint = HasPointIn(opts.Target)
+		// Without the program, exported functions stay conservative.
+		if callers, err := ProgramCallers(ctx, opts.Target, new); err == nil {
+			dopts.Callers = callers
+		}
 	}
 	a.Report = Diff(old, new, dopts)
 	a.Report.From, a.Report.To = opts.From, opts.To

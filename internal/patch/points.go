@@ -96,7 +96,11 @@ func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 			continue
 		}
 		replaced[f.id] = true
-		dd.add(f.id, api.PatchFunc, api.Changed, true, "no patch point (%s): recompiled into its instrumented callers %s", why, strings.Join(found, ", "))
+		if len(found) == 0 {
+			dd.add(f.id, api.PatchFunc, api.Changed, true, "no patch point (%s): nothing in the target program calls it except code this patch replaces", why)
+		} else {
+			dd.add(f.id, api.PatchFunc, api.Changed, true, "no patch point (%s): recompiled into its instrumented callers %s", why, strings.Join(found, ", "))
+		}
 		for _, c := range found {
 			if _, ok := callers[c]; !ok {
 				callers[c] = f.id
@@ -150,7 +154,15 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 		queue = queue[1:]
 		id := funcID(fn)
 		if fn.Exported() {
-			return nil, id + " is exported: callers outside the diffed tree would keep the old body"
+			outside, known := dd.outsideCallers(id)
+			switch {
+			case !known:
+				return nil, id + " is exported: callers outside the diffed tree would keep the old body"
+			case len(outside) > 0:
+				return nil, id + " is exported and called outside the diffed tree by " + list(outside) + ", which would keep the old body"
+			}
+			// The whole target program was searched: every caller is in
+			// the tree, and is climbed below like an unexported one's.
 		}
 		if sig := fn.Type().(*types.Signature); sig.Recv() != nil {
 			k := methodKey(fn)
@@ -162,6 +174,9 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 		}
 		rs := index[id]
 		if len(rs) == 0 {
+			if _, known := dd.outsideCallers(id); known && fn.Exported() {
+				continue // no caller anywhere in the program: the old body is unreachable
+			}
 			return nil, id + " has no caller in the tree"
 		}
 		for _, r := range rs {
@@ -191,6 +206,16 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 	}
 	sort.Strings(found)
 	return found, ""
+}
+
+// outsideCallers returns the functions of the target program outside the
+// diffed tree that reference function id, and whether the program was
+// searched at all (Options.Callers).
+func (dd *differ) outsideCallers(id string) ([]string, bool) {
+	if dd.opts.Callers == nil {
+		return nil, false
+	}
+	return dd.opts.Callers(id)
 }
 
 // added reports whether function id is new in the new tree.

@@ -46,8 +46,9 @@ var repros = map[string]struct {
 	"GO-2021-0054": {[]string{"github.com/tidwall/gjson"}, "x := `[#.@pretty.@join:{\"\"[]\"\"preserve\"3,\"][{]]]`\n\treturn gjson.Get(x, x).Raw"},
 	// The fix's own regression test (gjson_test.go of v1.9.3, issue #237).
 	"GO-2021-0265": {[]string{"github.com/tidwall/gjson"}, "j := `[\"*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,,,,,,\"]`\n\tp := `#[%\"*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,,,,,,\"\"*,*\"]`\n\treturn gjson.Get(j, p).Raw"},
-	// The fix's own TestLotsaStars (tidwall/match v1.0.3, bumped by gjson).
-	"GO-2022-0957": {[]string{"github.com/tidwall/match"}, "str := `,**,,**,**,**,**,**,**,`\n\tpat := `,**********************************************{**\",**,,**,**,` + `**,**,\"\",**,**,**,**,**,**,**,**,**,**]`\n\treturn fmt.Sprint(match.Match(pat, str))"},
+	// The fix's own TestIssue195 (gjson v1.6.5); the work is in
+	// tidwall/match, which v1.6.5 bumps.
+	"GO-2022-0957": {[]string{"github.com/tidwall/gjson"}, "x := `\\************************************` +\n\t\t`**********{**\",**,,**,**,**,**,\"\",**,**,**,**,**,**,**,**,**,**]`\n\treturn gjson.Get(x, x).Raw"},
 	"GO-2021-0089": {[]string{"github.com/buger/jsonparser"}, "return string(jsonparser.Delete([]byte(`^_ï¿½^C^A^@[`), \"\"))"},
 	"GO-2021-0057": {[]string{"github.com/buger/jsonparser"}, "v, _, _, err := jsonparser.Get([]byte(`[\"\"]`), \"[\")\n\treturn fmt.Sprint(string(v), err)"},
 	"GO-2020-0015": {[]string{"golang.org/x/text/encoding/unicode", "golang.org/x/text/transform"}, "s, _, err := transform.String(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder(), \"\\x00\")\n\treturn fmt.Sprint(s, err)"},
