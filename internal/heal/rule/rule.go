@@ -95,11 +95,13 @@ func quoteValue(s string) string {
 }
 
 func (p pred) String() string {
+	// Without fmt: a derivation writes every feature of every sampled
+	// request of the route, and most are lengths.
 	rng := func() string {
 		if p.hi < 0 {
-			return fmt.Sprintf("%d..", p.lo)
+			return strconv.Itoa(p.lo) + ".."
 		}
-		return fmt.Sprintf("%d..%d", p.lo, p.hi)
+		return strconv.Itoa(p.lo) + ".." + strconv.Itoa(p.hi)
 	}
 	switch p.op {
 	case opPresent:
