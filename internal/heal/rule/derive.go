@@ -28,8 +28,9 @@ type Profile struct {
 
 // NewProfile computes in's features.
 func NewProfile(in *Input) *Profile {
-	p := &Profile{in: in, head: HeadOf(in), feats: map[string]pred{}}
-	for _, f := range featurePreds(in) {
+	preds := featurePreds(in)
+	p := &Profile{in: in, head: HeadOf(in), feats: make(map[string]pred, len(preds))}
+	for _, f := range preds {
 		p.feats[f.String()] = f
 	}
 	return p
