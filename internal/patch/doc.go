@@ -4,6 +4,11 @@
 // rules of OPUS, adapted to Go), and turns admitted changes into a signed
 // artifact that rt loads and installs.
 //
+// The decisions live in internal/patch/diff and the plugin source is written
+// by internal/patch/plugingen; this package loads the trees (and the target
+// program, to search it for callers), builds against the target, signs,
+// verifies and applies.
+//
 // Admissibility is static and conservative: every refusal names the object
 // and the rule that refused it, so an operator can see why a fix needs a
 // restart (graft upgrade) instead of a patch.

@@ -7,24 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/graftdev/graft/internal/instrument"
+	"github.com/graftdev/graft/internal/patch/diff"
 	"golang.org/x/mod/modfile"
 	"golang.org/x/tools/go/packages"
 )
 
-// Tree is one version of a source tree, loaded and type-checked.
-type Tree struct {
-	Dir    string
-	Module string                       // module path, "" outside modules
-	Pkgs   map[string]*packages.Package // the tree's own packages by import path
-	// Requires are the go.mod requirements, module path → version.
-	Requires map[string]string
-}
+// Tree is a loaded source tree: the packages Diff compares.
+type Tree = diff.Tree
 
 // LoadOptions says how to load a tree; the zero value loads ./... with the
 // tree's own go.mod as is.
@@ -76,7 +73,7 @@ func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) 
 			cfg.Env = append(cfg.Env, "GOFLAGS=-mod=mod")
 		}
 		patterns = append([]string(nil), patterns...)
-		for _, mod := range sortedKeys(opts.Replace) {
+		for _, mod := range slices.Sorted(maps.Keys(opts.Replace)) {
 			patterns = append(patterns, mod+"/...")
 		}
 	}
@@ -174,7 +171,7 @@ func replacedModfile(dir, tmp string, replace map[string]string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	for _, mod := range sortedKeys(replace) {
+	for _, mod := range slices.Sorted(maps.Keys(replace)) {
 		if err := f.AddReplace(mod, "", replace[mod], ""); err != nil {
 			return "", err
 		}

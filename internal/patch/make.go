@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/diff"
 	"github.com/graftdev/graft/internal/patch/plugingen"
 )
 
@@ -132,7 +133,7 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	}
 	a.LoadDur = time.Since(start)
 	start = time.Now()
-	var dopts Options
+	var dopts diff.Options
 	for _, d := range opts.With {
 		dopts.With = append(dopts.With, d.Module)
 	}
@@ -143,7 +144,7 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 			dopts.Callers = callers
 		}
 	}
-	a.Report = Diff(old, new, dopts)
+	a.Report = diff.Diff(old, new, dopts)
 	a.Report.From, a.Report.To = opts.From, opts.To
 	a.DiffDur = time.Since(start)
 	if !a.Report.Admitted {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/tools/go/packages"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/plugingen"
 )
 
 // ProgramCallers searches the target program for callers outside the
@@ -67,7 +68,7 @@ func indexCallers(p *packages.Package, out map[string][]string) {
 			from := p.PkgPath
 			if fd, ok := decl.(*ast.FuncDecl); ok {
 				if obj, ok := p.TypesInfo.Defs[fd.Name].(*types.Func); ok {
-					from = funcID(obj)
+					from = plugingen.FuncID(obj)
 				}
 			}
 			ast.Inspect(decl, func(n ast.Node) bool {
@@ -79,7 +80,7 @@ func indexCallers(p *packages.Package, out map[string][]string) {
 				if !ok {
 					return true
 				}
-				k := [2]string{funcID(fn.Origin()), from}
+				k := [2]string{plugingen.FuncID(fn.Origin()), from}
 				if !seen[k] {
 					seen[k] = true
 					out[k[0]] = append(out[k[0]], from)

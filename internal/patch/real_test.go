@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/diff"
 )
 
 // TestRealModulePairs diffs real vulnerability fixes fetched through the
@@ -40,7 +41,7 @@ func TestRealModulePairs(t *testing.T) {
 				}
 				trees = append(trees, tr)
 			}
-			r := Diff(trees[0], trees[1], Options{})
+			r := diff.Diff(trees[0], trees[1], diff.Options{})
 			if r.Admitted != tt.admitted {
 				t.Errorf("admitted = %v, want %v: %+v", r.Admitted, tt.admitted, r.Changes)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/graftdev/graft/internal/instrument"
 	"github.com/graftdev/graft/internal/patch"
+	"github.com/graftdev/graft/internal/patch/diff"
 	"github.com/graftdev/graft/internal/patch/plugingen"
 	"golang.org/x/tools/txtar"
 )
@@ -142,7 +143,7 @@ func TestGenerate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			old, new := loadPair(t, tt.name)
-			r := patch.Diff(old, new, patch.Options{})
+			r := diff.Diff(old, new, diff.Options{})
 			if !r.Admitted {
 				t.Fatalf("fixture not admitted: %+v", r.Changes)
 			}

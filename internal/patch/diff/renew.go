@@ -5,7 +5,7 @@
 // after initialization: nobody may assign it, take its address or keep a
 // reference through which its contents could change, in either version.
 
-package patch
+package diff
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package patch
+package diff
 
 import (
 	"bytes"
@@ -17,6 +17,15 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/patch/plugingen"
 )
+
+// Tree is one version of a source tree, loaded and type-checked.
+type Tree struct {
+	Dir    string
+	Module string                       // module path, "" outside modules
+	Pkgs   map[string]*packages.Package // the tree's own packages by import path
+	// Requires are the go.mod requirements, module path → version.
+	Requires map[string]string
+}
 
 // Options tunes Diff. The zero value assumes every non-generic function has
 // a patch point.

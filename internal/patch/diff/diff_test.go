@@ -1,4 +1,4 @@
-package patch
+package diff_test
 
 import (
 	"os"
@@ -10,13 +10,15 @@ import (
 	"golang.org/x/tools/txtar"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch"
+	"github.com/graftdev/graft/internal/patch/diff"
 )
 
-// loadPair writes testdata/diff/NAME.txtar's old/ and new/ trees to a temp
+// loadPair writes ../testdata/diff/NAME.txtar's old/ and new/ trees to a temp
 // dir and loads both.
-func loadPair(t *testing.T, name string) (*Tree, *Tree) {
+func loadPair(t *testing.T, name string) (*diff.Tree, *diff.Tree) {
 	t.Helper()
-	ar, err := txtar.ParseFile(filepath.Join("testdata", "diff", name+".txtar"))
+	ar, err := txtar.ParseFile(filepath.Join("..", "testdata", "diff", name+".txtar"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +32,11 @@ func loadPair(t *testing.T, name string) (*Tree, *Tree) {
 			t.Fatal(err)
 		}
 	}
-	old, err := LoadTree(t.Context(), filepath.Join(dir, "old"), LoadOptions{})
+	old, err := patch.LoadTree(t.Context(), filepath.Join(dir, "old"), patch.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	new, err := LoadTree(t.Context(), filepath.Join(dir, "new"), LoadOptions{})
+	new, err := patch.LoadTree(t.Context(), filepath.Join(dir, "new"), patch.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +213,7 @@ func TestDiff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			old, new := loadPair(t, tt.name)
-			var opts Options
+			var opts diff.Options
 			if tt.callers != nil {
 				opts.Callers = func(id string) ([]string, bool) { return tt.callers[strings.TrimPrefix(id, p)], true }
 			}
@@ -223,7 +225,7 @@ func TestDiff(t *testing.T) {
 					return true, ""
 				}
 			}
-			r := Diff(old, new, opts)
+			r := diff.Diff(old, new, opts)
 			var got []string
 			for _, c := range r.Changes {
 				verdict := "refused"
