@@ -28,7 +28,9 @@ func ProgramCallers(ctx context.Context, m *api.Manifest, tree *Tree) (func(stri
 	if m == nil || m.Build.Dir == "" || len(m.Build.Patterns) == 0 {
 		return nil, fmt.Errorf("program callers: the manifest names no program")
 	}
-	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	// Read-only: the program's go.mod must not change under the user; an
+	// untidy one makes the search fail, and the diff stays conservative.
+	env := append(os.Environ(), "GOWORK=off")
 	cfg := &packages.Config{Context: ctx, Dir: m.Build.Dir, Env: env,
 		Mode: packages.NeedName | packages.NeedImports | packages.NeedDeps | packages.NeedModule}
 	roots, err := packages.Load(cfg, m.Build.Patterns...)
