@@ -3,6 +3,7 @@ package rt
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -197,5 +198,51 @@ func TestEscapeDots(t *testing.T) {
 		if got := escapeDots(in); got != want {
 			t.Errorf("escapeDots(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// recurse calls itself n times, checking s at each entry as generated code
+// does for a depth site.
+func recurse(s *Site, n int) int {
+	Depth(s)
+	if n == 0 {
+		return 0
+	}
+	return recurse(s, n-1) + 1
+}
+
+func TestDepth(t *testing.T) {
+	tests := []struct {
+		name  string
+		limit int64
+		n     int
+		stop  bool
+	}{
+		{"under a small limit", 10, 5, false},
+		{"over a small limit", 10, 40, true},
+		{"under a large limit (sampled)", 1000, 900, false},
+		{"over a large limit (sampled)", 1000, 3000, true},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := new(Site)
+			RegisterSite(s, nil, SiteInfo{ID: fmt.Sprintf("test.recurse:depth:%d", i), Kind: KindDepth})
+			if err := SetSite(s.info.ID, true, tc.limit); err != nil {
+				t.Fatal(err)
+			}
+			defer SetSite(s.info.ID, false, 0)
+			var got any
+			func() {
+				defer func() { got = recover() }()
+				recurse(s, tc.n)
+			}()
+			e, ok := got.(*Error)
+			if tc.stop != ok || (ok && e.Kind != KindDepth) {
+				t.Errorf("recover() = %v, want a depth *Error: %v", got, tc.stop)
+			}
+			if got != nil && !ok {
+				t.Errorf("unexpected panic %v", got)
+			}
+		})
 	}
 }

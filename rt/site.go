@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,7 @@ type Site struct {
 	limit atomic.Int64
 	info  *SiteInfo
 	point *Point
+	calls atomic.Int64 // Depth's call count while on
 }
 
 // SiteInfo describes a site.
@@ -201,65 +201,60 @@ func (s *Site) loop(c *int) {
 	}
 }
 
-// depth counts nested calls per site and goroutine; only switched-on depth
-// sites touch it.
-var depth sync.Map // depthKey → *int64
-
-type depthKey struct {
-	s   *Site
-	gid uint64
-}
-
-// Enter counts one more nested call of the recursive function of s on this
-// goroutine; generated code calls it only while s may be on, and defers
-// Leave when it returns true.
-func Enter(s *Site) bool {
+// Depth checks the recursion depth of the function of depth site s on the
+// calling goroutine: generated code calls it at entry while the function's
+// word has the Sites bit. It needs no matching call on return (a defer
+// would cost every call of a recursive function, dormant or not): it counts
+// the frames of the calling function on the stack. That walk costs O(stack
+// depth), so under a deep recursion only every depthStep-th call of the
+// site walks, and the recursion may overshoot the limit by that many calls
+// before it stops.
+//
+// Kept out of line: it runs only while a site of the function is on.
+//
+//go:noinline
+func Depth(s *Site) {
 	if !s.on.Load() {
-		return false
-	}
-	k := depthKey{s, goid()}
-	v, _ := depth.LoadOrStore(k, new(int64))
-	n := v.(*int64)
-	*n++
-	if lim := s.lim(DefaultDepthLimit); *n > lim {
-		*n--
-		if *n == 0 {
-			depth.Delete(k)
-		}
-		s.stop("recursion deeper than %d", lim)
-	}
-	return true
-}
-
-// Leave undoes Enter.
-func Leave(s *Site) {
-	k := depthKey{s, goid()}
-	v, ok := depth.Load(k)
-	if !ok {
 		return
 	}
-	n := v.(*int64)
-	*n--
-	if *n <= 0 {
-		depth.Delete(k)
+	lim := s.lim(DefaultDepthLimit)
+	if step := int64(depthStep); lim >= 4*depthStep && s.calls.Add(1)%step != 0 {
+		return
+	}
+	// Frames of other functions may sit between the recursive calls;
+	// walk at most 4 frames per allowed level, plus slack.
+	max := 4*lim + 64
+	if max > 1<<20 {
+		max = 1 << 20
+	}
+	bp := pcPool.Get().(*[]uintptr)
+	defer pcPool.Put(bp)
+	if int64(cap(*bp)) < max {
+		*bp = make([]uintptr, max)
+	}
+	pcs := (*bp)[:max]
+	n := runtime.Callers(2, pcs) // pcs[0]: the instrumented function
+	if n == 0 {
+		return
+	}
+	self := runtime.FuncForPC(pcs[0] - 1)
+	if self == nil {
+		return
+	}
+	entry := self.Entry()
+	var d int64
+	for _, pc := range pcs[:n] {
+		if f := runtime.FuncForPC(pc - 1); f != nil && f.Entry() == entry {
+			d++
+		}
+	}
+	if d > lim {
+		s.stop("recursion deeper than %d", lim)
 	}
 }
 
-// goid parses the current goroutine's id from its stack header; slow (about
-// a microsecond), which is why only switched-on depth sites call it.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	// "goroutine 123 [running]:..."
-	const prefix = "goroutine "
-	if len(b) < len(prefix) {
-		return 0
-	}
-	b = b[len(prefix):]
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	id, _ := strconv.ParseUint(string(b[:i]), 10, 64)
-	return id
-}
+// depthStep: under a deep recursion, Depth walks the stack on every
+// depthStep-th call of a site (every call when the limit is small).
+const depthStep = 16
+
+var pcPool = sync.Pool{New: func() any { return new([]uintptr) }}

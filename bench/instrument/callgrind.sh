@@ -15,6 +15,13 @@ if [ -n "${GRAFT:-}" ]; then cp "$GRAFT" "$tmp/graft"; else go build -o "$tmp/gr
 export GOCACHE="$(go env GOCACHE)"
 # callgrind trips over the Go runtime's asynchronous preemption signals.
 export GODEBUG=asyncpreemptoff=1
+# The garbage collector's background work interleaves with the benchmark
+# differently from run to run (it depends on thread scheduling), which made
+# allocation-heavy benchmarks (yaml.v3) vary by ±10 % between identical
+# runs. GOGC=off counts the mutator only: allocations still count (mallocgc
+# is the mutator's), the collector's work does not. bench.sh times with the
+# collector on.
+export GOGC=off
 
 count() { # binary dir bench n → instructions
 	(cd "$2" && valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" -test.run '^$' -test.bench "$3" -test.benchtime "$4x" -test.cpu 1 2>&1) |
@@ -22,6 +29,8 @@ count() { # binary dir bench n → instructions
 }
 
 echo "# dormant overhead in instructions (callgrind), $(date -u +%Y-%m-%dT%H:%MZ), $(go version | cut -d' ' -f3-)"
+echo
+echo "command: GRAFT=${GRAFT:-<built>} bash bench/instrument/callgrind.sh (GODEBUG=asyncpreemptoff=1 GOGC=off; N and 2N iterations, difference)"
 echo
 echo "| benchmark | N | plain instructions / N | instrumented instructions / N | ratio |"
 echo "|---|---:|---:|---:|---:|"

@@ -138,7 +138,7 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 	}
 	for _, s := range sites {
 		if s.kind == kindDepth {
-			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Sites != 0 && _graft_rt.Enter(&%s) { defer _graft_rt.Leave(&%s) };", s.v, s.v)
+			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Sites != 0 { _graft_rt.Depth(&%s) };", s.v)
 		}
 	}
 	// Sealed and patched calls go through a generated function out of
