@@ -172,7 +172,7 @@ func run(c config) error {
 			return &lane{addr: addr, stop: stop, done: make(chan struct{})}, nil
 		},
 		ServingCmd: func() ([]string, error) { return []string{"backend"}, nil },
-		SetObserve: func(f func(*proxy.Request, *proxy.Response)) { p.SetHooks(proxy.Hooks{Observe: f}) },
+		SetHooks:   p.SetHooks,
 	}, shadow.ServiceOptions{Controller: shadow.Options{Timeout: time.Hour}})
 	defer svc.Close()
 
@@ -180,7 +180,7 @@ func run(c config) error {
 	for range c.rounds {
 		for _, mode := range modes {
 			if mode == "no-op hook" {
-				p.SetHooks(proxy.Hooks{Observe: func(*proxy.Request, *proxy.Response) {}})
+				p.SetHooks(proxy.Hooks{Observe: func(*proxy.Request, *proxy.Response) {}, ObserveResponse: true})
 			}
 			if mode != "off" && mode != "no-op hook" {
 				h := backend()

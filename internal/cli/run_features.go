@@ -64,17 +64,15 @@ func attachFeatures(s *supervisor.Supervisor, f *featureFlags, admin string) (fu
 	// Shadowing observes only while a run mirrors (copying every answer
 	// for it costs the proxy's hot path); each change recomposes its hook
 	// with self-healing's, which stay installed.
-	setObserve := func(observe func(*proxy.Request, *proxy.Response)) {
+	setHooks := func(shadowing proxy.Hooks) {
 		if p := s.Proxy(); p != nil {
-			p.SetHooks(proxy.Compose(healing.Hooks(), proxy.Hooks{Observe: observe}))
+			p.SetHooks(proxy.Compose(healing.Hooks(), shadowing))
 		}
 	}
-	shadowing, err := shadow.Attach(s, shadow.AttachOptions{SetObserve: setObserve})
-	if err != nil {
+	if _, err := shadow.Attach(s, shadow.AttachOptions{SetHooks: setHooks}); err != nil {
 		return nil, err
 	}
-	runShadow = shadowing
-	setObserve(nil)
+	setHooks(proxy.Hooks{})
 	checks.Attach(s, checks.Options{AlertKey: key, Providers: []checks.Provider{healing.CheckProvider()}, Logger: log})
 	if *f.manifest != "" {
 		if _, err := funcseal.Attach(s, *f.manifest, funcseal.Options{Logger: log}); err != nil {

@@ -37,10 +37,6 @@ decided. Progress goes to stderr, the report to stdout. Exit status: 0 pass,
   graft shadow stop [--admin SOCK] [--json]   end the run, print its report
 `
 
-// runShadow is graft run's shadow service, for composing proxy hooks with
-// other features (see shadow.AttachOptions.SetObserve).
-var runShadow *shadow.Service
-
 // verdictError carries a run's verdict as the process's exit status.
 type verdictError struct {
 	verdict, reason string

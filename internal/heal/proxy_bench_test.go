@@ -57,7 +57,7 @@ func BenchmarkProxyWithHealHooks(b *testing.B) {
 		{"nohooks", func(*testing.B) *proxy.Hooks { return nil }},
 		{"heal", func(b *testing.B) *proxy.Hooks { h := newAttached(b).Hooks(); return &h }},
 		{"heal+shadow", func(b *testing.B) *proxy.Hooks {
-			h := proxy.Compose(newAttached(b).Hooks(), proxy.Hooks{Observe: shadowObserve})
+			h := proxy.Compose(newAttached(b).Hooks(), proxy.Hooks{Observe: shadowObserve, ObserveResponse: true})
 			return &h
 		}},
 	} {

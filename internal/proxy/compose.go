@@ -16,6 +16,7 @@ func Compose(hs ...Hooks) Hooks {
 			observes = append(observes, h.Observe)
 		}
 		out.InspectBody = out.InspectBody || h.InspectBody
+		out.ObserveResponse = out.ObserveResponse || h.ObserveResponse
 	}
 	switch len(inspects) {
 	case 0:

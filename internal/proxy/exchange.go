@@ -581,9 +581,10 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 
 	w := x.appendResponseHead(x.wbuf[:0], mode, rechunk, keep)
 	observe := hooks != nil && hooks.Observe != nil
+	copyResp := observe && hooks.ObserveResponse
 	var rcap []byte
 	var rhdr http.Header
-	if observe {
+	if copyResp {
 		rhdr = x.responseHeader() // before the body overwrites the head's bytes
 	}
 	var total int64
@@ -611,7 +612,7 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 			continue
 		}
 		total += int64(len(piece))
-		if observe && len(rcap) < p.bodyCap {
+		if copyResp && len(rcap) < p.bodyCap {
 			rcap = append(rcap, piece[:min(len(piece), p.bodyCap-len(rcap))]...)
 		}
 		if rechunk {

@@ -80,7 +80,7 @@ func TestInspectBeforeRetry(t *testing.T) {
 				// The rule is in place before the proxy can see the
 				// connection break, so before any retry.
 				if tt.lateHook {
-					p.SetInspect(hook.inspect, true)
+					p.SetHooks(Hooks{Inspect: hook.inspect, InspectBody: true})
 				}
 				hook.sealed.Store(tt.seal)
 				switch tt.route {
@@ -105,7 +105,7 @@ func TestInspectBeforeRetry(t *testing.T) {
 				p.SetFallback(second)
 			}
 			if !tt.lateHook {
-				p.SetInspect(hook.inspect, true)
+				p.SetHooks(Hooks{Inspect: hook.inspect, InspectBody: true})
 			}
 			base := startProxy(t, p)
 
@@ -169,7 +169,7 @@ func TestInspectAfterWait(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := New(Options{WaitForBackend: 20 * time.Second})
 			hook := newSealHook()
-			p.SetInspect(hook.inspect, true)
+			p.SetHooks(Hooks{Inspect: hook.inspect, InspectBody: true})
 			var hits atomic.Int64
 			_, b := backendServer(t, 2, counting(&hits, echoHandler(2)))
 			base := startProxy(t, p)

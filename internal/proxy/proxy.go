@@ -73,8 +73,13 @@ type Hooks struct {
 	Inspect     func(*Request) *Answer
 	InspectBody bool
 	// Observe gets each completed exchange after the client's answer has been
-	// written (for shadowing). It must not block: hand off to a bounded queue.
+	// written. It must not block: hand off to a bounded queue.
 	Observe func(*Request, *Response)
+	// ObserveResponse makes the proxy copy the answer's header and up to
+	// BodyCap bytes of its body for Observe (shadowing compares them).
+	// Without it Response carries Status, BodyLen and Latency only, and the
+	// hot path copies nothing of the answer (self-healing needs no more).
+	ObserveResponse bool
 }
 
 // Stats are the proxy's totals since New.
@@ -157,37 +162,6 @@ func (p *Proxy) SetHooks(h Hooks) {
 		return
 	}
 	p.hooks.Store(&h)
-}
-
-// SetObserve replaces only Hooks.Observe (nil removes it), keeping
-// Inspect: shadowing and self-healing can each own their hook without
-// composing SetHooks calls.
-func (p *Proxy) SetObserve(f func(*Request, *Response)) {
-	p.updateHooks(func(h *Hooks) { h.Observe = f })
-}
-
-// SetInspect replaces only Hooks.Inspect and Hooks.InspectBody, keeping
-// Observe.
-func (p *Proxy) SetInspect(f func(*Request) *Answer, inspectBody bool) {
-	p.updateHooks(func(h *Hooks) { h.Inspect, h.InspectBody = f, inspectBody })
-}
-
-func (p *Proxy) updateHooks(change func(*Hooks)) {
-	for {
-		old := p.hooks.Load()
-		var h Hooks
-		if old != nil {
-			h = *old
-		}
-		change(&h)
-		var next *Hooks
-		if h.Inspect != nil || h.Observe != nil {
-			next = &h
-		}
-		if p.hooks.CompareAndSwap(old, next) {
-			return
-		}
-	}
 }
 
 // Hooks returns the hooks now set.

@@ -389,6 +389,7 @@ func TestInFlightIdleAndHooks(t *testing.T) {
 		Observe: func(r *Request, resp *Response) {
 			observed <- [2]any{r, resp}
 		},
+		ObserveResponse: true,
 	})
 	base := startProxy(t, p)
 	c := newClient()
@@ -543,26 +544,6 @@ func TestCrashReplacement(t *testing.T) {
 	}
 }
 
-func TestSetObserveKeepsInspect(t *testing.T) {
-	p := New(Options{})
-	inspect := func(*Request) *Answer { return nil }
-	observe := func(*Request, *Response) {}
-	p.SetInspect(inspect, true)
-	p.SetObserve(observe)
-	h := p.Hooks()
-	if h.Inspect == nil || !h.InspectBody || h.Observe == nil {
-		t.Fatalf("hooks %+v, want both", h)
-	}
-	p.SetInspect(nil, false)
-	if h := p.Hooks(); h.Inspect != nil || h.Observe == nil {
-		t.Fatalf("after SetInspect(nil): %+v", h)
-	}
-	p.SetObserve(nil)
-	if p.hooks.Load() != nil {
-		t.Fatal("zero hooks must leave the data path hook-free")
-	}
-}
-
 // TestObserveAfterAnswer: Observe runs only once the client has its whole
 // answer; an Observe that has not returned yet does not hold it back.
 func TestObserveAfterAnswer(t *testing.T) {
@@ -571,10 +552,10 @@ func TestObserveAfterAnswer(t *testing.T) {
 	p.SetPrimary(b)
 	gate := make(chan struct{})
 	seen := make(chan *Request, 1)
-	p.SetObserve(func(r *Request, resp *Response) {
+	p.SetHooks(Hooks{Observe: func(r *Request, resp *Response) {
 		seen <- r
 		<-gate
-	})
+	}})
 	base := startProxy(t, p)
 	type result struct {
 		body string
@@ -651,5 +632,35 @@ func TestUpstreamReuse(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d upstream connections for 50 sequential requests, want 1", n)
+	}
+}
+
+// TestObserveResponseCopy: the answer's header and body reach Observe only
+// when a hook asks for them; otherwise the proxy copies nothing of it.
+func TestObserveResponseCopy(t *testing.T) {
+	for _, copyResp := range []bool{false, true} {
+		t.Run(fmt.Sprint("ObserveResponse=", copyResp), func(t *testing.T) {
+			_, b := backendServer(t, 1, echoHandler(1))
+			p := New(Options{BodyCap: 4})
+			p.SetPrimary(b)
+			got := make(chan *Response, 1)
+			p.SetHooks(Compose(
+				Hooks{Observe: func(*Request, *Response) {}},
+				Hooks{Observe: func(_ *Request, r *Response) { got <- r }, ObserveResponse: copyResp},
+			))
+			resp, err := newClient().Post(startProxy(t, p)+"/o", "text/plain", strings.NewReader("answer-body"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			r := <-got
+			if r.Status != 200 || r.BodyLen == 0 {
+				t.Fatalf("observed %+v, want status and length", r)
+			}
+			if copied := r.Header != nil && len(r.Body) > 0; copied != copyResp {
+				t.Errorf("header and body copied = %v, want %v (%+v)", copied, copyResp, r)
+			}
+		})
 	}
 }

@@ -512,10 +512,10 @@ func TestExpectContinueChunkedAndInspectBody(t *testing.T) {
 	p := New(Options{BodyCap: 64})
 	p.SetPrimary(b)
 	inspected := make(chan string, 4)
-	p.SetInspect(func(r *Request) *Answer {
+	p.SetHooks(Hooks{Inspect: func(r *Request) *Answer {
 		inspected <- string(r.Body)
 		return nil
-	}, true)
+	}, InspectBody: true})
 	addr := strings.TrimPrefix(startProxy(t, p), "http://")
 	c, br := dialRaw(t, addr)
 

@@ -17,14 +17,12 @@ import (
 // AttachOptions configures Attach; the zero value works.
 type AttachOptions struct {
 	ServiceOptions
-	// SetObserve installs the proxy Observe hook while a run mirrors, and
-	// removes it (nil) when the run ends. The proxy takes all its hooks in
-	// one SetHooks call, so whoever also sets Inspect (self-healing) must
-	// compose: pass a function that calls SetHooks with both. Nil means
-	// Attach calls Proxy().SetHooks(proxy.Hooks{Observe: f}) itself, which
-	// replaces any other hook; alternatively leave Service.Observe installed
-	// permanently (it costs one atomic load when no run is active).
-	SetObserve func(observe func(*proxy.Request, *proxy.Response))
+	// SetHooks installs shadowing's proxy hooks while a run mirrors, and
+	// the zero Hooks when it ends. The proxy takes all its hooks in one
+	// SetHooks call, so whoever has hooks of its own (self-healing) must
+	// pass a function that composes them (proxy.Compose). Nil means
+	// Attach calls Proxy().SetHooks itself, replacing any other hook.
+	SetHooks func(proxy.Hooks)
 }
 
 // Attach adds shadowing to a supervisor in proxy mode: the admin routes
@@ -40,11 +38,11 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = sup.Logger()
 	}
-	setObserve := opts.SetObserve
-	if setObserve == nil {
-		setObserve = func(f func(*proxy.Request, *proxy.Response)) {
+	setHooks := opts.SetHooks
+	if setHooks == nil {
+		setHooks = func(h proxy.Hooks) {
 			if p := sup.Proxy(); p != nil {
-				p.SetHooks(proxy.Hooks{Observe: f})
+				p.SetHooks(h)
 			}
 		}
 	}
@@ -69,8 +67,8 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 			}
 			return nil, supervisor.ErrNotServing
 		},
-		SetObserve: setObserve,
-		Event:      sup.Event,
+		SetHooks: setHooks,
+		Event:    sup.Event,
 		Available: func() error {
 			if sup.Proxy() == nil {
 				return ErrNoProxy

@@ -43,8 +43,10 @@ type Host struct {
 	Upgrade func(ctx context.Context, cmd []string) (*api.UpgradeResult, error)
 	// ServingCmd is the serving version's command line (the secondary's).
 	ServingCmd func() ([]string, error)
-	// SetObserve installs (nil: removes) the proxy Observe hook.
-	SetObserve func(func(*proxy.Request, *proxy.Response))
+	// SetHooks installs shadowing's proxy hooks (Service.Hooks) while a run
+	// mirrors, and the zero Hooks when it ends; nil: the caller installs
+	// Service.Hooks itself.
+	SetHooks func(proxy.Hooks)
 	// Event records a supervisor event; nil: none.
 	Event func(gen int, kind, msg string)
 	// Available says why no run can start here (ErrNoProxy); nil: it can.
@@ -101,6 +103,12 @@ func NewService(h Host, opts ServiceOptions) *Service {
 	s.log = s.log.With("component", "shadow")
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s
+}
+
+// Hooks are shadowing's proxy hooks: Observe, with the answers' headers and
+// bodies copied for comparison.
+func (s *Service) Hooks() proxy.Hooks {
+	return proxy.Hooks{Observe: s.Observe, ObserveResponse: true}
 }
 
 // Observe is the proxy's Observe hook: it hands the exchange to the active
@@ -244,8 +252,8 @@ func (s *Service) run(ctx context.Context, r *run) {
 	s.event(fmt.Sprintf("shadow started: candidate %v on %s, secondary on %s, %s priority", r.req.Command, cand.Addr(), sec.Addr(), r.req.LanePriority))
 
 	s.active.Store(c)
-	if s.h.SetObserve != nil {
-		s.h.SetObserve(s.Observe)
+	if s.h.SetHooks != nil {
+		s.h.SetHooks(s.Hooks())
 	}
 	// A lane that exits ends the run: the candidate's exit is evidence
 	// against it; the secondary's only takes the noise measure away.
@@ -264,8 +272,8 @@ func (s *Service) run(ctx context.Context, r *run) {
 	unwatch()
 	wg.Wait()
 	s.active.Store(nil)
-	if s.h.SetObserve != nil {
-		s.h.SetObserve(nil)
+	if s.h.SetHooks != nil {
+		s.h.SetHooks(proxy.Hooks{})
 	}
 	stopLanes()
 

@@ -92,7 +92,7 @@ func newRig(t *testing.T, primary, candidate, secondary http.Handler, opts Servi
 			return &api.UpgradeResult{Version: 1, Generation: 7, Previous: 1}, nil
 		},
 		ServingCmd: func() ([]string, error) { return []string{"./v1"}, nil },
-		SetObserve: func(f func(*proxy.Request, *proxy.Response)) { p.SetHooks(proxy.Hooks{Observe: f}) },
+		SetHooks:   p.SetHooks,
 	}
 	rg.svc = NewService(h, opts)
 	t.Cleanup(rg.svc.Close)
