@@ -21,6 +21,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 echo "# graft build/test benchmarks"
 echo
+echo "command: COUNT=$COUNT BENCHTIME=$BENCHTIME GRAFT=${GRAFT:-<built>} bash bench/instrument/bench.sh"
+echo
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3-), $(date -u +%Y-%m-%dT%H:%MZ); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
