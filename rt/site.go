@@ -181,6 +181,15 @@ func (s *Site) checkLen(n int64) {
 	}
 }
 
+// LenOn is Len for a function without a patch point (no cached word): it
+// tests the site's own switch.
+func LenOn(s *Site, n int64) int {
+	if s.on.Load() {
+		s.checkLen(n)
+	}
+	return int(n)
+}
+
 // Loop counts one iteration of a loop execution in *c.
 func Loop(w uint32, s *Site, c *int) {
 	if w&Sites != 0 {

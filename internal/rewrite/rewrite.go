@@ -23,7 +23,7 @@ import (
 
 // Version identifies the rewriter's output; it is part of every build id
 // and cache key, and changes whenever generated code changes.
-const Version = "graft-rewrite-5"
+const Version = "graft-rewrite-6"
 
 // RTImport is the import path of the runtime generated code calls.
 const RTImport = "github.com/graftdev/graft/rt"

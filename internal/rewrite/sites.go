@@ -32,10 +32,12 @@ func (r *rewriter) sites(fs *fileState, fd *ast.FuncDecl, id, fn string) []siteR
 	return r.findSites(fs, fd, id, fn, false)
 }
 
-// recoverSites registers the recover sites (index, slice, div, assert) of a
-// function left without a patch point: they need no code in the function,
-// only an instrumented caller with an error result, so inlinable leaves and
-// generic functions keep them.
+// recoverSites registers the recover sites (index, slice, div, assert, nil)
+// of a function left without a patch point: they need no code in the
+// function, only an instrumented caller with an error result, so inlined
+// functions, leaves and generic functions keep them. Its make sites stay
+// too, testing their own switch (rt.LenOn); its loop and depth sites are
+// lost (they need the point's word).
 func (r *rewriter) recoverSites(fs *fileState, fd *ast.FuncDecl) {
 	if r.cfg.NoSites || fd.Body == nil {
 		return
@@ -110,7 +112,7 @@ func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, rec
 
 		switch x := n.(type) {
 		case *ast.CallExpr:
-			if recoverOnly || !r.isBuiltin(x.Fun, "make") || len(x.Args) < 2 {
+			if !r.isBuiltin(x.Fun, "make") || len(x.Args) < 2 {
 				break
 			}
 			for _, a := range x.Args[1:] {
@@ -118,6 +120,13 @@ func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, rec
 					continue
 				}
 				v := newSite(kindMake, a, p)
+				if recoverOnly {
+					// No patch point, so no cached word: the site
+					// tests its own switch (one load next to an
+					// allocation).
+					fs.wrap(a, "_graft_rt.LenOn(&"+v+", int64(", "))")
+					continue
+				}
 				fs.wrap(a, "_graft_rt.Len(_graft_w, &"+v+", int64(", "))")
 			}
 		// Index, slice, division and assertion sites insert no code: their
