@@ -298,6 +298,9 @@ func FuzzRewrite(f *testing.F) {
 		_ = in
 		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{})
 		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Budget: -1})
+		// The compiler-driven mode (no function inlinable: frameless
+		// leaves are skipped, their make sites test their own switch).
+		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Inlinable: map[string]bool{}})
 	})
 }
 
