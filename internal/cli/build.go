@@ -27,7 +27,9 @@ Flags:
   --manifest FILE      where to write the manifest (default OUT.graft.json)
   --instrument PATTERN also instrument these import paths (repeatable)
   --patchable          link rt/rtplugin (plugin loading for graft patch; needs cgo)
-  --budget N           inlinable-leaf budget in syntax nodes (default 40; -1 instruments every function)
+  --budget N           functions the compiler inlines get no patch point; N is the leaf budget in
+                       syntax nodes used when the compiler cannot be asked (default 40);
+                       -1 gives every function a patch point
   --no-sites           patch points only, no latent check sites
   -x                   print the go command
 `
