@@ -146,6 +146,11 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	}
 	a.Report = diff.Diff(old, new, dopts)
 	a.Report.From, a.Report.To = opts.From, opts.To
+	if a.Report.Admitted {
+		// Arguments reach a replacement through rt.NoEscape: it must keep
+		// none the original does not keep (escape.go).
+		checkEscapes(ctx, old, new, effectiveLoad(opts.From, oldLoad), effectiveLoad(opts.To, newLoad), a.Report)
+	}
 	a.DiffDur = time.Since(start)
 	if !a.Report.Admitted {
 		return a, ErrNotAdmitted
@@ -223,6 +228,14 @@ func openTree(ctx context.Context, spec, work string, lo LoadOptions) (*Tree, er
 	}
 	lo.ModMod = true
 	return LoadTree(ctx, dir, lo)
+}
+
+// effectiveLoad is how openTree loaded spec: fetched modules with -mod=mod.
+func effectiveLoad(spec string, lo LoadOptions) LoadOptions {
+	if st, err := os.Stat(spec); err != nil || !st.IsDir() {
+		lo.ModMod = true
+	}
+	return lo
 }
 
 // openDir returns the directory of a dependency's version: spec is a
