@@ -44,6 +44,7 @@ func TestEscapeCheck(t *testing.T) {
 					got = append(got, c.Reason)
 				}
 			}
+			t.Logf("refused: %q", got)
 			if len(got) != 1 || !strings.Contains(got[0], tt.want) {
 				t.Fatalf("refusals = %q, want one containing %q", got, tt.want)
 			}
@@ -84,5 +85,20 @@ func TestKeeps(t *testing.T) {
 				t.Errorf("keeps(%+v, %+v) = %v, want %v", tt.old, tt.new, got, tt.want)
 			}
 		})
+	}
+}
+
+// Without the compiler's summary the slot is refused, never admitted.
+func TestEscapeCheckNoSummary(t *testing.T) {
+	old, new := loadPair(t, "escapeok")
+	id := "example.com/fx.(*server).allow"
+	r := &api.PatchReport{Admitted: true, Slots: []string{id},
+		Changes: []api.PatchChange{{ID: id, Kind: api.PatchFunc, Change: api.Changed, Admitted: true}}}
+	broken := LoadOptions{Env: []string{"GOFLAGS=-mod=nonsense"}}
+	if checkEscapes(t.Context(), old, new, broken, broken, r) || r.Admitted {
+		t.Fatalf("admitted without a summary: %+v", r)
+	}
+	if c := r.Changes[0]; c.Admitted || !strings.Contains(c.Reason, "(*server).allow: no escape summary") {
+		t.Fatalf("change = %+v", c)
 	}
 }
