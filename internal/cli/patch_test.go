@@ -4,31 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/tools/txtar"
-
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/txtartest"
 )
 
 // extract writes internal/patch's fixture NAME's old/ and new/ trees.
 func extract(t *testing.T, name string) (string, string) {
 	t.Helper()
-	ar, err := txtar.ParseFile(filepath.Join("..", "patch", "testdata", "diff", name+".txtar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, f := range ar.Files {
-		p := filepath.Join(dir, f.Name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := txtartest.Extract(t, filepath.Join("..", "patch", "testdata", "diff", name+".txtar"))
 	return filepath.Join(dir, "old"), filepath.Join(dir, "new")
 }
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/graftdev/graft/api"
-	"golang.org/x/tools/txtar"
+	"github.com/graftdev/graft/internal/txtartest"
 )
 
 // fakeBuilder writes the source as the "plugin": Make and Verify care about
@@ -120,21 +120,7 @@ func copyArtifact(t *testing.T, src, dst string) {
 }
 
 func TestMakeWith(t *testing.T) {
-	ar, err := txtar.ParseFile(filepath.Join("testdata", "with", "with.txtar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, f := range ar.Files {
-		p := filepath.Join(dir, "tree", f.Name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root := filepath.Join(dir, "tree")
+	root := txtartest.Extract(t, filepath.Join("testdata", "with", "with.txtar"))
 	from, to := filepath.Join(root, "app", "old"), filepath.Join(root, "app", "new")
 	tests := []struct {
 		name     string

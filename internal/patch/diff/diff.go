@@ -8,6 +8,7 @@ import (
 	"go/scanner"
 	"go/token"
 	"go/types"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -265,8 +266,8 @@ func (dd *differ) add(id, kind, change string, ok bool, format string, args ...a
 
 func (dd *differ) run() {
 	dd.dirty = map[string]bool{}
-	paths := sortedKeys(dd.new)
-	for _, path := range sortedKeys(dd.old) {
+	paths := slices.Sorted(maps.Keys(dd.new))
+	for _, path := range slices.Sorted(maps.Keys(dd.old)) {
 		if _, ok := dd.new[path]; !ok {
 			dd.add(path, "package", api.Removed, true, "package no longer in the tree; its code stays in the running program")
 		}
@@ -278,7 +279,7 @@ func (dd *differ) run() {
 			dd.add(path, "package", api.Added, false, "new package: a package cannot be added to a running program by a patch; its functions would have no patch points and its init would run in the plugin")
 			continue
 		}
-		for _, name := range sortedKeys(n.consts) {
+		for _, name := range slices.Sorted(maps.Keys(n.consts)) {
 			id := path + "." + name
 			switch ov, ok := o.consts[name]; {
 			case !ok:
@@ -288,7 +289,7 @@ func (dd *differ) run() {
 				dd.add(id, api.PatchConst, api.Changed, true, "constant %s → %s: every function that uses it is recompiled into the patch", strings.TrimPrefix(ov, ""), n.consts[name])
 			}
 		}
-		for _, name := range sortedKeys(o.consts) {
+		for _, name := range slices.Sorted(maps.Keys(o.consts)) {
 			if _, ok := n.consts[name]; !ok {
 				dd.add(path+"."+name, api.PatchConst, api.Removed, true, "removed constant: unused by the new code")
 			}
@@ -307,7 +308,7 @@ func (dd *differ) run() {
 		if o.inits != n.inits {
 			dd.add(path+".init", api.PatchInit, api.Changed, false, "changed init: init already ran in the running program and cannot run again")
 		}
-		for _, id := range sortedKeys(n.funcs) {
+		for _, id := range slices.Sorted(maps.Keys(n.funcs)) {
 			nf := n.funcs[id]
 			of, ok := o.funcs[id]
 			if !ok {
@@ -334,7 +335,7 @@ func (dd *differ) run() {
 				changed = append(changed, nf)
 			}
 		}
-		for _, id := range sortedKeys(o.funcs) {
+		for _, id := range slices.Sorted(maps.Keys(o.funcs)) {
 			if _, ok := n.funcs[id]; !ok {
 				dd.add(id, api.PatchFunc, api.Removed, true, "removed: the old body stays in the program, no longer called by patched code")
 			}
@@ -370,7 +371,7 @@ func (dd *differ) diffRequires() {
 		}
 		return false
 	}
-	for _, path := range sortedKeys(dd.newReq) {
+	for _, path := range slices.Sorted(maps.Keys(dd.newReq)) {
 		ov, nv := dd.oldReq[path], dd.newReq[path]
 		switch {
 		case ov != nv && slices.Contains(dd.opts.With, path):
@@ -420,7 +421,7 @@ func (dd *differ) usesDirty(p *packages.Package, decl *ast.FuncDecl) string {
 }
 
 func (dd *differ) diffVars(path string, o, n *pkgDecls) {
-	for _, name := range sortedKeys(n.vars) {
+	for _, name := range slices.Sorted(maps.Keys(n.vars)) {
 		id := path + "." + name
 		nv := n.vars[name]
 		ov, ok := o.vars[name]
@@ -440,7 +441,7 @@ func (dd *differ) diffVars(path string, o, n *pkgDecls) {
 			}
 		}
 	}
-	for _, name := range sortedKeys(o.vars) {
+	for _, name := range slices.Sorted(maps.Keys(o.vars)) {
 		if _, ok := n.vars[name]; !ok {
 			dd.add(path+"."+name, api.PatchVar, api.Removed, true, "removed variable: stays in the program, unused by patched code")
 		}
@@ -467,15 +468,6 @@ func short(s string) string {
 		return "zero value"
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Shared with the plugin generator, which names functions and reads

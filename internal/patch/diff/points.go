@@ -3,6 +3,8 @@ package diff
 import (
 	"go/ast"
 	"go/types"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,7 +20,7 @@ type ref struct {
 // refs indexes, in the new tree, who references each function.
 func (dd *differ) refs() map[string][]ref {
 	out := map[string][]ref{}
-	for _, path := range sortedKeys(dd.new) {
+	for _, path := range slices.Sorted(maps.Keys(dd.new)) {
 		d := dd.new[path]
 		info := d.pkg.TypesInfo
 		for _, f := range d.pkg.Syntax {
@@ -128,7 +130,7 @@ func (dd *differ) placePoints(changed, resigned []*funcDecl) {
 		}
 	}
 	dd.placeRenewals(replaced, slots, callers, index, has)
-	for _, c := range sortedKeys(callers) {
+	for _, c := range slices.Sorted(maps.Keys(callers)) {
 		if slots[c] {
 			continue
 		}
@@ -166,7 +168,7 @@ func (dd *differ) climb(f *funcDecl, index map[string][]ref, has func(string) (b
 		}
 		if sig := fn.Type().(*types.Signature); sig.Recv() != nil {
 			k := methodKey(fn)
-			for _, name := range sortedKeys(dd.ifaces) {
+			for _, name := range slices.Sorted(maps.Keys(dd.ifaces)) {
 				if dd.ifaces[name][k] {
 					return nil, id + " is a method that interface " + name + " can dispatch to"
 				}

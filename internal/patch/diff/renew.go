@@ -12,7 +12,8 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"golang.org/x/tools/go/packages"
@@ -106,17 +107,11 @@ func readOnlyUses(p *packages.Package, v *types.Var) ([]string, string) {
 					}
 				}
 			}
-			var stack []ast.Node
 			var why string
-			ast.Inspect(decl, func(n ast.Node) bool {
+			ast.PreorderStack(decl, nil, func(n ast.Node, stack []ast.Node) bool {
 				if why != "" {
 					return false
 				}
-				if n == nil {
-					stack = stack[:len(stack)-1]
-					return false
-				}
-				stack = append(stack, n)
 				id, ok := n.(*ast.Ident)
 				if !ok || info.Uses[id] != v {
 					return true
@@ -127,7 +122,7 @@ func readOnlyUses(p *packages.Package, v *types.Var) ([]string, string) {
 					why = "read at package initialization (" + where + "), which already ran with the old value"
 					return false
 				}
-				if w := useKind(info, stack); w != "" {
+				if w := useKind(info, append(stack[:len(stack):len(stack)], id)); w != "" {
 					why = w + " at " + where
 					return false
 				}
@@ -139,12 +134,7 @@ func readOnlyUses(p *packages.Package, v *types.Var) ([]string, string) {
 			}
 		}
 	}
-	out := make([]string, 0, len(readers))
-	for r := range readers {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out, ""
+	return slices.Sorted(maps.Keys(readers)), ""
 }
 
 func shortFile(name string) string {
@@ -335,7 +325,7 @@ func (dd *differ) placeRenewals(replaced, slots map[string]bool, callers map[str
 			slots[r] = true
 			dd.add(r, api.PatchCaller, api.Changed, true, "unchanged body recompiled: it reads %s, whose initializer changed", rn.id)
 		}
-		for _, r := range sortedKeys(extra) {
+		for _, r := range slices.Sorted(maps.Keys(extra)) {
 			dd.add(r, api.PatchCaller, api.Changed, true, "no patch point (%s): unchanged body recompiled into its instrumented callers, because it reads %s, whose initializer changed", extra[r], rn.id)
 		}
 		for _, c := range via {
@@ -345,7 +335,7 @@ func (dd *differ) placeRenewals(replaced, slots map[string]bool, callers map[str
 			slots[c] = true
 			dd.add(c, api.PatchCaller, api.Changed, true, "unchanged body recompiled: it calls a reader of %s, whose initializer changed, that has no patch point", rn.id)
 		}
-		all := append(append([]string(nil), recompiled...), sortedKeys(extra)...)
+		all := append(append([]string(nil), recompiled...), slices.Sorted(maps.Keys(extra))...)
 		how := "no function reads it"
 		if len(rn.readers) > 0 {
 			how = "read by " + strings.Join(rn.readers, ", ")

@@ -5,6 +5,8 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -109,7 +111,7 @@ func ifaceMethods(it *types.Interface) methodSet {
 }
 
 func (dd *differ) diffTypes(path string, o, n *pkgDecls) {
-	for _, name := range sortedKeys(n.types) {
+	for _, name := range slices.Sorted(maps.Keys(n.types)) {
 		id := path + "." + name
 		nt := n.types[name]
 		ot, ok := o.types[name]
@@ -145,7 +147,7 @@ func (dd *differ) diffTypes(path string, o, n *pkgDecls) {
 		}
 		dd.diffMethodSets(id, ot.Type(), nt.Type())
 	}
-	for _, name := range sortedKeys(o.types) {
+	for _, name := range slices.Sorted(maps.Keys(o.types)) {
 		if _, ok := n.types[name]; !ok {
 			dd.add(path+"."+name, api.PatchType, api.Removed, true, "removed type: stays in the program, unused by patched code")
 		}
@@ -168,7 +170,7 @@ func (dd *differ) diffMethodSets(id string, ot, nt types.Type) {
 			continue
 		}
 		var gained, lost []string
-		for _, k := range sortedKeys(dd.ifaces) {
+		for _, k := range slices.Sorted(maps.Keys(dd.ifaces)) {
 			was, is := om.has(dd.ifaces[k]), nm.has(dd.ifaces[k])
 			switch {
 			case is && !was:
@@ -282,20 +284,14 @@ func (dd *differ) sideTableOK(nt *types.TypeName, added []string) string {
 			return "method " + m.Name() + " has a value receiver (copies the object)"
 		}
 	}
-	for _, path := range sortedKeys(dd.new) {
+	for _, path := range slices.Sorted(maps.Keys(dd.new)) {
 		p := dd.new[path].pkg
 		for _, f := range p.Syntax {
-			var stack []ast.Node
 			var bad string
-			ast.Inspect(f, func(n ast.Node) bool {
+			ast.PreorderStack(f, nil, func(n ast.Node, stack []ast.Node) bool {
 				if bad != "" {
 					return false
 				}
-				if n == nil {
-					stack = stack[:len(stack)-1]
-					return false
-				}
-				stack = append(stack, n)
 				if rs, ok := n.(*ast.RangeStmt); ok && rs.Value != nil {
 					if t := p.TypesInfo.TypeOf(rs.Value); t != nil && types.TypeString(t, qualifier) == want {
 						bad = fmt.Sprintf("range copies values of %s at %s", nt.Name(), p.Fset.Position(rs.Pos()))
@@ -312,7 +308,7 @@ func (dd *differ) sideTableOK(nt *types.TypeName, added []string) string {
 				}
 				// Find the first enclosing node that is not a paren.
 				var parent ast.Node
-				for i := len(stack) - 2; i >= 0; i-- {
+				for i := len(stack) - 1; i >= 0; i-- {
 					if _, paren := stack[i].(*ast.ParenExpr); !paren {
 						parent = stack[i]
 						break

@@ -7,7 +7,6 @@ import (
 	"go/ast"
 	"go/types"
 	"os"
-	"sort"
 	"sync"
 
 	"golang.org/x/tools/go/packages"
@@ -53,15 +52,6 @@ func collect(p *packages.Package) *pkgDecls {
 		}
 	}
 	return d
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // FuncID is the id of a function or method as graft names patch points:

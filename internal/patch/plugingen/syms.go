@@ -11,6 +11,8 @@ import (
 	"go/constant"
 	"go/token"
 	"go/types"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,7 +157,7 @@ func (g *gen) queueType(t *types.TypeName, k int, where string) {
 			}
 		}
 	}
-	for _, id := range sortedKeys(d.funcs) {
+	for _, id := range slices.Sorted(maps.Keys(d.funcs)) {
 		if rn := recvNamed(d.funcs[id].obj); rn != nil && rn.Obj() == t {
 			g.queueFunc(id)
 		}
