@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 
 	"golang.org/x/tools/go/packages"
@@ -247,9 +246,14 @@ func (p *prep) rewrite(ctx context.Context, root string, sel []string, lps []*li
 	}
 	for _, lp := range lps {
 		if out[lp.ImportPath] == nil {
-			return nil, fmt.Errorf("rewrite: go/packages did not load %s", lp.ImportPath)
+			// Say what it did load: a mismatch here has only been seen
+			// under heavy load, and the packages' errors tell why.
+			var got []string
+			for _, pkg := range loaded {
+				got = append(got, fmt.Sprintf("%q (id %q, errors %v)", pkg.PkgPath, pkg.ID, pkg.Errors))
+			}
+			return nil, fmt.Errorf("rewrite: go/packages did not load %s; it loaded %v", lp.ImportPath, got)
 		}
 	}
-	_ = strings.TrimSpace
 	return out, nil
 }
