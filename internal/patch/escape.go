@@ -17,9 +17,8 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/tools/go/packages"
-
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/plugingen"
 )
 
 // The escape check. graft build passes the arguments of an instrumented
@@ -91,7 +90,10 @@ func fnParams(t *Tree, id string) ([]param, []string, bool) {
 		for _, f := range p.Syntax {
 			for _, d := range f.Decls {
 				fd, ok := d.(*ast.FuncDecl)
-				if !ok || funcID(p, fd) != id {
+				if !ok {
+					continue
+				}
+				if obj, _ := p.TypesInfo.Defs[fd.Name].(*types.Func); obj == nil || plugingen.FuncID(obj) != id {
 					continue
 				}
 				var ps []param
@@ -125,32 +127,6 @@ func fnParams(t *Tree, id string) ([]param, []string, bool) {
 		}
 	}
 	return nil, nil, false
-}
-
-// funcID spells a declaration as a patch point id.
-func funcID(p *packages.Package, fd *ast.FuncDecl) string {
-	if fd.Recv == nil || len(fd.Recv.List) == 0 {
-		return p.PkgPath + "." + fd.Name.Name
-	}
-	t := fd.Recv.List[0].Type
-	star := false
-	if s, ok := t.(*ast.StarExpr); ok {
-		star, t = true, s.X
-	}
-	switch x := t.(type) {
-	case *ast.IndexExpr:
-		t = x.X
-	case *ast.IndexListExpr:
-		t = x.X
-	}
-	id, _ := t.(*ast.Ident)
-	if id == nil {
-		return ""
-	}
-	if star {
-		return p.PkgPath + ".(*" + id.Name + ")." + fd.Name.Name
-	}
-	return p.PkgPath + "." + id.Name + "." + fd.Name.Name
 }
 
 // hasPointers reports whether a value of type t may hold a pointer (what
