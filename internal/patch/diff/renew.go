@@ -19,6 +19,7 @@ import (
 	"golang.org/x/tools/go/packages"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/patch/plugingen"
 )
 
 // renewal is a variable whose initializer changed and that passed the
@@ -42,7 +43,7 @@ func (dd *differ) renewable(path, name string) ([]string, string) {
 	if nv == nil || ov == nil {
 		return nil, "not a variable in both versions"
 	}
-	if spec := valueSpecOf(n.pkg, nv); spec == nil || len(spec.Values) != len(spec.Names) {
+	if spec, _ := plugingen.VarSpec(n.pkg, nv); spec == nil || len(spec.Values) != len(spec.Names) {
 		return nil, "it is initialized from a multi-value expression or has no initializer"
 	}
 	oldReaders, why := readOnlyUses(o.pkg, ov)
@@ -59,27 +60,6 @@ func (dd *differ) renewable(path, name string) ([]string, string) {
 		}
 	}
 	return readers, ""
-}
-
-// valueSpecOf finds the declaration of package-level variable v.
-func valueSpecOf(p *packages.Package, v *types.Var) *ast.ValueSpec {
-	for _, f := range p.Syntax {
-		for _, decl := range f.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok || gd.Tok != token.VAR {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for _, id := range vs.Names {
-					if p.TypesInfo.Defs[id] == v {
-						return vs
-					}
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // readOnlyUses returns the functions of p that read v, or why v is not

@@ -5,6 +5,7 @@ package plugingen
 
 import (
 	"go/ast"
+	"go/token"
 	"go/types"
 	"os"
 	"sync"
@@ -52,6 +53,29 @@ func collect(p *packages.Package) *pkgDecls {
 		}
 	}
 	return d
+}
+
+// VarSpec finds the declaration of package-level variable v in p: its
+// spec and v's index among the spec's names (nil when p does not declare
+// it).
+func VarSpec(p *packages.Package, v *types.Var) (*ast.ValueSpec, int) {
+	for _, f := range p.Syntax {
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, id := range vs.Names {
+					if p.TypesInfo.Defs[id] == v {
+						return vs, i
+					}
+				}
+			}
+		}
+	}
+	return nil, 0
 }
 
 // FuncID is the id of a function or method as graft names patch points:

@@ -171,34 +171,22 @@ func (g *gen) queueVar(v *types.Var, k int, where string) {
 	g.queuedVar[v] = true
 	d := g.decls[v.Pkg().Path()]
 	g.symDecls = append(g.symDecls, fmt.Sprintf("p%d_%s %s", k, v.Name(), g.typeExpr(v.Type(), where)))
-	for _, f := range d.pkg.Syntax {
-		for _, decl := range f.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok || gd.Tok != token.VAR {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, n := range vs.Names {
-					if d.pkg.TypesInfo.Defs[n] != v || len(vs.Values) == 0 {
-						continue
-					}
-					if len(vs.Values) != len(vs.Names) {
-						g.fail("%s: new variable %s is initialized from a multi-value expression", where, v.Name())
-						return
-					}
-					src, err := ReadSource(d.pkg.Fset.PositionFor(vs.Pos(), false).Filename)
-					if err != nil {
-						g.fail("%s: %v", where, err)
-						return
-					}
-					edits := g.exprEdits(d.pkg, vs.Values[i], where)
-					// Initialized in GraftInit, where a panic becomes an error.
-					g.initLines = append(g.initLines, fmt.Sprintf("p%d_%s = %s", k, v.Name(), render(src, 0, vs.Values[i], d.pkg.Fset, edits)))
-				}
-			}
-		}
+	vs, i := VarSpec(d.pkg, v)
+	if vs == nil || len(vs.Values) == 0 {
+		return
 	}
+	if len(vs.Values) != len(vs.Names) {
+		g.fail("%s: new variable %s is initialized from a multi-value expression", where, v.Name())
+		return
+	}
+	src, err := ReadSource(d.pkg.Fset.PositionFor(vs.Pos(), false).Filename)
+	if err != nil {
+		g.fail("%s: %v", where, err)
+		return
+	}
+	edits := g.exprEdits(d.pkg, vs.Values[i], where)
+	// Initialized in GraftInit, where a panic becomes an error.
+	g.initLines = append(g.initLines, fmt.Sprintf("p%d_%s = %s", k, v.Name(), render(src, 0, vs.Values[i], d.pkg.Fset, edits)))
 }
 
 // exprEdits computes edits for an expression outside a function (a type or
