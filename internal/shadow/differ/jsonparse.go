@@ -110,21 +110,33 @@ func (p *jsonParser) object(depth int) (any, bool) {
 			return nil, false
 		}
 		m[k.(string)] = v // a repeated key: the last one wins, as in encoding/json
-		p.space()
-		if p.i >= len(p.b) {
+		more, ok := p.separator('}')
+		if !ok {
 			return nil, false
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
+		if !more {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// separator consumes what follows an element of an object or array: a
+// comma (more follow) or the closing bracket (the end).
+func (p *jsonParser) separator(closing byte) (more, ok bool) {
+	p.space()
+	if p.i >= len(p.b) {
+		return false, false
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return true, true
+	case closing:
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 func (p *jsonParser) array(depth int) (any, bool) {
@@ -141,19 +153,12 @@ func (p *jsonParser) array(depth int) (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.b) {
+		more, ok := p.separator(']')
+		if !ok {
 			return nil, false
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
+		if !more {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
 }
