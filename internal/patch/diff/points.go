@@ -25,14 +25,9 @@ func (dd *differ) refs() map[string][]ref {
 		info := d.pkg.TypesInfo
 		for _, f := range d.pkg.Syntax {
 			for _, decl := range f.Decls {
-				from := ""
-				if fd, ok := decl.(*ast.FuncDecl); ok {
-					if obj, ok := info.Defs[fd.Name].(*types.Func); ok {
-						from = funcID(obj)
-						if fd.Recv == nil && fd.Name.Name == "init" {
-							from = path + ".init"
-						}
-					}
+				from, isInit := declFunc(info, decl)
+				if isInit {
+					from = path + ".init"
 				}
 				called := map[*ast.Ident]bool{}
 				ast.Inspect(decl, func(n ast.Node) bool {
@@ -244,4 +239,18 @@ func (dd *differ) lookupFunc(id string) *types.Func {
 		}
 	}
 	return nil
+}
+
+// declFunc returns the point id of a top-level function declaration and
+// whether it is a package init function; "" for other declarations.
+func declFunc(info *types.Info, decl ast.Decl) (id string, isInit bool) {
+	fd, ok := decl.(*ast.FuncDecl)
+	if !ok {
+		return "", false
+	}
+	obj, ok := info.Defs[fd.Name].(*types.Func)
+	if !ok {
+		return "", false
+	}
+	return funcID(obj), fd.Recv == nil && fd.Name.Name == "init"
 }

@@ -78,14 +78,9 @@ func readOnlyUses(p *packages.Package, v *types.Var) ([]string, string) {
 	readers := map[string]bool{}
 	for _, f := range p.Syntax {
 		for _, decl := range f.Decls {
-			from := ""
-			if fd, ok := decl.(*ast.FuncDecl); ok {
-				if obj, ok := info.Defs[fd.Name].(*types.Func); ok {
-					from = funcID(obj)
-					if fd.Recv == nil && fd.Name.Name == "init" {
-						from = ""
-					}
-				}
+			from, isInit := declFunc(info, decl)
+			if isInit {
+				from = "" // runs with package initialization
 			}
 			var why string
 			ast.PreorderStack(decl, nil, func(n ast.Node, stack []ast.Node) bool {
