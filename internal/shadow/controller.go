@@ -291,6 +291,11 @@ func (c *Controller) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-c.queue:
+			// select picks at random among ready cases: a queued job must
+			// not reach the lanes after the run has ended.
+			if ctx.Err() != nil {
+				return
+			}
 			c.mirror(ctx, j)
 		}
 	}

@@ -85,6 +85,9 @@ var errStale = errors.New("connection closed before an answer")
 func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
 
 func (l *laneClient) try(ctx context.Context, r *Request) (a *differ.Answer, reused bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err // a kept-alive connection would still send it
+	}
 	var lc *laneConn
 	select {
 	case lc = <-l.idle:
