@@ -78,6 +78,9 @@ func run(ctx context.Context, env *Env, args []string) error {
 	if name == demo.ServiceArg {
 		return cmdDemoService(ctx, env, args[1:])
 	}
+	if name == shadowWorkerArg { // hidden: graft shadow's worker process (shadow_worker.go)
+		return cmdShadowWorker(ctx, env, args[1:])
+	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "graft: unknown command %q\n\n", name)

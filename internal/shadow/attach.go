@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/adminhttp"
@@ -25,10 +26,29 @@ type AttachOptions struct {
 	SetHooks func(proxy.Hooks)
 }
 
+// SelfWorker is the worker command that re-executes this process's own
+// binary with the hidden command WorkerArg, or nil when the binary's path
+// is unknown (the comparisons then run in this process). The binary must
+// dispatch WorkerArg to WorkerConn and ServeWorker, as graft's does (a test
+// binary's TestMain must do it too: see the e2e tests). A worker process
+// never starts another.
+func SelfWorker(getenv func(string) string) *WorkerCommand {
+	if getenv(WorkerEnv) != "" {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return &WorkerCommand{Path: exe, Args: []string{WorkerArg}, Stderr: os.Stderr}
+}
+
 // Attach adds shadowing to a supervisor in proxy mode: the admin routes
 // POST /v1/shadow, POST /v1/shadow/stop, GET /v1/report and
-// GET /v1/report.html, and the graft_shadow_* metrics. Call before sup.Run;
-// call Service.Close when the supervisor has stopped.
+// GET /v1/report.html, and the graft_shadow_* metrics. Each run's
+// comparisons run in a worker process, opts.Controller.Worker, by default
+// SelfWorker's (this binary re-executed). Call before sup.Run; call
+// Service.Close when the supervisor has stopped.
 func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 	m, err := NewMetrics(sup.Registry())
 	if err != nil {
@@ -37,6 +57,12 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 	opts.Controller.Metrics = m
 	if opts.Logger == nil {
 		opts.Logger = sup.Logger()
+	}
+	if opts.Controller.Worker == nil {
+		opts.Controller.Worker = SelfWorker(os.Getenv)
+		if opts.Controller.Worker == nil && opts.Logger != nil {
+			opts.Logger.Warn("shadow: no worker process (this binary's path is unknown); comparisons run in graft's process", "component", "shadow")
+		}
 	}
 	setHooks := opts.SetHooks
 	if setHooks == nil {

@@ -2,9 +2,12 @@ package shadow
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,11 +35,17 @@ type Options struct {
 	Sample float64
 	// Methods mirrored; nil means DefaultMethods.
 	Methods []string
-	// Queue bounds the exchanges waiting for a worker; when it is full new
-	// ones are dropped and counted. 0 means 256.
+	// Queue bounds the exchanges waiting for a worker; with Workers it
+	// bounds the exchanges in flight (sent to the worker and not yet
+	// compared): when Queue+Workers are, new ones are dropped and counted.
+	// 0 means 256.
 	Queue int
 	// Workers is how many exchanges are mirrored at once; 0 means 8.
 	Workers int
+	// Worker starts the worker process that asks the lanes and compares
+	// the answers; nil runs that work on goroutines of this process (the
+	// same protocol, over a socket pair), at this process's priority.
+	Worker *WorkerCommand
 	// BodyCap bounds the bytes of a lane's answer kept for comparison; it
 	// should equal the proxy's. 0 means 64 KiB.
 	BodyCap int
@@ -65,23 +74,30 @@ type Request struct {
 	Truncated bool
 }
 
-type job struct {
-	req     *Request
-	primary *differ.Answer
+// slot is one exchange in flight: filled by Observe, sent by the writer
+// (which then lets go of the bodies), and recorded and freed when its
+// outcome comes back.
+type slot struct {
+	req                    *Request
+	primary                *differ.Answer
+	method, path, rawQuery string
 }
 
 // Controller mirrors sampled primary exchanges to a candidate lane and a
-// secondary lane, compares the three answers, and ends the run after its
-// limit, its verdict, or Stop. The primary never waits for it: Observe only
-// enqueues, and drops when the bounded queue is full.
+// secondary lane through its worker, which compares the three answers;
+// the controller records the outcomes, judges them, and ends the run after
+// its limit, its verdict, or Stop. The primary never waits for it: Observe
+// only takes a free slot and enqueues, and drops when none is free.
 type Controller struct {
-	opts      Options
-	differ    *differ.Differ
-	cand, sec *laneClient
-	methods   map[string]bool
-	queue     chan job
-	log       *slog.Logger
-	random    func() float64
+	opts                 Options
+	differ               *differ.Differ
+	candidate, secondary string
+	methods              map[string]bool
+	slots                []slot
+	free                 chan uint32 // free slots; empty: drop
+	sendq                chan uint32 // filled slots for the writer; never full
+	log                  *slog.Logger
+	random               func() float64
 
 	running                                                              atomic.Bool
 	requests, eligible, mirrored, compared, dropped, skipped, laneErrors atomic.Uint64
@@ -94,6 +110,7 @@ type Controller struct {
 	mu       sync.Mutex
 	ended    string
 	failed   string // a forced fail's reason (the candidate died)
+	lost     string // why the worker went away during the run
 	started  time.Time
 	finished time.Time
 	final    *differ.Judgement
@@ -127,17 +144,22 @@ func NewController(opts Options, candidate, secondary string) (*Controller, erro
 	if err != nil {
 		return nil, fmt.Errorf("new shadow controller: %w", err)
 	}
+	n := opts.Queue + opts.Workers
 	c := &Controller{
-		opts:    opts,
-		differ:  d,
-		cand:    newLaneClient(candidate, opts),
-		sec:     newLaneClient(secondary, opts),
+		opts:      opts,
+		differ:    d,
+		candidate: candidate, secondary: secondary,
 		methods: map[string]bool{},
-		queue:   make(chan job, opts.Queue),
+		slots:   make([]slot, n),
+		free:    make(chan uint32, n),
+		sendq:   make(chan uint32, n),
 		log:     opts.Logger,
 		random:  rand.Float64,
 		endCh:   make(chan struct{}),
 		done:    make(chan struct{}),
+	}
+	for i := range n {
+		c.free <- uint32(i)
 	}
 	for _, m := range opts.Methods {
 		c.methods[strings.ToUpper(strings.TrimSpace(m))] = true
@@ -151,8 +173,8 @@ func NewController(opts Options, candidate, secondary string) (*Controller, erro
 }
 
 // Observe takes one completed primary exchange. It never blocks: the
-// exchange is sampled, filtered by method and enqueued, or dropped when the
-// queue is full. A nil primary (no answer) is skipped. req and primary must
+// exchange is sampled, filtered by method and enqueued, or dropped when
+// Queue+Workers exchanges are in flight. A nil primary (no answer) is skipped. req and primary must
 // not be changed afterwards.
 func (c *Controller) Observe(req *Request, primary *differ.Answer) {
 	if c.admit(req.Gen, req.Method, primary != nil, req.Truncated) {
@@ -183,7 +205,7 @@ func (c *Controller) admit(gen int, method string, answered, truncated bool) boo
 		c.skipped.Add(1)
 		return false
 	}
-	if len(c.queue) == cap(c.queue) {
+	if len(c.free) == 0 {
 		c.dropped.Add(1)
 		c.opts.Metrics.dropped()
 		return false
@@ -193,7 +215,9 @@ func (c *Controller) admit(gen int, method string, answered, truncated bool) boo
 
 func (c *Controller) enqueue(req *Request, primary *differ.Answer) {
 	select {
-	case c.queue <- job{req, primary}:
+	case i := <-c.free:
+		c.slots[i] = slot{req: req, primary: primary, method: req.Method, path: req.Path, rawQuery: req.RawQuery}
+		c.sendq <- i // never blocks: it has room for every slot
 		c.mirrored.Add(1)
 		c.opts.Metrics.mirrored()
 	default:
@@ -203,39 +227,32 @@ func (c *Controller) enqueue(req *Request, primary *differ.Answer) {
 }
 
 // Run mirrors and compares until the run ends: its request limit, its
-// duration, a decided verdict (when it has no limit) or a fail, Stop, or
-// ctx's end. It waits for its workers before returning.
+// duration, a decided verdict (when it has no limit) or a fail, Stop, the
+// worker's exit, or ctx's end. It starts the worker, and waits for it
+// before returning.
 func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.started = time.Now()
 	c.mu.Unlock()
 	c.opts.Metrics.setRunning(true)
-	wctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for range c.opts.Workers {
-		wg.Go(func() { c.work(wctx) })
-	}
-	var timer <-chan time.Time
-	if c.opts.For > 0 {
-		t := time.NewTimer(c.opts.For)
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-ctx.Done():
-		c.end("stopped")
-	case <-timer:
-		c.end("duration")
-	case <-c.endCh:
-	}
-	c.running.Store(false)
-	cancel()
-	wg.Wait()
-	c.cand.close()
-	c.sec.close()
-	// Exchanges still queued were never compared; let them go.
-	for len(c.queue) > 0 {
-		<-c.queue
+	wk, err := c.startWorker(ctx)
+	if err != nil {
+		c.loseWorker(err.Error())
+	} else {
+		var wg sync.WaitGroup
+		stopWriter := make(chan struct{})
+		wg.Go(func() { c.write(wk.conn, stopWriter) })
+		wg.Go(func() { c.read(wk.conn) })
+		c.wait(ctx)
+		// Closing the socket is the worker's signal to stop: it drops what
+		// it has queued and cuts the lane requests under way short.
+		c.running.Store(false)
+		close(stopWriter)
+		wk.conn.Close()
+		wg.Wait()
+		if werr := wk.stop(workerGrace); werr != nil && c.lostWorker() {
+			c.loseWorker(werr.Error())
+		}
 	}
 	j := c.differ.Judge()
 	c.mu.Lock()
@@ -249,6 +266,149 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.log.Info("shadow ended", "reason", c.Ended(), "verdict", j.Verdict, "compared", c.compared.Load())
 	}
 	return nil
+}
+
+// workerGrace is how long a worker may take to exit once its socket is
+// closed before it is killed; it holds nothing that needs more.
+const workerGrace = 2 * time.Second
+
+// wait returns when the run ends.
+func (c *Controller) wait(ctx context.Context) {
+	var timer <-chan time.Time
+	if c.opts.For > 0 {
+		t := time.NewTimer(c.opts.For)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		c.end("stopped")
+	case <-timer:
+		c.end("duration")
+	case <-c.endCh:
+	}
+}
+
+// loseWorker ends the run because the worker went away (or never came).
+func (c *Controller) loseWorker(why string) {
+	c.mu.Lock()
+	if c.ended == "" || c.ended == "worker exited" {
+		if c.lost == "" {
+			c.lost = why
+		} else if why != c.lost {
+			c.lost += ": " + why
+		}
+	}
+	c.mu.Unlock()
+	c.end("worker exited")
+}
+
+func (c *Controller) lostWorker() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost != ""
+}
+
+// write sends the queued exchanges to the worker, as many as are waiting
+// in one write, until stop is closed or the socket breaks (read notices).
+// It lets go of each exchange's bodies once they are encoded.
+func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
+	var buf []byte
+	for {
+		var i uint32
+		select {
+		case <-stop:
+			return
+		case i = <-c.sendq:
+		}
+		buf = c.appendSlot(buf[:0], i)
+	more:
+		for len(buf) < batchBytes {
+			select {
+			case i = <-c.sendq:
+				buf = c.appendSlot(buf, i)
+			default:
+				break more
+			}
+		}
+		if _, err := conn.Write(buf); err != nil {
+			return
+		}
+		if cap(buf) > 4*batchBytes {
+			buf = nil // one large batch does not pin its buffer
+		}
+	}
+}
+
+func (c *Controller) appendSlot(buf []byte, i uint32) []byte {
+	s := &c.slots[i]
+	buf = appendExchange(buf, i, s.req, s.primary)
+	s.req, s.primary = nil, nil
+	return buf
+}
+
+// read records the worker's outcomes until the socket closes. A socket
+// that closes while the run is on means the worker died: that ends the run.
+func (c *Controller) read(conn net.Conn) {
+	fr := newFrameReader(conn)
+	for {
+		typ, p, err := fr.next()
+		if err == nil && typ != frameOutcome {
+			err = fmt.Errorf("%w: type %q", errFrame, typ)
+		}
+		var o *outcome
+		if err == nil {
+			o, err = decodeOutcome(p)
+		}
+		if err == nil && int(o.slot) >= len(c.slots) {
+			err = fmt.Errorf("%w: slot %d", errFrame, o.slot)
+		}
+		if err != nil {
+			if c.running.Load() {
+				if errors.Is(err, io.EOF) {
+					err = errors.New("its socket closed")
+				}
+				c.loseWorker(fmt.Sprintf("the shadow worker exited during the run (%v)", err))
+			}
+			return
+		}
+		c.record(o)
+	}
+}
+
+// record counts one outcome and frees its slot.
+func (c *Controller) record(o *outcome) {
+	s := &c.slots[o.slot]
+	method, path, rawQuery := s.method, s.path, s.rawQuery
+	*s = slot{}
+	defer func() { c.free <- o.slot }() // never blocks: it has room for every slot
+	if !c.running.Load() || o.flags&outAborted != 0 {
+		return // the run is ending; this one is not evidence
+	}
+	if o.flags&outSecondaryFailed != 0 {
+		c.laneErrors.Add(1)
+		c.opts.Metrics.laneError()
+		return
+	}
+	c.differ.Record(method, path, rawQuery, o.Outcome)
+	n := c.compared.Add(1)
+	c.opts.Metrics.compared()
+	if c.opts.Requests > 0 && n >= uint64(c.opts.Requests) {
+		c.end("requests")
+		return
+	}
+	// Judging costs O(fields·√n); checking every CheckEvery requests, and
+	// later every 2% of the requests so far, bounds its share of the work
+	// and delays a fail by at most 2% of the run.
+	if next := c.nextCheck.Load(); n >= next {
+		c.nextCheck.Store(n + max(uint64(c.opts.CheckEvery), n/50))
+		jd := c.differ.Judge()
+		c.opts.Metrics.setDivergent(jd)
+		unlimited := c.opts.Requests == 0 && c.opts.For == 0
+		if jd.Verdict == api.VerdictFail || unlimited && jd.Verdict == api.VerdictPass {
+			c.end("verdict")
+		}
+	}
 }
 
 // Stop ends the run; Run returns once its workers are done.
@@ -285,74 +445,10 @@ func (c *Controller) end(reason string) {
 	})
 }
 
-func (c *Controller) work(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-c.queue:
-			// select picks at random among ready cases: a queued job must
-			// not reach the lanes after the run has ended.
-			if ctx.Err() != nil {
-				return
-			}
-			c.mirror(ctx, j)
-		}
-	}
-}
-
-// mirror sends one exchange to both lanes at once and compares the answers.
-func (c *Controller) mirror(ctx context.Context, j job) {
-	// Which lane is asked from this goroutine (and so, mostly, first) is a
-	// coin flip per request: a field that depends on when a lane is asked
-	// (a clock at coarse resolution, a sequence) then differs as often for
-	// the candidate as for the secondary, and is noise, as it should be.
-	// Asked in a fixed order, the later lane would differ from the primary
-	// more often, a false divergence (TestControllerLaneOrderIsRandom).
-	var cand, sec *differ.Answer
-	var wg sync.WaitGroup
-	if c.random() < 0.5 {
-		wg.Go(func() { cand = c.cand.do(ctx, j.req) })
-		sec = c.sec.do(ctx, j.req)
-	} else {
-		wg.Go(func() { sec = c.sec.do(ctx, j.req) })
-		cand = c.cand.do(ctx, j.req)
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return // the run is ending; this one is not evidence
-	}
-	if sec.Err != nil {
-		// Without the secondary there is no noise measure for this request.
-		c.laneErrors.Add(1)
-		c.opts.Metrics.laneError()
-		return
-	}
-	c.differ.Add(j.req.Method, j.req.Path, j.req.RawQuery, j.primary, sec, cand)
-	n := c.compared.Add(1)
-	c.opts.Metrics.compared()
-	if c.opts.Requests > 0 && n >= uint64(c.opts.Requests) {
-		c.end("requests")
-		return
-	}
-	// Judging costs O(fields·√n); checking every CheckEvery requests, and
-	// later every 2% of the requests so far, bounds its share of the work
-	// and delays a fail by at most 2% of the run.
-	next := c.nextCheck.Load()
-	if n >= next && c.nextCheck.CompareAndSwap(next, n+max(uint64(c.opts.CheckEvery), n/50)) {
-		jd := c.differ.Judge()
-		c.opts.Metrics.setDivergent(jd)
-		unlimited := c.opts.Requests == 0 && c.opts.For == 0
-		if jd.Verdict == api.VerdictFail || unlimited && jd.Verdict == api.VerdictPass {
-			c.end("verdict")
-		}
-	}
-}
-
 // Report returns the run's report so far, or its final one.
 func (c *Controller) Report() *api.Report {
 	c.mu.Lock()
-	final, started, finished, ended, failed := c.final, c.started, c.finished, c.ended, c.failed
+	final, started, finished, ended, failed, lost := c.final, c.started, c.finished, c.ended, c.failed, c.lost
 	c.mu.Unlock()
 	var j differ.Judgement
 	state := api.ShadowRunning
@@ -363,6 +459,9 @@ func (c *Controller) Report() *api.Report {
 	}
 	if failed != "" {
 		j.Verdict, j.Reason = api.VerdictFail, failed
+	} else if lost != "" {
+		// The comparisons made so far stand; the run could not go on.
+		j.Reason = lost + "; " + j.Reason
 	}
 	o := c.differ.Options()
 	return &api.Report{

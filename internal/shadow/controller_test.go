@@ -117,9 +117,9 @@ func drive(t *testing.T, c *Controller, primary string, limit int, paths func(i 
 		m, p := paths(i)
 		req, ans := fetch(t, client, primary, m, p)
 		c.Observe(req, ans)
-		if c.queueFull() {
+		if c.inFlightFull() {
 			// Give the workers a moment; dropping is tested elsewhere.
-			for len(c.queue) > cap(c.queue)/2 {
+			for len(c.free) < cap(c.free)/2 {
 				select {
 				case <-c.Done():
 				case <-time.After(time.Millisecond):
@@ -143,7 +143,7 @@ func drive(t *testing.T, c *Controller, primary string, limit int, paths func(i 
 	return c.Report()
 }
 
-func (c *Controller) queueFull() bool { return len(c.queue) == cap(c.queue) }
+func (c *Controller) inFlightFull() bool { return len(c.free) == 0 }
 
 func userPaths(i int) (string, string) { return "GET", fmt.Sprintf("/users/%d", i%53) }
 

@@ -18,10 +18,9 @@ import (
 // laneClient sends mirrored requests to one lane over a few kept-alive
 // connections, one request at a time per connection. It is a small
 // HTTP/1.1 client rather than net/http's Transport because this work runs
-// in graft's own process at normal priority, for every mirrored exchange:
-// the request is written and the answer read on the worker's goroutine,
-// without the Transport's per-connection goroutines and hand-offs
-// (BenchmarkMirror).
+// for every mirrored exchange: the request is written and the answer read
+// on the worker's goroutine, without the Transport's per-connection
+// goroutines and hand-offs (BenchmarkMirror).
 type laneClient struct {
 	addr    string
 	bodyCap int
@@ -36,11 +35,11 @@ type laneConn struct {
 	wb []byte
 }
 
-func newLaneClient(addr string, opts Options) *laneClient {
+func newLaneClient(addr string, bodyCap int, timeout time.Duration, workers int) *laneClient {
 	return &laneClient{
-		addr: addr, bodyCap: opts.BodyCap, timeout: opts.Timeout,
-		idle: make(chan *laneConn, opts.Workers),
-		dial: (&net.Dialer{Timeout: opts.Timeout}).DialContext,
+		addr: addr, bodyCap: bodyCap, timeout: timeout,
+		idle: make(chan *laneConn, workers),
+		dial: (&net.Dialer{Timeout: timeout}).DialContext,
 	}
 }
 

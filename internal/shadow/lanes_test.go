@@ -44,7 +44,7 @@ func TestLaneClient(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	l := newLaneClient(addr(srv), Options{BodyCap: 64, Timeout: 5 * time.Second, Workers: 2})
+	l := newLaneClient(addr(srv), 64, 5*time.Second, 2)
 	defer l.close()
 	tests := []struct {
 		method, path string
@@ -115,7 +115,7 @@ func TestLaneClientStaleConnection(t *testing.T) {
 			}()
 		}
 	}()
-	l := newLaneClient(ln.Addr().String(), Options{BodyCap: 64, Timeout: 5 * time.Second, Workers: 1})
+	l := newLaneClient(ln.Addr().String(), 64, 5*time.Second, 1)
 	defer l.close()
 	dial := l.dial
 	var dials atomic.Int64

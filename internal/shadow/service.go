@@ -225,6 +225,12 @@ func (s *Service) run(ctx context.Context, r *run) {
 		sec.Stop(sctx)
 	}
 	opts := s.opts.Controller
+	if opts.Worker != nil && opts.Worker.Priority == "" {
+		// The worker does the lanes' work, so it runs at their priority.
+		w := *opts.Worker
+		w.Priority = r.req.LanePriority
+		opts.Worker = &w
+	}
 	opts.Requests = r.req.Requests
 	opts.For = time.Duration(r.req.ForMS) * time.Millisecond
 	opts.Sample = r.req.Sample

@@ -94,6 +94,9 @@ func newRig(t *testing.T, primary, candidate, secondary http.Handler, opts Servi
 		ServingCmd: func() ([]string, error) { return []string{"./v1"}, nil },
 		SetHooks:   p.SetHooks,
 	}
+	if opts.Controller.Worker == nil {
+		opts.Controller.Worker = testWorker() // the real worker process
+	}
 	rg.svc = NewService(h, opts)
 	t.Cleanup(rg.svc.Close)
 	mux := http.NewServeMux()
@@ -356,6 +359,9 @@ func TestServiceAdminAPI(t *testing.T) {
 		t.Errorf("second start: %d, want 409", code)
 	}
 	rg.traffic(t, 60)
+	for rg.svc.Report().Compared == 0 {
+		rg.traffic(t, 10) // until the worker has compared one: the report below needs a route
+	}
 	code, body := rg.post(t, "/v1/shadow/stop", nil)
 	if code != http.StatusOK {
 		t.Fatalf("stop: %d %s", code, body)

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/idle"
 )
 
 // Lane is a process outside the main line of generations (proxy mode),
@@ -107,48 +106,22 @@ func (l *Lane) State() api.GenState {
 	return l.g.state
 }
 
-// schedIdle is Linux's SCHED_IDLE policy (sched.h).
-const schedIdle = 5
+// schedIdle is Linux's SCHED_IDLE policy.
+const schedIdle = idle.SchedIdle
 
 // forkExecLowPriority is syscall.ForkExec for a lane: the child starts at
-// the lowest CPU priority, with every thread it ever has.
-//
-// Linux keeps the scheduling policy and the nice value per thread; clone
-// copies them from the thread that calls it, and execve keeps them. So
-// the forking thread lowers its own priority first: the child's first
-// thread starts with it, before the program runs a single instruction,
-// and every thread the program creates later inherits it. Setting the
-// policy on the pid after the start would miss the threads a runtime
-// creates at once (Go, the JVM). The forking goroutine stays locked to
-// its thread and returns without unlocking, so the runtime ends that
-// thread rather than run other goroutines at idle priority on it.
+// the lowest CPU priority, with every thread it ever has (idle.Fork says
+// how and why).
 func (s *Supervisor) forkExecLowPriority(path string, argv []string, attr *syscall.ProcAttr) (pid int, err error) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: see above
-		if how, perr := lowerThreadPriority(); perr != nil {
-			s.log.Warn("lane priority: left at normal", "err", perr)
-		} else if how != "SCHED_IDLE" {
-			s.log.Info("lane priority: SCHED_IDLE refused", "using", how)
-		}
-		pid, err = syscall.ForkExec(path, argv, attr)
-	}()
-	<-done
+	how, perr := idle.Fork(func() { pid, err = syscall.ForkExec(path, argv, attr) })
+	if perr != nil {
+		s.log.Warn("lane priority: left at normal", "err", perr)
+	} else if how != "SCHED_IDLE" {
+		s.log.Info("lane priority: SCHED_IDLE refused", "using", how)
+	}
 	return pid, err
 }
 
 // lowerThreadPriority puts the calling thread under SCHED_IDLE, or at nice
 // 19 where that is refused, and says which.
-func lowerThreadPriority() (string, error) {
-	var param struct{ priority int32 } // struct sched_param
-	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, schedIdle, uintptr(unsafe.Pointer(&param)))
-	if e == 0 {
-		return "SCHED_IDLE", nil
-	}
-	// who = this thread's id: on Linux the nice value is per thread.
-	if err := syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19); err != nil {
-		return "", fmt.Errorf("sched_setscheduler SCHED_IDLE: %w; setpriority 19: %w", e, err)
-	}
-	return "nice 19", nil
-}
+func lowerThreadPriority() (string, error) { return idle.Lower() }

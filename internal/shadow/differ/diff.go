@@ -113,6 +113,30 @@ func (c *Comparer) Diff(a, b *Answer) []string {
 	return c.diff(c.parse(a), c.parse(b))
 }
 
+// Outcome compares the primary's answer with the secondary's and the
+// candidate's. The answers are kept in the outcome only when the candidate
+// alone differs in some field, each body cut to exampleBody bytes (≤ 0: not
+// cut): Record may then keep them as an example.
+func (c *Comparer) Outcome(primary, secondary, candidate *Answer, exampleBody int) Outcome {
+	noise, diffs := c.diff3(primary, secondary, candidate)
+	o := Outcome{Noise: noise, Diffs: diffs}
+	if o.CandidateOnly() {
+		o.Primary, o.Secondary, o.Candidate = Cut(primary, exampleBody), Cut(secondary, exampleBody), Cut(candidate, exampleBody)
+	}
+	return o
+}
+
+// Cut returns a with its body cut to n bytes (marked Truncated), or a
+// itself when it is no longer (or n ≤ 0).
+func Cut(a *Answer, n int) *Answer {
+	if a == nil || n <= 0 || len(a.Body) <= n {
+		return a
+	}
+	b := *a
+	b.Body, b.Truncated = a.Body[:n:n], true
+	return &b
+}
+
 // diff3 compares the primary with the secondary and with the candidate,
 // parsing the primary once.
 func (c *Comparer) diff3(primary, secondary, candidate *Answer) (noise, diffs []string) {

@@ -86,11 +86,46 @@ func New(opts Options) (*Differ, error) {
 // Options returns the options in effect, defaults filled in.
 func (d *Differ) Options() Options { return d.opts }
 
-// Add records one compared request: its method and URI, and the three
-// answers. It returns the request's route.
+// Outcome is what comparing one request's three answers found: the sorted
+// field paths in which the secondary (Noise) and the candidate (Diffs)
+// differ from the primary, and the answers an example may quote. The
+// comparison (Comparer.Outcome) can run elsewhere than the Differ that
+// records it (the shadow's worker process); the answers are then only
+// sent when the candidate alone differs in some field, the one case in
+// which Record may keep an example.
+type Outcome struct {
+	Noise, Diffs                  []string
+	Primary, Secondary, Candidate *Answer
+}
+
+// CandidateOnly says whether the candidate differs in a field the
+// secondary does not: only then may Record keep an example.
+func (o *Outcome) CandidateOnly() bool {
+	j := 0
+	for _, f := range o.Diffs {
+		for j < len(o.Noise) && o.Noise[j] < f {
+			j++
+		}
+		if j == len(o.Noise) || o.Noise[j] != f {
+			return true
+		}
+	}
+	return false
+}
+
+// Add compares one request's three answers and records the outcome: its
+// method and URI, and the three answers. It returns the request's route.
 func (d *Differ) Add(method, path, rawQuery string, primary, secondary, candidate *Answer) string {
-	route := d.router.Route(method, path)
 	noise, diffs := d.cmp.diff3(primary, secondary, candidate)
+	return d.Record(method, path, rawQuery, Outcome{Noise: noise, Diffs: diffs, Primary: primary, Secondary: secondary, Candidate: candidate})
+}
+
+// Record records one compared request's outcome under its route, and
+// returns the route. An example quotes o's answers; an answer that is nil
+// there is shown as empty.
+func (d *Differ) Record(method, path, rawQuery string, o Outcome) string {
+	route := d.router.Route(method, path)
+	noise, diffs := o.Noise, o.Diffs
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	rs := d.routes[route]
@@ -137,7 +172,7 @@ func (d *Differ) Add(method, path, rawQuery string, primary, secondary, candidat
 			if fs.examples == 0 && d.examples < d.opts.MaxExamples && len(rs.examples) < 20 {
 				fs.examples++
 				d.examples++
-				rs.examples = append(rs.examples, d.example(field, method, uriOf(path, rawQuery), primary, secondary, candidate))
+				rs.examples = append(rs.examples, d.example(field, method, uriOf(path, rawQuery), o.Primary, o.Secondary, o.Candidate))
 			}
 		}
 		if inN && !inD {
@@ -177,6 +212,9 @@ func (d *Differ) example(field, method, uri string, p, s, c *Answer) api.Example
 }
 
 func (d *Differ) exampleAnswer(a *Answer) api.ExampleAnswer {
+	if a == nil {
+		return api.ExampleAnswer{}
+	}
 	ea := api.ExampleAnswer{Status: a.Status}
 	if a.Err != nil {
 		ea.Error = a.Err.Error()

@@ -25,9 +25,21 @@ import (
 )
 
 // TestMain lets the test binary be its own fixture service: run as
-// "fixture-server -port N [-bug B]" it serves a small JSON API.
+// "fixture-server -port N [-bug B]" it serves a small JSON API; and graft's
+// shadow worker process, as shadow.Attach starts it.
 func TestMain(m *testing.M) {
 	supervisor.MaybeShim()
+	if os.Getenv(shadow.WorkerEnv) != "" { // shadow.Attach's worker process
+		conn, err := shadow.WorkerConn(os.Getenv)
+		if err == nil {
+			err = shadow.ServeWorker(context.Background(), conn)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "fixture-server" {
 		fixtureServer(os.Args[2:])
 		return

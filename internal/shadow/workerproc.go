@@ -1,0 +1,131 @@
+package shadow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/graftdev/graft/internal/idle"
+)
+
+// WorkerCommand is how a Controller starts its worker process: a program
+// that runs ServeWorker on the socket it is handed as file descriptor 3,
+// with WorkerEnv set (graft's own binary, command WorkerArg).
+type WorkerCommand struct {
+	Path string
+	Args []string // after the program name
+	// Env is added to this process's environment.
+	Env []string
+	// Priority is the worker's CPU priority: PriorityIdle (SCHED_IDLE, or
+	// nice 19 where that is refused) or PriorityNormal. "": a Service runs
+	// it at its lanes' priority, a Controller at idle.
+	Priority string
+	// Stderr receives the worker's own error output; nil: discarded.
+	Stderr io.Writer
+}
+
+// workerHandle is a running worker, process or goroutine.
+type workerHandle struct {
+	conn net.Conn      // graft's end of the socket
+	done chan struct{} // closed when the worker has exited
+	err  error         // why it exited; set before done is closed
+	kill func()
+}
+
+// stop waits for the worker to exit after its socket was closed, killing
+// it after grace, and returns why it exited.
+func (w *workerHandle) stop(grace time.Duration) error {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return w.err
+	case <-t.C:
+	}
+	w.kill()
+	<-w.done
+	return nil // killed by us: not the worker's failure
+}
+
+// startWorker starts the worker (a process when opts.Worker says how, else
+// a goroutine), connected by a unix socket pair, and sends it its
+// configuration.
+func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("start shadow worker: socketpair: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "shadow-worker"), os.NewFile(uintptr(fds[1]), "shadow-worker")
+	defer theirs.Close() // the child has its copy; a goroutine worker its dup
+	conn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start shadow worker: %w", err)
+	}
+	cfg, err := json.Marshal(workerConfig{
+		Candidate: c.candidate, Secondary: c.secondary, Timeout: c.opts.Timeout, BodyCap: c.opts.BodyCap,
+		Workers: c.opts.Workers, InFlight: len(c.slots), Compare: c.opts.Differ.Compare, ExampleBody: c.differ.Options().ExampleBody,
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start shadow worker: %w", err)
+	}
+	frame, at := beginFrame(nil, frameConfig)
+	frame = endFrame(append(frame, cfg...), at)
+	if _, err := conn.Write(frame); err != nil { // the socket's buffer holds it
+		conn.Close()
+		return nil, fmt.Errorf("start shadow worker: %w", err)
+	}
+	w := &workerHandle{conn: conn, done: make(chan struct{})}
+	if c.opts.Worker == nil {
+		wconn, err := net.FileConn(theirs)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("start shadow worker: %w", err)
+		}
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w.kill = cancel
+		go func() { // owned by Run, through stop
+			w.err = ServeWorker(wctx, wconn)
+			cancel()
+			close(w.done)
+		}()
+		return w, nil
+	}
+	wc := c.opts.Worker
+	cmd := exec.Command(wc.Path, wc.Args...)
+	cmd.Env = append(append(os.Environ(), fmt.Sprintf("%s=%d", WorkerEnv, workerFD)), wc.Env...)
+	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3 == workerFD
+	cmd.Stderr = wc.Stderr
+	// Its own process group: a Ctrl-C meant for graft reaches graft, which
+	// ends the run and then the worker.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if wc.Priority == PriorityNormal {
+		err = cmd.Start()
+	} else {
+		how, perr := idle.Fork(func() { err = cmd.Start() })
+		if c.log != nil && perr != nil {
+			c.log.Warn("shadow worker priority: left at normal", "err", perr)
+		} else if c.log != nil && how != "SCHED_IDLE" {
+			c.log.Info("shadow worker priority: SCHED_IDLE refused", "using", how)
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start shadow worker: %w", err)
+	}
+	w.kill = func() { cmd.Process.Kill() }
+	go func() { // owned by Run, through stop
+		if err := cmd.Wait(); err != nil {
+			w.err = fmt.Errorf("shadow worker %d: %w", cmd.Process.Pid, err)
+		}
+		close(w.done)
+	}()
+	return w, nil
+}
