@@ -42,6 +42,9 @@ func (ib *InstrumentBuilder) prepare(ctx context.Context) (*instrument.Build, er
 		if err != nil {
 			return nil, err
 		}
+		if err := platformMatch(m, &b.Manifest); err != nil {
+			return nil, err
+		}
 		if b.Manifest.Build.ID != m.Build.ID {
 			return nil, fmt.Errorf("%w: rebuilt %s, target %s (sources, go.mod, flags or toolchain changed since the target was built)", ErrWrongBuild, short12(b.Manifest.Build.ID), short12(m.Build.ID))
 		}
@@ -64,12 +67,27 @@ func (ib *InstrumentBuilder) prepare(ctx context.Context) (*instrument.Build, er
 		if err != nil {
 			return nil, err
 		}
+		if err := platformMatch(m, &b.Manifest); err != nil {
+			return nil, err
+		}
 		if b.Manifest.Build.ID == m.Build.ID {
 			return b, nil
 		}
 		last = b
 	}
 	return last, fmt.Errorf("%w: rebuilt %s, target %s (sources, go.mod, flags or toolchain changed since the target was built)", ErrWrongBuild, short12(last.Manifest.Build.ID), short12(m.Build.ID))
+}
+
+// platformMatch says precisely why a rebuild cannot match a target built
+// for another platform: the go command builds for the environment's
+// GOOS/GOARCH, and the plugin must be built for the target's.
+func platformMatch(target, rebuilt *api.Manifest) error {
+	t, r := target.Build, rebuilt.Build
+	if t.GOOS == "" || t.GOARCH == "" || (t.GOOS == r.GOOS && t.GOARCH == r.GOARCH) {
+		return nil
+	}
+	return fmt.Errorf("%w: the target was built for %s/%s and this environment builds for %s/%s: run with GOOS=%s GOARCH=%s (and CGO_ENABLED=1 with a C compiler for it)",
+		ErrWrongBuild, t.GOOS, t.GOARCH, r.GOOS, r.GOARCH, t.GOOS, t.GOARCH)
 }
 
 // BuildPlugin writes src as package dir pkg at the target module's root

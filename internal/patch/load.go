@@ -40,7 +40,7 @@ type LoadOptions struct {
 }
 
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
-	packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports | packages.NeedModule
+	packages.NeedTypes | packages.NeedTypesInfo | packages.NeedTypesSizes | packages.NeedImports | packages.NeedModule
 
 // LoadTree loads and type-checks the packages of the tree at dir.
 func LoadTree(ctx context.Context, dir string, opts LoadOptions) (*Tree, error) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,6 +109,12 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	a := &Artifact{}
 	start := time.Now()
 	oldLoad, newLoad := opts.Load, opts.Load
+	if env := targetEnv(opts.Target); env != nil {
+		// Types, layouts and escape summaries are the target's: a 386
+		// program has 4-byte ints and pointers whatever graft runs on.
+		oldLoad.Env = append(slices.Clip(oldLoad.Env), env...)
+		newLoad.Env = append(slices.Clip(newLoad.Env), env...)
+	}
 	for _, d := range opts.With {
 		if oldLoad.Replace == nil {
 			oldLoad.Replace, newLoad.Replace = map[string]string{}, map[string]string{}
@@ -228,6 +235,15 @@ func openTree(ctx context.Context, spec, work string, lo LoadOptions) (*Tree, er
 	}
 	lo.ModMod = true
 	return LoadTree(ctx, dir, lo)
+}
+
+// targetEnv is the GOOS and GOARCH the target was built for, as go
+// command environment (nil when the manifest does not say).
+func targetEnv(m *api.Manifest) []string {
+	if m == nil || m.Build.GOOS == "" || m.Build.GOARCH == "" {
+		return nil
+	}
+	return []string{"GOOS=" + m.Build.GOOS, "GOARCH=" + m.Build.GOARCH}
 }
 
 // effectiveLoad is how openTree loaded spec: fetched modules with -mod=mod.

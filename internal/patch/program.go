@@ -30,7 +30,7 @@ func ProgramCallers(ctx context.Context, m *api.Manifest, tree *Tree) (func(stri
 	}
 	// Read-only: the program's go.mod must not change under the user; an
 	// untidy one makes the search fail, and the diff stays conservative.
-	env := append(os.Environ(), "GOWORK=off")
+	env := append(append(os.Environ(), "GOWORK=off"), targetEnv(m)...)
 	cfg := &packages.Config{Context: ctx, Dir: m.Build.Dir, Env: env,
 		Mode: packages.NeedName | packages.NeedImports | packages.NeedDeps | packages.NeedModule}
 	roots, err := packages.Load(cfg, m.Build.Patterns...)

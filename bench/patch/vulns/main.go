@@ -2,21 +2,25 @@
 // fixes (vulnerable → fixed version, fetched through the module proxy) and
 // prints the table of docs/vulns-patch.md.
 //
-//	go run ./bench/patch/vulns [-only ID,ID] > table.md
+//	go run ./bench/patch/vulns [-only ID,ID] [-goarch 386] > table.md
+//
+// A row whose bug exists only on 32-bit platforms names its GOARCH: its
+// trees are loaded, its harness built and its plugin made for that
+// GOARCH (with cgo, which plugins need: on linux/amd64 that takes
+// `apt-get install -y gcc-multilib` for 386), and the 32-bit harness runs
+// on the amd64 kernel.
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +37,7 @@ type fix struct {
 	id, module, from, to string
 	pkgs                 []string // packages the advisory names; "" = the module root
 	symbols              string   // vulnerable symbols, from the advisory
+	goarch               string   // the GOARCH the bug needs ("" = graft's own)
 }
 
 // repros are reproducers by advisory id: the body of a func() string that
@@ -86,6 +91,13 @@ var repros = map[string]struct {
 	// readUvarint directly, which a harness cannot): a valid stream header,
 	// an index indicator, then a record count whose continuation bit never
 	// ends. Unpatched, readUvarint reads forever.
+	// The fix's own TestVP8XImageTooLarge header (a 65536x65536 canvas,
+	// alpha bit set; its regression test asks DecodeConfig for
+	// errInvalidFormat), then an uncompressed alpha chunk and the VP8 frame
+	// of the fixed version's smallest lossy test file, so that Decode gets
+	// past the header. On 32-bit platforms 65536*65536 wraps to 0: the
+	// alpha plane is empty and the first pixel read panics.
+	"GO-2026-4961": {[]string{"golang.org/x/image/webp", "bytes", "encoding/binary", "os"}, "lossy, err := os.ReadFile(\"{{FIXED}}/testdata/blue-purple-pink.lossy.webp\")\n\tif err != nil {\n\t\treturn fmt.Sprint(\"no input: \", err)\n\t}\n\tdata := []byte(\"RIFF\\x00\\x00\\x00\\x00WEBPVP8X\\x0a\\x00\\x00\\x00\\x10\\x00\\x00\\x00\\xff\\xff\\x00\\xff\\xff\\x00ALPH\\x01\\x00\\x00\\x00\\x00\\x00\")\n\tdata = append(data, lossy[12:]...) // the file's VP8 chunk\n\tbinary.LittleEndian.PutUint32(data[4:], uint32(len(data)-8))\n\timg, err := webp.Decode(bytes.NewReader(data))\n\tif err != nil {\n\t\treturn fmt.Sprint(\"error: \", err)\n\t}\n\tb := img.Bounds()\n\timg.At(b.Min.X, b.Min.Y).RGBA()\n\treturn fmt.Sprint(\"decoded \", b, \" and read a pixel\")"},
 	"GO-2020-0016": {[]string{"github.com/ulikunitz/xz", "bytes", "encoding/binary", "hash/crc32", "io"}, "hdr := []byte(\"\\xfd7zXZ\\x00\\x00\\x01\")\n\thdr = binary.LittleEndian.AppendUint32(hdr, crc32.ChecksumIEEE(hdr[6:8]))\n\thdr = append(hdr, 0)\n\tpr, pw := io.Pipe()\n\tdefer pr.Close()\n\tgo func() {\n\t\tb := bytes.Repeat([]byte{0x80}, 4096)\n\t\tfor {\n\t\t\tif _, err := pw.Write(b); err != nil {\n\t\t\t\treturn\n\t\t\t}\n\t\t}\n\t}()\n\tr, err := xz.NewReader(io.MultiReader(bytes.NewReader(hdr), pr))\n\tif err != nil {\n\t\treturn fmt.Sprint(\"error: \", err)\n\t}\n\t_, err = io.ReadAll(r)\n\treturn fmt.Sprint(\"error: \", err)"},
 }
 
@@ -146,37 +158,38 @@ var reproDecls = map[string]string{"GO-2023-1572": tiffDecls, "GO-2023-1989": ti
 // fixes are entries of the Go vulnerability database whose vulnerable and
 // fixed versions the module proxy serves.
 var fixes = []fix{
-	{"GO-2021-0059", "github.com/tidwall/gjson", "v1.6.3", "v1.6.4", nil, "squash"},
-	{"GO-2022-0957", "github.com/tidwall/gjson", "v1.6.4", "v1.6.5", nil, "parseObject, queryMatches"},
-	{"GO-2021-0054", "github.com/tidwall/gjson", "v1.6.5", "v1.6.6", nil, "unwrap"},
-	{"GO-2021-0265", "github.com/tidwall/gjson", "v1.9.2", "v1.9.3", nil, "Get (path match)"},
-	{"GO-2021-0089", "github.com/buger/jsonparser", "v0.0.0-20191204142016-1a29609e0929", "v1.0.0", nil, "findKeyStart"},
-	{"GO-2021-0057", "github.com/buger/jsonparser", "v1.1.0", "v1.1.1", nil, "searchKeys"},
+	{"GO-2021-0059", "github.com/tidwall/gjson", "v1.6.3", "v1.6.4", nil, "squash", ""},
+	{"GO-2022-0957", "github.com/tidwall/gjson", "v1.6.4", "v1.6.5", nil, "parseObject, queryMatches", ""},
+	{"GO-2021-0054", "github.com/tidwall/gjson", "v1.6.5", "v1.6.6", nil, "unwrap", ""},
+	{"GO-2021-0265", "github.com/tidwall/gjson", "v1.9.2", "v1.9.3", nil, "Get (path match)", ""},
+	{"GO-2021-0089", "github.com/buger/jsonparser", "v0.0.0-20191204142016-1a29609e0929", "v1.0.0", nil, "findKeyStart", ""},
+	{"GO-2021-0057", "github.com/buger/jsonparser", "v1.1.0", "v1.1.1", nil, "searchKeys", ""},
 	// Reported in 2026 against v1.1.1 (vulnerable_at); fixed in v1.1.2 per
 	// the maintainers' issue #275, which the database's report cites.
-	{"GO-2026-4514", "github.com/buger/jsonparser", "v1.1.1", "v1.1.2", nil, "Delete"},
-	{"GO-2020-0015", "golang.org/x/text", "v0.3.2", "v0.3.3", []string{"encoding/unicode", "transform"}, "utf16Decoder.Transform"},
-	{"GO-2021-0113", "golang.org/x/text", "v0.3.6", "v0.3.7", []string{"language", "internal/language"}, "language.Parse"},
-	{"GO-2022-1059", "golang.org/x/text", "v0.3.7", "v0.3.8", []string{"language", "internal/language"}, "ParseAcceptLanguage"},
-	{"GO-2021-0061", "gopkg.in/yaml.v2", "v2.2.2", "v2.2.3", nil, "decoder.unmarshal (alias chasing)"},
-	{"GO-2022-0956", "gopkg.in/yaml.v2", "v2.2.3", "v2.2.4", nil, "yaml_parser_increase_flow_level, yaml_parser_roll_indent"},
-	{"GO-2020-0036", "gopkg.in/yaml.v2", "v2.2.7", "v2.2.8", nil, "yaml_parser_fetch_more_tokens and friends"},
-	{"GO-2022-0603", "gopkg.in/yaml.v3", "v3.0.0-20210107192922-496545a6307b", "v3.0.0-20220521103104-8f96da9f5d5e", nil, "Unmarshal"},
+	{"GO-2026-4514", "github.com/buger/jsonparser", "v1.1.1", "v1.1.2", nil, "Delete", ""},
+	{"GO-2020-0015", "golang.org/x/text", "v0.3.2", "v0.3.3", []string{"encoding/unicode", "transform"}, "utf16Decoder.Transform", ""},
+	{"GO-2021-0113", "golang.org/x/text", "v0.3.6", "v0.3.7", []string{"language", "internal/language"}, "language.Parse", ""},
+	{"GO-2022-1059", "golang.org/x/text", "v0.3.7", "v0.3.8", []string{"language", "internal/language"}, "ParseAcceptLanguage", ""},
+	{"GO-2021-0061", "gopkg.in/yaml.v2", "v2.2.2", "v2.2.3", nil, "decoder.unmarshal (alias chasing)", ""},
+	{"GO-2022-0956", "gopkg.in/yaml.v2", "v2.2.3", "v2.2.4", nil, "yaml_parser_increase_flow_level, yaml_parser_roll_indent", ""},
+	{"GO-2020-0036", "gopkg.in/yaml.v2", "v2.2.7", "v2.2.8", nil, "yaml_parser_fetch_more_tokens and friends", ""},
+	{"GO-2022-0603", "gopkg.in/yaml.v3", "v3.0.0-20210107192922-496545a6307b", "v3.0.0-20220521103104-8f96da9f5d5e", nil, "Unmarshal", ""},
 	// Every report for golang.org/x/image (a second family, chosen before
 	// any of it ran): all in x/image/tiff.
-	{"GO-2023-1572", "golang.org/x/image", "v0.4.0", "v0.5.0", []string{"tiff"}, "DecodeConfig (IFD entry sizes)"},
-	{"GO-2023-1989", "golang.org/x/image", "v0.9.0", "v0.10.0", []string{"tiff"}, "Decode (compressed tile data size)"},
-	{"GO-2023-1990", "golang.org/x/image", "v0.9.0", "v0.10.0", []string{"tiff"}, "Decode (zero-height tiles)"},
-	{"GO-2024-2937", "golang.org/x/image", "v0.17.0", "v0.18.0", []string{"tiff"}, "Decode (palette index)"},
-	{"GO-2026-4815", "golang.org/x/image", "v0.37.0", "v0.38.0", []string{"tiff"}, "buffer.fill, buffer.ReadAt"},
-	// 32-bit platforms only: no trigger on amd64.
-	{"GO-2026-4961", "golang.org/x/image", "v0.38.0", "v0.39.0", []string{"webp"}, "webp.decode"},
-	{"GO-2026-4962", "golang.org/x/image", "v0.38.0", "v0.39.0", []string{"font/sfnt"}, "source.view"},
-	{"GO-2020-0016", "github.com/ulikunitz/xz", "v0.5.7", "v0.5.8", []string{"", "lzma"}, "readUvarint"},
-	// vulnerable_at v0.5.14 → fixed v0.5.15, as the database says; no
-	// trigger: on 64-bit both versions cap the dictionary at 2 GiB (v0.5.15
-	// only makes the cap fit a 32-bit int).
-	{"GO-2025-3922", "github.com/ulikunitz/xz", "v0.5.14", "v0.5.15", []string{"", "lzma"}, "lzma.NewReader (dictionary capacity)"},
+	{"GO-2023-1572", "golang.org/x/image", "v0.4.0", "v0.5.0", []string{"tiff"}, "DecodeConfig (IFD entry sizes)", ""},
+	{"GO-2023-1989", "golang.org/x/image", "v0.9.0", "v0.10.0", []string{"tiff"}, "Decode (compressed tile data size)", ""},
+	{"GO-2023-1990", "golang.org/x/image", "v0.9.0", "v0.10.0", []string{"tiff"}, "Decode (zero-height tiles)", ""},
+	{"GO-2024-2937", "golang.org/x/image", "v0.17.0", "v0.18.0", []string{"tiff"}, "Decode (palette index)", ""},
+	{"GO-2026-4815", "golang.org/x/image", "v0.37.0", "v0.38.0", []string{"tiff"}, "buffer.fill, buffer.ReadAt", ""},
+	// A panic on 32-bit platforms only: run for 386.
+	{"GO-2026-4961", "golang.org/x/image", "v0.38.0", "v0.39.0", []string{"webp"}, "webp.decode", "386"},
+	{"GO-2026-4962", "golang.org/x/image", "v0.38.0", "v0.39.0", []string{"font/sfnt"}, "source.view", ""},
+	{"GO-2020-0016", "github.com/ulikunitz/xz", "v0.5.7", "v0.5.8", []string{"", "lzma"}, "readUvarint", ""},
+	// vulnerable_at v0.5.14 → fixed v0.5.15, as the database says; v0.5.15
+	// only makes the dictionary cap fit a 32-bit int (1<<31 → 1<<31-1), so
+	// the row runs for 386. No trigger: on 64-bit both versions cap the
+	// dictionary at 2 GiB, and for 386 v0.5.14 does not compile.
+	{"GO-2025-3922", "github.com/ulikunitz/xz", "v0.5.14", "v0.5.15", []string{"", "lzma"}, "lzma.NewReader (dictionary capacity)", "386"},
 }
 
 func main() {
@@ -184,6 +197,7 @@ func main() {
 	verbose := flag.Bool("v", false, "print every change of every fix")
 	flag.DurationVar(&reproTimeout, "timeout", reproTimeout, "how long the harness waits for the reproducer's answer: later counts as a hang")
 	keep := flag.Bool("keep", false, "keep the work directory (harnesses, plugins and their generated source)")
+	goarch := flag.String("goarch", "", "run every selected row for this GOARCH (default: each row's own, else graft's)")
 	flag.Parse()
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "graft-vulns-")
@@ -204,11 +218,14 @@ func main() {
 			continue
 		}
 		total++
+		if *goarch != "" {
+			f.goarch = *goarch
+		}
 		start := time.Now()
-		res, err := run(ctx, work, f)
+		res, err := runFor(ctx, work, f)
 		el := time.Since(start)
 		if err != nil {
-			fmt.Printf("| %s | %s | %s → %s | – | error | – | – | %s | |\n", f.id, f.module, short(f.from), short(f.to), oneLine(err.Error()))
+			fmt.Printf("| %s | %s | %s → %s%s | – | error | – | – | %s | |\n", f.id, f.module, short(f.from), short(f.to), archNote(f), oneLine(err.Error()))
 			continue
 		}
 		r := res.report
@@ -257,20 +274,75 @@ func main() {
 		case !bad(res.before):
 			repro = "trigger did not reproduce"
 			why = fmt.Sprintf("unpatched answer %q; patched %q", res.before, res.after)
-		case bad(res.after):
+		case res.fixedErr != nil:
+			repro = "no"
+			why = fmt.Sprintf("before %q, after %q; the fixed release could not be run: %v", res.before, res.after, res.fixedErr)
+		case bad(res.fixed) && !timedOut(res.fixed):
+			repro = "trigger does not tell the fixed release apart"
+			why = fmt.Sprintf("before %q, after %q, fixed release %q", res.before, res.after, res.fixed)
+		case bad(res.after) && !timedOut(res.after):
 			repro = "no"
 			why = fmt.Sprintf("before %q, after %q", res.before, res.after)
+		case timedOut(res.fixed) || timedOut(res.after):
+			// The patched program or the fixed release missed the
+			// timeout: CPU times against the fixed release's decide
+			// (slowRule).
+			ok, detail := res.slow.verdict()
+			why = fmt.Sprintf("before: %q; after: %q; fixed release: %q. %s", res.before, res.after, res.fixed, detail)
+			repro = "no"
+			if ok {
+				repro = "**yes** (CPU time within the fixed release's)"
+				stopped++
+			}
+		case stripTime(res.after) != stripTime(res.fixed):
+			repro = "no (answers, but not as the fixed release)"
+			why = fmt.Sprintf("before %q, after %q, fixed release %q", res.before, res.after, res.fixed)
 		default:
 			repro = "**yes**"
 			stopped++
-			why = fmt.Sprintf("before: %q; after: %q", res.before, res.after)
+			why = fmt.Sprintf("before: %q; after: %q, the fixed release's answer", res.before, res.after)
 		}
-		if len(why) > 400 {
-			why = why[:400] + "…"
+		if res.before != "" && res.applyErr == nil {
+			if res.sameProcess {
+				why += " (one process: triggered, patched, triggered again)"
+			} else {
+				why += " (patched in a second process of the same binary: the hung trigger keeps the old body on a stack)"
+			}
 		}
-		fmt.Printf("| %s | %s | %s → %s | %d | %s | %s | %s | %s | %.1fs (%.1fs total) |\n", f.id, f.module, short(f.from), short(f.to), funcs, verdict, plugin, repro, oneLine(why), res.makeDur.Seconds(), el.Seconds())
+		if len(why) > 700 {
+			why = why[:700] + "…"
+		}
+		fmt.Printf("| %s | %s | %s → %s%s | %d | %s | %s | %s | %s | %.1fs (%.1fs total) |\n", f.id, f.module, short(f.from), short(f.to), archNote(f), funcs, verdict, plugin, repro, oneLine(why), res.makeDur.Seconds(), el.Seconds())
 	}
 	fmt.Printf("\nAdmitted: %d of %d. Plugin built against the real instrumented build: %d of %d. Reproducer stopped in the running program: %d of %d.\n", admitted, total, built, total, stopped, total)
+}
+
+// archNote marks a row run for another GOARCH than graft's own.
+func archNote(f fix) string {
+	if f.goarch == "" || f.goarch == runtime.GOARCH {
+		return ""
+	}
+	return " (" + f.goarch + ")"
+}
+
+// runFor runs the row with the go command building for its GOARCH: the
+// trees are loaded, the harness built and the plugin made for it.
+// graft's instrument package takes its environment from the process, so
+// the row sets it there and restores it after (rows run one at a time).
+func runFor(ctx context.Context, work string, f fix) (*result, error) {
+	if f.goarch == "" || f.goarch == runtime.GOARCH {
+		return run(ctx, work, f)
+	}
+	for k, v := range map[string]string{"GOARCH": f.goarch, "CGO_ENABLED": "1"} {
+		old, had := os.LookupEnv(k)
+		os.Setenv(k, v)
+		if had {
+			defer os.Setenv(k, old)
+		} else {
+			defer os.Unsetenv(k)
+		}
+	}
+	return run(ctx, work, f)
 }
 
 // result is one row of the table.
@@ -284,6 +356,18 @@ type result struct {
 	// program without and with the patch ("" when there is no reproducer).
 	before, after string
 	applyErr      error
+	// sameProcess: the trigger, the patch and the trigger again ran in
+	// one process (the unpatched trigger returned: a panic or a measured
+	// allocation). After a hang the old body is still on the hung
+	// goroutine's stack, so a second process of the same binary is
+	// patched instead.
+	sameProcess bool
+	// fixed is the fixed release's answer, from the same harness built the
+	// same way against the fixed version; slow is the time comparison
+	// made when the fixed release itself times out (slowRule).
+	fixed    string
+	fixedErr error
+	slow     *slowRun
 }
 
 // run fetches both versions, builds a harness program that links the
@@ -318,7 +402,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	harness, err := writeHarness(ctx, work, f, dirs[0], fixedSrc, oldTree)
+	hdir, err := writeHarness(ctx, work, f, dirs[0], fixedSrc, oldTree, "")
 	if err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
@@ -326,7 +410,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	for _, d := range with {
 		inst = append(inst, d.Module+"/...")
 	}
-	b, err := instrument.Prepare(ctx, instrument.Options{Dir: harness, Patterns: []string{"."}, Instrument: inst, Patchable: true})
+	b, err := instrument.Prepare(ctx, instrument.Options{Dir: hdir, Patterns: []string{"."}, Instrument: inst, Patchable: true})
 	if err != nil {
 		return nil, fmt.Errorf("graft build of the harness: %w", err)
 	}
@@ -358,26 +442,59 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if _, ok := repros[f.id]; !ok {
 		return res, nil
 	}
-	bin := filepath.Join(work, "harness-"+safe(f.id)+".bin")
-	cmd, err := b.Command(ctx, "build", nil, "-o", bin, ".")
+	bin, err := linkHarness(ctx, b, work, f, "")
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build harness: %v: %s", err, out)
-	}
-	// Unpatched: the trigger must show the bug (a hang keeps a goroutine
-	// spinning, so this process is not the one patched).
-	if res.before, err = reproOnce(ctx, bin, work, nil); err != nil {
-		return nil, err
-	}
-	res.after, err = reproOnce(ctx, bin, work, func(sock string) error {
-		_, err := patch.Apply(ctx, sock, so, patch.ApplyOptions{Pub: pub, BuildID: b.Manifest.Build.ID, Wait: 2 * time.Second})
+	apply := func(h *proc) error {
+		if err := h.awaitSocket(ctx); err != nil {
+			return err
+		}
+		_, err := patch.Apply(ctx, h.sock, so, patch.ApplyOptions{Pub: pub, BuildID: b.Manifest.Build.ID, Wait: 2 * time.Second})
 		return err
-	})
+	}
+	// Unpatched: the trigger must show the bug.
+	h, err := startProc(bin, work)
 	if err != nil {
-		res.applyErr = err
+		return nil, err
+	}
+	defer h.stop()
+	if res.before, err = h.repro(reproTimeout); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(res.before, "timeout") {
+		// The trigger returned: patch this very process and trigger again.
+		res.sameProcess = true
+	} else {
+		// A hang keeps a goroutine in the old body: the safe point would
+		// (rightly) wait for it forever, so a fresh process is patched.
+		h.stop()
+		if h, err = startProc(bin, work); err != nil {
+			return nil, err
+		}
+		defer h.stop()
+	}
+	if res.applyErr = apply(h); res.applyErr != nil {
+		return res, nil
+	}
+	if res.after, err = h.repro(reproTimeout); err != nil {
+		return nil, err
+	}
+	h.stop()
+	// The fixed release, run the same way: the reference for what the
+	// patched program's answer must be.
+	fixedBin, err := buildHarness(ctx, work, f, dirs[1], fixedSrc, oldTree, "fixed", inst)
+	if err != nil {
+		res.fixedErr = err
+		return res, nil
+	}
+	if res.fixed, res.fixedErr = answerOnce(fixedBin, work, nil, reproTimeout); res.fixedErr != nil {
+		return res, nil
+	}
+	if timedOut(res.fixed) || timedOut(res.after) {
+		// One of the two missed the timeout: the timeout cannot tell
+		// fixed from slow here, CPU times decide (slowRule).
+		res.slow, res.fixedErr = compareSlow(ctx, bin, fixedBin, work, apply)
 	}
 	return res, nil
 }
@@ -436,48 +553,6 @@ func moduleCacheDir(ctx context.Context, mod, version string) (string, error) {
 
 func safe(id string) string { return strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(id) }
 
-// reproOnce starts the harness, runs before (with its rt socket) if set,
-// and returns the reproducer's answer.
-func reproOnce(ctx context.Context, bin, work string, before func(sock string) error) (string, error) {
-	sock := filepath.Join(work, fmt.Sprintf("rt-%d.sock", time.Now().UnixNano()))
-	c := exec.Command(bin)
-	c.Env = append(os.Environ(), "GRAFT_RT_SOCKET="+sock)
-	out, err := c.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := c.Start(); err != nil {
-		return "", err
-	}
-	defer func() { c.Process.Kill(); c.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("harness said nothing: %w", err)
-	}
-	go io.Copy(io.Discard, out)
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "addr "))
-	if before != nil {
-		for i := 0; ; i++ {
-			if _, err := patch.List(ctx, sock); err == nil {
-				break
-			} else if i == 500 {
-				return "", err
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err := before(sock); err != nil {
-			return "", err
-		}
-	}
-	resp, err := http.Get("http://" + addr + "/repro")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return string(body), err
-}
-
 // reproTimeout is how long the harness waits for the reproducer: an answer
 // later than that counts as a hang (or a CPU-time denial of service).
 var reproTimeout = 3 * time.Second
@@ -489,55 +564,6 @@ func bad(answer string) bool {
 		}
 	}
 	return false
-}
-
-// writeHarness makes a main module that requires the vulnerable version
-// (replaced by the fetched copy, which is also the diff's old tree) and
-// imports every package of the tree.
-func writeHarness(ctx context.Context, work string, f fix, old, fixed string, t *patch.Tree) (string, error) {
-	dir := filepath.Join(work, "harness-"+safe(f.id))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	mod := fmt.Sprintf("module example.com/harness\n\ngo 1.22\n\nrequire %s %s\n\nreplace %s => %s\n", f.module, f.from, f.module, old)
-	var imports strings.Builder
-	named := map[string]bool{"fmt": true, "net": true, "net/http": true, "os": true, "time": true}
-	rp, hasRepro := repros[f.id]
-	for _, p := range rp.imports {
-		named[p] = true
-	}
-	for p := range named {
-		fmt.Fprintf(&imports, "\t%q\n", p)
-	}
-	for path := range t.Pkgs {
-		// Internal packages cannot be imported from here; the public ones
-		// that use them link them.
-		if !named[path] && !strings.Contains(path+"/", "/internal/") {
-			fmt.Fprintf(&imports, "\t_ %q\n", path)
-		}
-	}
-	body := "return \"no reproducer\""
-	if hasRepro {
-		body = strings.ReplaceAll(rp.repro, "{{FIXED}}", fixed)
-	}
-	src := "package main\n\nimport (\n" + imports.String() + ")\n\n" + reproDecls[f.id] + "\n" +
-		"func repro() (res string) {\n\tdefer func() {\n\t\tif p := recover(); p != nil {\n\t\t\tres = fmt.Sprint(\"panic: \", p)\n\t\t}\n\t}()\n\t" + body + "\n}\n\n" +
-		"func main() {\n\tln, err := net.Listen(\"tcp\", \"127.0.0.1:0\")\n\tif err != nil {\n\t\tos.Exit(1)\n\t}\n\tfmt.Println(\"addr\", ln.Addr())\n" +
-		"\thttp.HandleFunc(\"/repro\", func(w http.ResponseWriter, r *http.Request) {\n\t\tch := make(chan string, 1)\n\t\tstart := time.Now()\n\t\tgo func() { ch <- repro() }()\n" +
-		"\t\tselect {\n\t\tcase s := <-ch:\n\t\t\tfmt.Fprintf(w, \"%s (in %v)\", s, time.Since(start).Round(time.Millisecond))\n\t\tcase <-time.After(time.Duration(" + fmt.Sprint(int64(reproTimeout)) + ")):\n\t\t\tfmt.Fprint(w, \"timeout (" + reproTimeout.String() + ")\")\n\t\t}\n\t})\n\thttp.Serve(ln, nil)\n}\n"
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, "go", "mod", "tidy")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go mod tidy: %v: %s", err, out)
-	}
-	return dir, nil
 }
 
 func short(v string) string {

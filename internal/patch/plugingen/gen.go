@@ -48,7 +48,7 @@ func Generate(old, new map[string]*packages.Package, r *api.PatchReport) (*Plugi
 	g := &gen{old: old, new: new, decls: map[string]*pkgDecls{}, pkgIndex: map[string]int{},
 		imports: map[string]string{}, names: map[string]string{}, inPatch: map[string]bool{},
 		emitted: map[string]bool{}, syms: map[string]string{}, queuedConst: map[types.Object]bool{},
-		queuedType: map[types.Object]bool{}, queuedVar: map[types.Object]bool{}}
+		queuedType: map[types.Object]bool{}, queuedVar: map[types.Object]bool{}, sizes: layout(old)}
 	for _, path := range slices.Sorted(maps.Keys(new)) {
 		g.pkgIndex[path] = len(g.pkgIndex)
 		g.decls[path] = collect(new[path])
@@ -173,6 +173,9 @@ type gen struct {
 	// side are the fields types gained, kept in side tables: type → field names.
 	side     map[*types.TypeName]map[string]bool
 	sideDone map[*types.TypeName]bool
+	// sizes is the target's layout: offsets of fields reached through
+	// unsafe are computed with it.
+	sizes types.Sizes
 }
 
 func dedup(s []string) []string {

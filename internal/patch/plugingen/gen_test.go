@@ -16,14 +16,14 @@ import (
 
 // loadPair writes ../testdata/diff/NAME.txtar's old/ and new/ trees (the
 // diff's fixtures) to a temp dir and loads both.
-func loadPair(t *testing.T, name string) (*patch.Tree, *patch.Tree) {
+func loadPair(t *testing.T, name string, env ...string) (*patch.Tree, *patch.Tree) {
 	t.Helper()
 	dir := txtartest.Extract(t, filepath.Join("..", "testdata", "diff", name+".txtar"))
-	old, err := patch.LoadTree(t.Context(), filepath.Join(dir, "old"), patch.LoadOptions{})
+	old, err := patch.LoadTree(t.Context(), filepath.Join(dir, "old"), patch.LoadOptions{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	new, err := patch.LoadTree(t.Context(), filepath.Join(dir, "new"), patch.LoadOptions{})
+	new, err := patch.LoadTree(t.Context(), filepath.Join(dir, "new"), patch.LoadOptions{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,35 @@ func TestGenerate(t *testing.T) {
 				}
 			}
 			buildPlugin(t, old.Dir, p.Source)
+		})
+	}
+}
+
+// TestGenerateLayout: offsets of fields reached through unsafe are the
+// target's, not graft's own: the same fixture loaded for 386 (4-byte ints
+// and pointers, a 12-byte slice header) puts parser.pos at 12, not 24.
+func TestGenerateLayout(t *testing.T) {
+	tests := []struct {
+		goarch string
+		want   string
+	}{
+		{"amd64", `(*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(p)) + 24)))`},
+		{"386", `(*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(p)) + 12)))`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.goarch, func(t *testing.T) {
+			old, new := loadPair(t, "sidegen", "GOOS=linux", "GOARCH="+tt.goarch)
+			r := diff.Diff(old, new, diff.Options{})
+			if !r.Admitted {
+				t.Fatalf("fixture not admitted: %+v", r.Changes)
+			}
+			p, err := plugingen.Generate(old.Pkgs, new.Pkgs, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(p.Source), tt.want) {
+				t.Errorf("generated source for %s lacks %q:\n%s", tt.goarch, tt.want, p.Source)
+			}
 		})
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -336,7 +338,7 @@ func (g *gen) litRef(info *types.Info, lit *ast.CompositeLit, ptr bool, r func(a
 		// uintptr arithmetic in one expression (unsafe.Pointer rule 3), not
 		// unsafe.Add: the plugin may live in a module whose go line predates
 		// go1.17 (see patch.internalParent).
-		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Pointer(uintptr(unsafe.Pointer(_graft_v)) + %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), gcSizes.Offsetsof(ofs)[oidx], r(value))
+		fmt.Fprintf(&b, "\t*(*%s)(unsafe.Pointer(uintptr(unsafe.Pointer(_graft_v)) + %d)) = %s\n", g.typeExpr(fs[idx].Type(), where), g.sizes.Offsetsof(ofs)[oidx], r(value))
 	}
 	if ptr {
 		b.WriteString("\treturn _graft_v\n}()")
@@ -384,9 +386,20 @@ func (g *gen) resetRef(info *types.Info, as *ast.AssignStmt, lit *ast.CompositeL
 	return b.String(), true
 }
 
-// gcSizes is the layout the gc compiler uses; the plugin is built by the
-// same toolchain for the same target, so offsets agree.
-var gcSizes = types.SizesFor("gc", runtime.GOARCH)
+// layout returns the sizes the old tree was type-checked with: the gc
+// compiler's for the target's GOARCH (go/packages asks the go command, so
+// a 386 target loaded under GOARCH=386 gets 4-byte ints and pointers
+// whatever graft itself runs on). The plugin is built by the same
+// toolchain for the same target, so offsets agree. Trees loaded without
+// sizes fall back to graft's own GOARCH.
+func layout(old map[string]*packages.Package) types.Sizes {
+	for _, path := range slices.Sorted(maps.Keys(old)) {
+		if s := old[path].TypesSizes; s != nil {
+			return s
+		}
+	}
+	return types.SizesFor("gc", runtime.GOARCH)
+}
 
 // fieldRef reaches an unexported field through its offset in the struct:
 // the build gives plugins no accessor for fields, and the plugin links the
@@ -419,7 +432,7 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 			g.fail("%s: field %s is not in the running program's %s (and not in a side table)", where, name, t)
 			return "", false
 		}
-		off += gcSizes.Offsetsof(fs)[oidx]
+		off += g.sizes.Offsetsof(fs)[oidx]
 		t = st.Field(idx).Type()
 		if i < len(s.Index())-1 {
 			if _, isPtr := t.Underlying().(*types.Pointer); isPtr {
