@@ -36,9 +36,13 @@ func SelfWorker(getenv func(string) string) *WorkerCommand {
 	if getenv(WorkerEnv) != "" {
 		return nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil
+	// /proc/self/exe is the running binary even when its file was replaced
+	// since (an upgrade of graft itself): the worker speaks its protocol.
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return nil
+		}
 	}
 	return &WorkerCommand{Path: exe, Args: []string{WorkerArg}, Stderr: os.Stderr}
 }

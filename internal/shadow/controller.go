@@ -102,6 +102,7 @@ type Controller struct {
 	running                                                              atomic.Bool
 	requests, eligible, mirrored, compared, dropped, skipped, laneErrors atomic.Uint64
 	nextCheck                                                            atomic.Uint64 // compared count of the next verdict check
+	workerPid                                                            atomic.Int64  // the worker process's, 0 for none
 
 	endOnce sync.Once
 	endCh   chan struct{}
@@ -314,6 +315,8 @@ func (c *Controller) lostWorker() bool {
 // It lets go of each exchange's bodies once they are encoded.
 func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
 	var buf []byte
+	pause := time.NewTimer(batchEvery)
+	defer pause.Stop()
 	for {
 		var i uint32
 		select {
@@ -336,6 +339,15 @@ func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
 		}
 		if cap(buf) > 4*batchBytes {
 			buf = nil // one large batch does not pin its buffer
+		}
+		// Exchanges that arrive in the next moment go out together: graft
+		// wakes and writes at most 1/batchEvery times a second, whatever
+		// the rate, and the exchanges reach the lanes that much later.
+		pause.Reset(batchEvery)
+		select {
+		case <-stop:
+			return
+		case <-pause.C:
 		}
 	}
 }

@@ -290,50 +290,61 @@ func TestControllerSampleAndSkip(t *testing.T) {
 }
 
 // TestControllerStalledCandidate: a candidate that never answers holds at
-// most Workers requests; everything else is queued up to Queue and then
+// most Workers requests; everything else waits up to Queue and then is
 // dropped, while every Observe returns at once and the secondary still
-// answers. The run still ends on time and Run waits for its workers.
+// answers. The run still ends on time and Run waits for its worker, in
+// this process or in a worker process.
 func TestControllerStalledCandidate(t *testing.T) {
-	release := make(chan struct{})
-	var stalled atomic.Int64
-	candidate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stalled.Add(1)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer candidate.Close()
-	defer close(release)
-	sec := &service{}
-	secondary := httptest.NewServer(sec)
-	defer secondary.Close()
-	c, _ := NewController(Options{Queue: 16, Workers: 4, Timeout: time.Hour}, addr(candidate), addr(secondary))
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(t.Context()) }()
-	const n = 5000
-	for range n {
-		c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &differ.Answer{Status: 200})
-	}
-	// Every Observe has returned although the candidate answered nothing.
-	if got := c.requests.Load(); got != n {
-		t.Fatalf("observed %d, want %d", got, n)
-	}
-	if m, d := c.mirrored.Load(), c.dropped.Load(); m+d != n || m > 16+4 || d < n-20 {
-		t.Errorf("mirrored %d dropped %d: want at most queue+workers = 20 mirrored, the rest dropped", m, d)
-	}
-	if c.compared.Load() != 0 {
-		t.Errorf("compared %d with a candidate that never answers", c.compared.Load())
-	}
-	c.Stop()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	if s := stalled.Load(); s > 4 {
-		t.Errorf("candidate holds %d requests, want at most the 4 workers", s)
-	}
-	if sec.hits.Load() > 4 {
-		t.Errorf("secondary got %d requests; workers should be stuck on the candidate", sec.hits.Load())
+	for _, tt := range []struct {
+		name   string
+		worker *WorkerCommand
+	}{{"goroutines", nil}, {"process", testWorker()}} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var stalled atomic.Int64
+			candidate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				stalled.Add(1)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			defer candidate.Close()
+			defer close(release)
+			sec := &service{}
+			secondary := httptest.NewServer(sec)
+			defer secondary.Close()
+			c, _ := NewController(Options{Queue: 16, Workers: 4, Timeout: time.Hour, Worker: tt.worker}, addr(candidate), addr(secondary))
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(t.Context()) }()
+			const n = 5000
+			for range n {
+				c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &differ.Answer{Status: 200})
+			}
+			// Every Observe has returned although the candidate answered nothing.
+			if got := c.requests.Load(); got != n {
+				t.Fatalf("observed %d, want %d", got, n)
+			}
+			if m, d := c.mirrored.Load(), c.dropped.Load(); m+d != n || m > 16+4 || d < n-20 {
+				t.Errorf("mirrored %d dropped %d: want at most queue+workers = 20 mirrored, the rest dropped", m, d)
+			}
+			if c.compared.Load() != 0 {
+				t.Errorf("compared %d with a candidate that never answers", c.compared.Load())
+			}
+			c.Stop()
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			if r := c.Report(); r.Ended != "stopped" {
+				t.Errorf("ended %q (%s), want stopped", r.Ended, r.Reason)
+			}
+			if s := stalled.Load(); s > 4 {
+				t.Errorf("candidate holds %d requests, want at most the 4 workers", s)
+			}
+			if sec.hits.Load() > 4 {
+				t.Errorf("secondary got %d requests; workers should be stuck on the candidate", sec.hits.Load())
+			}
+		})
 	}
 }
 

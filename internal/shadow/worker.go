@@ -254,8 +254,18 @@ func writeOutcomes(conn io.Writer, out <-chan *outcome, cancel func()) {
 		if cap(buf) > 4*batchBytes {
 			buf = nil // one large batch does not pin its buffer
 		}
+		// Each write wakes graft's reader: outcomes that come in the next
+		// moment go in the same write.
+		time.Sleep(batchEvery)
 	}
 }
 
 // batchBytes is about how much one write carries when frames are waiting.
 const batchBytes = 256 << 10
+
+// batchEvery is the pause after each write on either side of the socket:
+// what comes meanwhile goes out in the next write, so that neither side
+// wakes the other more than 1/batchEvery times a second, whatever the
+// rate of mirrored exchanges. Mirroring is asynchronous; the lanes are
+// asked that much later, and the outcomes recorded that much later.
+const batchEvery = 5 * time.Millisecond

@@ -104,11 +104,13 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3 == workerFD
 	cmd.Stderr = wc.Stderr
 	// Its own process group: a Ctrl-C meant for graft reaches graft, which
-	// ends the run and then the worker.
+	// ends the run and then the worker. At idle priority its own session,
+	// hence its own autogroup (idle.Autogroup), like the lanes'.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if wc.Priority == PriorityNormal {
 		err = cmd.Start()
 	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		how, perr := idle.Fork(func() { err = cmd.Start() })
 		if c.log != nil && perr != nil {
 			c.log.Warn("shadow worker priority: left at normal", "err", perr)
@@ -120,6 +122,12 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 		conn.Close()
 		return nil, fmt.Errorf("start shadow worker: %w", err)
 	}
+	if wc.Priority != PriorityNormal {
+		if err := idle.Autogroup(cmd.Process.Pid); err != nil && c.log != nil {
+			c.log.Warn("shadow worker priority", "err", err)
+		}
+	}
+	c.workerPid.Store(int64(cmd.Process.Pid))
 	w.kill = func() { cmd.Process.Kill() }
 	go func() { // owned by Run, through stop
 		if err := cmd.Wait(); err != nil {

@@ -113,6 +113,10 @@ type result struct {
 	errors   string
 	cpuAll   time.Duration // graft, the primary and the lanes: CPU per request
 	cpuGraft time.Duration // graft's own process: CPU per request
+	cpuWork  time.Duration // the shadow's worker process: CPU per request
+	csw      float64       // graft's context switches per request (its threads blocking or preempted)
+	waitG    time.Duration // graft's threads' time runnable but not running, per request
+	waitP    time.Duration // the primary's, per request
 	rss      int64         // graft's resident memory after the load, KiB
 	rep      *api.Report   // the shadow run's report, nil when off
 }
@@ -125,6 +129,7 @@ type bench struct {
 	admin   string
 	url     string
 	pid     int // graft run's
+	primary int // the serving generation's
 	ac      *client.Client
 }
 
@@ -181,6 +186,7 @@ func run(ctx context.Context, c config) error {
 		log, _ := os.ReadFile(logf.Name())
 		return fmt.Errorf("graft run did not serve: %w\n%s", err, log)
 	}
+	b.primary = b.child()
 	var rs []result
 	for round := range c.rounds {
 		offRPS := 0.0
@@ -200,7 +206,9 @@ func run(ctx context.Context, c config) error {
 			if m.name == "off" {
 				offRPS = r.rps
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-30s %8.0f req/s  p50 %-9v p99 %-9v CPU/req %v%s\n", r.round, m.name, r.rps, r.p50, r.p99, r.cpuAll, shadowLine(r.rep))
+			fmt.Fprintf(os.Stderr, "round %d %-30s %8.0f req/s  p50 %-9v p99 %-9v CPU/req %v graft %v worker %v, run-queue wait/req graft %v primary %v%s\n", r.round, m.name, r.rps,
+				r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.cpuAll.Round(100*time.Nanosecond), r.cpuGraft.Round(100*time.Nanosecond), r.cpuWork.Round(100*time.Nanosecond),
+				r.waitG.Round(100*time.Nanosecond), r.waitP.Round(100*time.Nanosecond), shadowLine(r.rep))
 			rs = append(rs, r)
 		}
 	}
@@ -264,18 +272,26 @@ func (b *bench) measure(ctx context.Context, m mode, rate int) (result, error) {
 			return r, err
 		}
 	}
-	all0, graft0 := b.cpu()
+	all0, graft0, work0 := b.cpu()
+	csw0 := b.switches()
+	wg0, wp0 := runDelay(b.pid), runDelay(b.primary)
 	var err error
 	if m.paced > 0 {
 		err = paced(ctx, b.url, rate, b.c.dur, &r)
 	} else {
 		err = wrk(ctx, b.url, b.c, &r)
 	}
-	all1, graft1 := b.cpu()
+	all1, graft1, work1 := b.cpu()
+	csw1 := b.switches()
+	wg1, wp1 := runDelay(b.pid), runDelay(b.primary)
 	r.rss = b.rss()
 	if r.requests > 0 {
 		r.cpuAll = time.Duration(float64(all1-all0) / r.requests)
 		r.cpuGraft = time.Duration(float64(graft1-graft0) / r.requests)
+		r.cpuWork = time.Duration(float64(work1-work0) / r.requests)
+		r.csw = float64(csw1-csw0) / r.requests
+		r.waitG = time.Duration(float64(wg1-wg0) / r.requests)
+		r.waitP = time.Duration(float64(wp1-wp0) / r.requests)
 	}
 	if m.shadow {
 		out, serr := exec.Command(b.graft, "shadow", "stop", "--admin", b.admin, "--json").Output()
@@ -314,9 +330,11 @@ func (b *bench) waitRunning(ctx context.Context) error {
 }
 
 // cpu is the CPU time used so far by graft run and its children (the
-// primary and the lanes), and by graft alone. Lanes start before and stop
-// after a measurement, so no process's time is lost in between.
-func (b *bench) cpu() (all, graft time.Duration) {
+// primary, the lanes and the shadow's worker process), by graft alone, and
+// by the worker (graft's child running graft shadow-worker). Lanes and
+// worker start before and stop after a measurement, so no process's time
+// is lost in between.
+func (b *bench) cpu() (all, graft, worker time.Duration) {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	parent := map[int]int{}
 	ticks := map[int]int64{}
@@ -345,8 +363,71 @@ func (b *bench) cpu() (all, graft time.Duration) {
 				break
 			}
 		}
+		if parent[pid] == b.pid {
+			if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), "\x00shadow-worker") {
+				worker += time.Duration(t) * tick
+			}
+		}
 	}
-	return all, time.Duration(ticks[b.pid]) * tick
+	return all, time.Duration(ticks[b.pid]) * tick, worker
+}
+
+// switches is the context switches of graft run's threads so far
+// (voluntary and not), a count of its wakeups that CPU time on a shared
+// machine blurs.
+func (b *bench) switches() int64 {
+	var n int64
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", b.pid))
+	for _, p := range tasks {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += x
+			}
+		}
+	}
+	return n
+}
+
+// child is graft's one child before any shadow run: the primary.
+func (b *bench) child() int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if ppid, _ := strconv.Atoi(f[1]); ppid == b.pid {
+			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/stat"))
+			return pid
+		}
+	}
+	return 0
+}
+
+// runDelay is the time pid's threads have spent runnable but waiting for
+// a CPU (schedstat's run_delay), summed over its live threads: the
+// scheduler latency it suffered.
+func runDelay(pid int) time.Duration {
+	var d int64
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, p := range tasks {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			x, _ := strconv.ParseInt(f[1], 10, 64)
+			d += x
+		}
+	}
+	return time.Duration(d)
 }
 
 // rss is graft run's resident set in KiB (VmRSS), 0 if unknown.
@@ -466,21 +547,22 @@ func printTables(rs []result, c config) {
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Println("Every measurement, in the order run (wrk -t", c.threads, "-c", c.conns, "for", c.dur, "; paced: open-loop GETs at the given share of the round's off throughput):")
 	fmt.Println()
-	fmt.Println("| round | mode | req/s | p50 | p99 | CPU per request (all) | CPU per request (graft) | graft RSS | observed | mirrored | compared | dropped | compared / observed | verdict | errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| round | mode | req/s | p50 | p99 | CPU per request (all) | CPU per request (graft) | CPU per request (worker) | graft switches per request | graft run-queue wait per request | primary run-queue wait per request | graft RSS | observed | mirrored | compared | dropped | compared / observed | verdict | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		sh := "| – | – | – | – | – | – "
 		if r.rep != nil {
 			sh = fmt.Sprintf("| %d | %d | %d | %d | %.1f%% | %s ", r.rep.Requests, r.rep.Mirrored, r.rep.Compared, r.rep.Dropped, share(r.rep), r.rep.Verdict)
 		}
-		fmt.Printf("| %d | %s | %.0f | %v | %v | %v | %v | %.1f MiB %s| %s |\n", r.round, r.mode, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
-			r.cpuAll.Round(100*time.Nanosecond), r.cpuGraft.Round(100*time.Nanosecond), float64(r.rss)/1024, sh, r.errors)
+		fmt.Printf("| %d | %s | %.0f | %v | %v | %v | %v | %v | %.2f | %v | %v | %.1f MiB %s| %s |\n", r.round, r.mode, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
+			r.cpuAll.Round(100*time.Nanosecond), r.cpuGraft.Round(100*time.Nanosecond), r.cpuWork.Round(100*time.Nanosecond), r.csw,
+			r.waitG.Round(100*time.Nanosecond), r.waitP.Round(100*time.Nanosecond), float64(r.rss)/1024, sh, r.errors)
 	}
 	fmt.Println()
 	fmt.Println("Against off in the same round (a paced run: against the paced run at the same rate, off), medians over the rounds; the rounds' ratios in parentheses:")
 	fmt.Println()
-	fmt.Println("| mode | throughput / off | p50 − off | p99 − off | CPU per request / off | compared / observed |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| mode | throughput / off | p50 − off | p99 − off | CPU per request / off | graft CPU per request / off | graft CPU per compared request − off | compared / observed |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	type key struct {
 		round int
 		mode  string
@@ -498,7 +580,7 @@ func printTables(rs []result, c config) {
 		if m == base {
 			continue
 		}
-		var thr, p50, p99, cpu, cmp []float64
+		var thr, p50, p99, cpu, gcpu, gcmp, cmp []float64
 		var each []string
 		for _, r := range rs {
 			b, ok := byKey[key{r.round, base}]
@@ -510,13 +592,23 @@ func printTables(rs []result, c config) {
 			p50 = append(p50, float64(r.p50-b.p50))
 			p99 = append(p99, float64(r.p99-b.p99))
 			cpu = append(cpu, float64(r.cpuAll)/float64(b.cpuAll))
+			gcpu = append(gcpu, float64(r.cpuGraft)/float64(b.cpuGraft))
+			// graft's extra CPU over the round's off, per compared request:
+			// what one comparison costs graft's own process.
+			if c := share(r.rep) / 100; c > 0 {
+				gcmp = append(gcmp, float64(r.cpuGraft-b.cpuGraft)/c)
+			}
 			cmp = append(cmp, share(r.rep))
 		}
 		if len(thr) == 0 {
 			continue
 		}
-		fmt.Printf("| %s | %.2f (%s) | %v | %v | %.2f | %.1f%% |\n", m, median(thr), strings.Join(each, ", "), d(median(p50)), d(median(p99)),
-			median(cpu), median(cmp))
+		perCmp := "–"
+		if len(gcmp) > 0 {
+			perCmp = time.Duration(median(gcmp)).Round(100 * time.Nanosecond).String()
+		}
+		fmt.Printf("| %s | %.2f (%s) | %v | %v | %.2f | %.2f | %s | %.1f%% |\n", m, median(thr), strings.Join(each, ", "), d(median(p50)), d(median(p99)),
+			median(cpu), median(gcpu), perCmp, median(cmp))
 	}
 }
 

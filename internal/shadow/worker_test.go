@@ -1,0 +1,199 @@
+package shadow
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/idle"
+	"github.com/graftdev/graft/internal/shadow/differ"
+)
+
+func TestWireRoundTrip(t *testing.T) {
+	req := &Request{Gen: 1, Method: "PUT", Path: "/a/b", RawQuery: "x=1", Header: http.Header{"Accept": {"a", "b"}, "X-Empty": {}}, Body: []byte("payload")}
+	primary := &differ.Answer{Status: 201, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"a":1}`), Truncated: true}
+	b := appendExchange(nil, 7, req, primary)
+	b = appendOutcome(b, &outcome{slot: 9, flags: outSecondaryFailed})
+	withAnswers := &outcome{slot: 3, Outcome: differ.Outcome{Noise: []string{"body.at"}, Diffs: []string{"body.at", "status"},
+		Primary: primary, Secondary: &differ.Answer{Err: errors.New("refused")}, Candidate: &differ.Answer{Status: 500, Body: []byte("x")}}}
+	b = appendOutcome(b, withAnswers)
+	fr := newFrameReader(bytes.NewReader(b))
+
+	typ, p, err := fr.next()
+	if err != nil || typ != frameExchange {
+		t.Fatalf("frame 1: %q %v", typ, err)
+	}
+	slot, r, a, err := decodeExchange(p)
+	if err != nil || slot != 7 || r.Method != "PUT" || r.Path != "/a/b" || r.RawQuery != "x=1" || !slices.Equal(r.Header["Accept"], []string{"a", "b"}) ||
+		string(r.Body) != "payload" || a.Status != 201 || a.Header.Get("Content-Type") != "application/json" || string(a.Body) != `{"a":1}` || !a.Truncated {
+		t.Errorf("exchange: slot %d %+v %+v %v", slot, r, a, err)
+	}
+	typ, p, err = fr.next()
+	if err != nil || typ != frameOutcome {
+		t.Fatalf("frame 2: %q %v", typ, err)
+	}
+	if o, err := decodeOutcome(p); err != nil || o.slot != 9 || o.flags != outSecondaryFailed || o.Candidate != nil || o.Noise != nil {
+		t.Errorf("outcome without answers: %+v %v", o, err)
+	}
+	typ, p, err = fr.next()
+	if err != nil || typ != frameOutcome {
+		t.Fatalf("frame 3: %q %v", typ, err)
+	}
+	o, err := decodeOutcome(p)
+	if err != nil || o.slot != 3 || o.flags != outAnswers || !slices.Equal(o.Noise, withAnswers.Noise) || !slices.Equal(o.Diffs, withAnswers.Diffs) ||
+		o.Secondary.Err == nil || o.Secondary.Err.Error() != "refused" || o.Candidate.Status != 500 || string(o.Candidate.Body) != "x" || !o.Primary.Truncated {
+		t.Errorf("outcome with answers: %+v %v", o, err)
+	}
+	if _, _, err := fr.next(); err == nil {
+		t.Error("read past the last frame")
+	}
+
+	// Every cut of a frame is refused, never a panic or a partial value.
+	full := appendExchange(nil, 1, req, primary)
+	for n := 5; n < len(full); n++ {
+		if _, _, _, err := decodeExchange(full[5:n]); err == nil {
+			t.Errorf("exchange cut at %d decoded", n)
+		}
+	}
+	for _, bad := range [][]byte{{0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
+		if _, _, err := newFrameReader(bytes.NewReader(bad)).next(); !errors.Is(err, errFrame) {
+			t.Errorf("length %x: %v, want errFrame", bad, err)
+		}
+	}
+}
+
+// FuzzWorkerFrames: a frame from the other end, whatever its bytes, decodes
+// or is refused; it never panics or allocates without bound.
+func FuzzWorkerFrames(f *testing.F) {
+	req := &Request{Method: "GET", Path: "/", Header: http.Header{"A": {"b"}}}
+	f.Add(appendExchange(nil, 1, req, &differ.Answer{Status: 200, Body: []byte("{}")})[5:])
+	f.Add(appendOutcome(nil, &outcome{slot: 2, Outcome: differ.Outcome{Diffs: []string{"status"}, Candidate: &differ.Answer{Status: 500}}})[5:])
+	f.Fuzz(func(t *testing.T, p []byte) {
+		decodeExchange(p)
+		decodeOutcome(p)
+	})
+}
+
+func TestWorkerConnRefuses(t *testing.T) {
+	for _, env := range []map[string]string{{}, {WorkerEnv: "4"}} {
+		if c, err := WorkerConn(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "only graft starts") {
+			t.Errorf("env %v: conn %v err %v, want a refusal", env, c, err)
+		}
+	}
+}
+
+// The worker process runs every thread at the priority asked for, like a
+// lane: SCHED_IDLE (nice 19 where refused), or normal.
+func TestWorkerPriority(t *testing.T) {
+	lane := httptest.NewServer(&service{})
+	defer lane.Close()
+	ch := make(chan bool)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		how, err := idle.Lower()
+		ch <- err == nil && how == "SCHED_IDLE"
+	}()
+	idleAllowed := <-ch
+	for _, prio := range []string{PriorityIdle, PriorityNormal} {
+		t.Run(prio, func(t *testing.T) {
+			w := testWorker()
+			w.Priority = prio
+			c, _ := NewController(Options{Worker: w}, addr(lane), addr(lane))
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(t.Context()) }()
+			defer func() {
+				c.Stop()
+				if err := <-errc; err != nil {
+					t.Error(err)
+				}
+			}()
+			// The worker answers once it runs: then its runtime's threads exist.
+			c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &differ.Answer{Status: 200})
+			awaitOutcome(c)
+			pid := c.workerPid.Load()
+			if pid == 0 {
+				t.Fatal("no worker process")
+			}
+			// Where the kernel groups by session, the worker's session is its
+			// own, at nice 19 when idle.
+			if ag, err := os.ReadFile(fmt.Sprintf("/proc/%d/autogroup", pid)); err == nil {
+				mine, _ := os.ReadFile("/proc/self/autogroup")
+				idleGroup := strings.HasSuffix(strings.TrimSpace(string(ag)), "nice 19")
+				if prio == PriorityIdle && (!idleGroup || string(ag) == string(mine)) {
+					t.Errorf("worker's autogroup %q (the test's %q), want its own at nice 19", ag, mine)
+				}
+				if prio == PriorityNormal && idleGroup {
+					t.Errorf("worker's autogroup %q at normal priority", ag)
+				}
+			}
+			stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+			if len(stats) < 2 {
+				t.Fatalf("worker %d has %d threads", pid, len(stats))
+			}
+			for _, p := range stats {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+				nice, _ := strconv.Atoi(f[19-3])
+				policy, _ := strconv.Atoi(f[41-3])
+				switch {
+				case prio == PriorityNormal && (policy != 0 || nice != 0):
+					t.Errorf("%s: policy %d nice %d, want normal", p, policy, nice)
+				case prio == PriorityIdle && idleAllowed && policy != idle.SchedIdle:
+					t.Errorf("%s: policy %d, want SCHED_IDLE", p, policy)
+				case prio == PriorityIdle && !idleAllowed && nice != 19:
+					t.Errorf("%s: nice %d, want 19", p, nice)
+				}
+			}
+		})
+	}
+}
+
+// A worker process that dies ends the run, and the report says why; the
+// comparisons made before stand.
+func TestControllerWorkerDies(t *testing.T) {
+	primary := httptest.NewServer(&service{})
+	defer primary.Close()
+	lane := httptest.NewServer(&service{})
+	defer lane.Close()
+	c, _ := NewController(Options{Worker: testWorker()}, addr(lane), addr(lane))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(t.Context()) }()
+	req, ans := fetch(t, &http.Client{}, primary.URL, "GET", "/users/1")
+	c.Observe(req, ans)
+	awaitOutcome(c)
+	if err := syscall.Kill(int(c.workerPid.Load()), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	r := c.Report()
+	if r.Ended != "worker exited" || !strings.Contains(r.Reason, "shadow worker exited during the run") || !strings.Contains(r.Reason, "killed") ||
+		r.Compared != 1 || r.Verdict != api.VerdictUndecided {
+		t.Errorf("ended %q reason %q compared %d verdict %s; want the worker's death named, 1 compared, undecided", r.Ended, r.Reason, r.Compared, r.Verdict)
+	}
+}
+
+// awaitOutcome polls until c has recorded an outcome. It sleeps rather than
+// spins: a spinning test would keep an idle-priority worker off the CPU.
+func awaitOutcome(c *Controller) {
+	for c.compared.Load() == 0 && c.laneErrors.Load() == 0 {
+		time.Sleep(time.Millisecond) // polling a counter; the worker is another process
+	}
+}
