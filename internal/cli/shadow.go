@@ -20,8 +20,9 @@ Prove a candidate (the patched version) on live traffic while the serving
 version keeps control. The supervisor (graft run --proxy) starts CMD as the
 candidate and a second instance of the serving version (the secondary), and
 mirrors each sampled live request to both, asynchronously: clients always get
-the primary's answer at the primary's latency. The three answers are compared
-field by field (status, headers, JSON bodies by path); differences the
+the primary's answer at the primary's latency. A worker process at the lanes'
+priority asks them and compares the three answers field by field (status,
+headers, JSON bodies by path); differences the
 secondary also shows are noise. A route fails as soon as one of its fields
 differs significantly more often than its noise; it passes when enough
 requests were compared with no divergence to rule out --target-rate at 95%.
@@ -69,7 +70,7 @@ func cmdShadow(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&routes, "route", "route `template` overriding inference, e.g. 'GET /users/{name}' (repeatable)")
 	fs.Var(&ignoreHeaders, "ignore-header", "response `header` never compared, besides Date and the like (repeatable)")
 	fs.Var(&ignoreFields, "ignore-field", "field `path` never compared, e.g. body.meta.took (repeatable)")
-	lanePrio := fs.String("lane-priority", shadow.PriorityIdle, "CPU `priority` of the candidate and secondary: idle (SCHED_IDLE, nice 19 where refused: they only get CPU the service leaves, and what they cannot take is dropped) or normal")
+	lanePrio := fs.String("lane-priority", shadow.PriorityIdle, "CPU `priority` of the candidate, the secondary and the worker process that compares: idle (SCHED_IDLE, nice 19 where refused: they only get CPU the service leaves, and what they cannot take is dropped) or normal")
 	secondary := fs.String("secondary", "", "`command` line of the secondary, split on spaces (default: the serving generation's)")
 	detach := fs.Bool("detach", false, "start the run and return; see it with graft report")
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
