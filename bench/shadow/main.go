@@ -8,7 +8,10 @@
 //
 // Everything runs in this process except wrk: the backend and the lanes are
 // net/http servers on 127.0.0.1, the proxy is internal/proxy, the shadow is
-// internal/shadow's Service as graft run wires it.
+// internal/shadow's Service as graft run wires it, except that its worker
+// runs on goroutines of this process (no worker command), at normal
+// priority: useful for profiling, not for the figure, which
+// bench/shadow/procs measures with the real processes.
 package main
 
 import (
