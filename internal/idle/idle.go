@@ -1,16 +1,14 @@
 // Package idle starts processes at the lowest CPU priority: under Linux's
-// SCHED_IDLE policy, or at nice 19 where that is refused. The shadow's
-// lanes and its worker process start this way, so that mirroring only gets
-// the CPU the service leaves.
+// SCHED_IDLE policy, or at nice 19 where that is refused, and, where this
+// process may create one, in a cpu cgroup that is idle as a whole. The
+// shadow's lanes and its worker process start this way, so that mirroring
+// only gets the CPU the service leaves.
 package idle
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"syscall"
-	"time"
 	"unsafe"
 )
 
@@ -58,33 +56,4 @@ func Lower() (string, error) {
 		return "", fmt.Errorf("sched_setscheduler SCHED_IDLE: %w; setpriority 19: %w", e, err)
 	}
 	return "nice 19", nil
-}
-
-// Autogroup lowers the CPU weight of the session pid leads, which must
-// have been started with its own session (syscall.SysProcAttr.Setsid), to
-// nice 19's. Where the kernel groups tasks by session for fairness
-// (CONFIG_SCHED_AUTOGROUP, tasks in the root cpu cgroup), what an idle
-// process runs is charged to its session's group: left in the service's
-// session, the lanes would spend the service's share of the machine
-// against other sessions while the service is momentarily blocked, and
-// the service would then wait for its next turn. In a session of its own
-// at nice 19 the process weighs 15 against a session's 1024. Where there
-// are no autogroups the file does not exist and nothing changes.
-func Autogroup(pid int) error {
-	p := fmt.Sprintf("/proc/%d/autogroup", pid)
-	if _, err := os.Stat(p); err != nil {
-		return nil
-	}
-	var err error
-	for range 3 {
-		// Unprivileged writes are limited to one every 100 ms, machine-wide.
-		if err = os.WriteFile(p, []byte("19"), 0); !errors.Is(err, syscall.EAGAIN) {
-			break
-		}
-		time.Sleep(110 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("lower autogroup of %d: %w", pid, err)
-	}
-	return nil
 }

@@ -251,8 +251,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		close(stopWriter)
 		wk.conn.Close()
 		wg.Wait()
-		if werr := wk.stop(workerGrace); werr != nil && c.lostWorker() {
-			c.loseWorker(werr.Error())
+		// A worker lost during the run is exiting or dead: say how.
+		if killed := wk.stop(workerGrace); c.lostWorker() && !killed && wk.err != nil {
+			c.loseWorker(wk.err.Error())
 		}
 	}
 	j := c.differ.Judge()

@@ -38,19 +38,19 @@ type workerHandle struct {
 	kill func()
 }
 
-// stop waits for the worker to exit after its socket was closed, killing
-// it after grace, and returns why it exited.
-func (w *workerHandle) stop(grace time.Duration) error {
+// stop waits for the worker to exit after its socket was closed, and
+// kills it after grace; it says whether it had to.
+func (w *workerHandle) stop(grace time.Duration) (killed bool) {
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-w.done:
-		return w.err
+		return false
 	case <-t.C:
 	}
 	w.kill()
 	<-w.done
-	return nil // killed by us: not the worker's failure
+	return true
 }
 
 // startWorker starts the worker (a process when opts.Worker says how, else
@@ -104,13 +104,11 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3 == workerFD
 	cmd.Stderr = wc.Stderr
 	// Its own process group: a Ctrl-C meant for graft reaches graft, which
-	// ends the run and then the worker. At idle priority its own session,
-	// hence its own autogroup (idle.Autogroup), like the lanes'.
+	// ends the run and then the worker.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if wc.Priority == PriorityNormal {
 		err = cmd.Start()
 	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		how, perr := idle.Fork(func() { err = cmd.Start() })
 		if c.log != nil && perr != nil {
 			c.log.Warn("shadow worker priority: left at normal", "err", perr)
@@ -123,8 +121,8 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 		return nil, fmt.Errorf("start shadow worker: %w", err)
 	}
 	if wc.Priority != PriorityNormal {
-		if err := idle.Autogroup(cmd.Process.Pid); err != nil && c.log != nil {
-			c.log.Warn("shadow worker priority", "err", err)
+		if _, err := idle.Join(cmd.Process.Pid); err != nil && c.log != nil {
+			c.log.Debug("shadow worker priority: no idle cgroup", "err", err)
 		}
 	}
 	c.workerPid.Store(int64(cmd.Process.Pid))

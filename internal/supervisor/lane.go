@@ -111,29 +111,18 @@ const schedIdle = idle.SchedIdle
 
 // forkExecLowPriority is syscall.ForkExec for a lane: the child starts at
 // the lowest CPU priority, with every thread it ever has (idle.Fork says
-// how and why).
-//
-// The lane gets a session of its own (its process group is still its pid,
-// as with Setpgid) so that, where the kernel shares the CPU out by session
-// (autogroups), its work is charged to its own low-weight group rather
-// than to the service's (idle.Autogroup).
+// how and why), and goes into the idle cgroup where there is one
+// (idle.Join says why).
 func (s *Supervisor) forkExecLowPriority(path string, argv []string, attr *syscall.ProcAttr) (pid int, err error) {
-	a := *attr
-	sys := syscall.SysProcAttr{}
-	if a.Sys != nil {
-		sys = *a.Sys
-	}
-	sys.Setsid, sys.Setpgid = true, false // setpgid fails in a session leader; setsid makes the same group
-	a.Sys = &sys
-	how, perr := idle.Fork(func() { pid, err = syscall.ForkExec(path, argv, &a) })
+	how, perr := idle.Fork(func() { pid, err = syscall.ForkExec(path, argv, attr) })
 	if perr != nil {
 		s.log.Warn("lane priority: left at normal", "err", perr)
 	} else if how != "SCHED_IDLE" {
 		s.log.Info("lane priority: SCHED_IDLE refused", "using", how)
 	}
 	if err == nil {
-		if aerr := idle.Autogroup(pid); aerr != nil {
-			s.log.Warn("lane priority", "err", aerr)
+		if _, jerr := idle.Join(pid); jerr != nil {
+			s.log.Debug("lane priority: no idle cgroup", "err", jerr)
 		}
 	}
 	return pid, err

@@ -159,7 +159,11 @@ func TestGraftShadowWithSupervisor(t *testing.T) {
 	gen0 := h.s.Status().Serving
 
 	// A candidate with a changed value fails, and --promote stops it.
-	out, stderr, err := graft(t, "shadow", "--admin", h.sock, "--requests", "400", "--promote", "--",
+	// Lanes and worker at normal priority here and below: at idle
+	// priority, on a machine kept busy by other tests (CI runs every
+	// package at once), they could wait minutes for a CPU.
+	// TestLanePriority and TestWorkerPriority check the idle default.
+	out, stderr, err := graft(t, "shadow", "--admin", h.sock, "--requests", "400", "--promote", "--lane-priority", "normal", "--",
 		exe, "fixture-server", "-port", "{port}", "-bug", "value")
 	t.Logf("graft shadow (regression):\n%s", out)
 	var coded interface{ ExitCode() int }
@@ -205,7 +209,7 @@ func TestGraftShadowWithSupervisor(t *testing.T) {
 	// The same version as candidate passes (noise: timestamps, ids, an
 	// instance start time, key order, a random header), and --promote
 	// upgrades to it.
-	out, stderr, err = graft(t, "shadow", "--admin", h.sock, "--target-rate", "0.02", "--promote", "--",
+	out, stderr, err = graft(t, "shadow", "--admin", h.sock, "--target-rate", "0.02", "--promote", "--lane-priority", "normal", "--",
 		exe, "fixture-server", "-port", "{port}")
 	if err != nil {
 		t.Fatalf("graft shadow old vs old: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
@@ -296,7 +300,7 @@ func TestGraftRunWiresShadow(t *testing.T) {
 		}
 	})
 	defer func() { tcancel(); wg.Wait() }()
-	out, stderr, err := graft(t, "shadow", "--admin", sock, "--requests", "300", "--", exe, "fixture-server", "-port", "{port}", "-bug", "value")
+	out, stderr, err := graft(t, "shadow", "--admin", sock, "--requests", "300", "--lane-priority", "normal", "--", exe, "fixture-server", "-port", "{port}", "-bug", "value")
 	var coded interface{ ExitCode() int }
 	if !errors.As(err, &coded) || coded.ExitCode() != 1 || !strings.Contains(out, "body.plan") {
 		t.Fatalf("graft shadow through graft run: %v\n%s%s", err, out, stderr)
