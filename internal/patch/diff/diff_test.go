@@ -1,32 +1,14 @@
 package diff_test
 
 import (
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/graftdev/graft/api"
-	"github.com/graftdev/graft/internal/patch"
 	"github.com/graftdev/graft/internal/patch/diff"
-	"github.com/graftdev/graft/internal/txtartest"
+	"github.com/graftdev/graft/internal/patch/patchtest"
 )
-
-// loadPair writes ../testdata/diff/NAME.txtar's old/ and new/ trees to a temp
-// dir and loads both.
-func loadPair(t *testing.T, name string) (*diff.Tree, *diff.Tree) {
-	t.Helper()
-	dir := txtartest.Extract(t, filepath.Join("..", "testdata", "diff", name+".txtar"))
-	old, err := patch.LoadTree(t.Context(), filepath.Join(dir, "old"), patch.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	new, err := patch.LoadTree(t.Context(), filepath.Join(dir, "new"), patch.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return old, new
-}
 
 // want is one expected change: "id kind change ok|refused", and a reason substring.
 type want struct {
@@ -197,7 +179,7 @@ func TestDiff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			old, new := loadPair(t, tt.name)
+			old, new := patchtest.LoadPair(t, tt.name)
 			var opts diff.Options
 			if tt.callers != nil {
 				opts.Callers = func(id string) ([]string, bool) { return tt.callers[strings.TrimPrefix(id, p)], true }

@@ -10,25 +10,9 @@ import (
 	"github.com/graftdev/graft/internal/instrument"
 	"github.com/graftdev/graft/internal/patch"
 	"github.com/graftdev/graft/internal/patch/diff"
+	"github.com/graftdev/graft/internal/patch/patchtest"
 	"github.com/graftdev/graft/internal/patch/plugingen"
-	"github.com/graftdev/graft/internal/txtartest"
 )
-
-// loadPair writes ../testdata/diff/NAME.txtar's old/ and new/ trees (the
-// diff's fixtures) to a temp dir and loads both.
-func loadPair(t *testing.T, name string, env ...string) (*patch.Tree, *patch.Tree) {
-	t.Helper()
-	dir := txtartest.Extract(t, filepath.Join("..", "testdata", "diff", name+".txtar"))
-	old, err := patch.LoadTree(t.Context(), filepath.Join(dir, "old"), patch.LoadOptions{Env: env})
-	if err != nil {
-		t.Fatal(err)
-	}
-	new, err := patch.LoadTree(t.Context(), filepath.Join(dir, "new"), patch.LoadOptions{Env: env})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return old, new
-}
 
 // buildPlugin builds plugin source against an instrumented build of the
 // old tree, exactly as graft patch make does.
@@ -99,6 +83,8 @@ func TestGenerate(t *testing.T) {
 				`p0_side_parser_of(_graft_p).depth = 1`,
 				`(*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(p)) + 24)))`,
 				`weak.Make(p)`,
+				// The last object's fields are remembered, weakly.
+				`if c := p0_side_parser_last.Load(); c != nil && c.k.Value() == p {`,
 			},
 		},
 		{
@@ -129,7 +115,7 @@ func TestGenerate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			old, new := loadPair(t, tt.name)
+			old, new := patchtest.LoadPair(t, tt.name)
 			r := diff.Diff(old, new, diff.Options{})
 			if !r.Admitted {
 				t.Fatalf("fixture not admitted: %+v", r.Changes)
@@ -167,7 +153,7 @@ func TestGenerateLayout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.goarch, func(t *testing.T) {
-			old, new := loadPair(t, "sidegen", "GOOS=linux", "GOARCH="+tt.goarch)
+			old, new := patchtest.LoadPair(t, "sidegen", "GOOS=linux", "GOARCH="+tt.goarch)
 			r := diff.Diff(old, new, diff.Options{})
 			if !r.Admitted {
 				t.Fatalf("fixture not admitted: %+v", r.Changes)

@@ -487,8 +487,14 @@ func (g *gen) sideOf(tn *types.TypeName, where string) string {
 	}
 	T := g.typeExpr(tn.Type(), where)
 	g.imp("sync")
+	g.imp("sync/atomic")
 	g.imp("weak")
 	g.imp("runtime")
+	// The last object looked up is remembered (weakly: the cache keeps no
+	// object alive, and an object freed and another allocated at its
+	// address does not match, since the weak pointer of the freed one
+	// reads nil): code that works on one object in a loop (a parser's
+	// state, per token) then skips weak.Make and the map.
 	g.out = append(g.out, fmt.Sprintf(`// %[1]s holds the fields %[2]s gained, for objects of the running
 // program's layout. Objects created before the patch start at zero values.
 type %[1]s struct {
@@ -496,15 +502,29 @@ type %[1]s struct {
 
 var %[1]s_m sync.Map // weak.Pointer[%[2]s] → *%[1]s
 
+// %[1]s_last is the last object looked up and its fields.
+var %[1]s_last atomic.Pointer[struct {
+	k weak.Pointer[%[2]s]
+	v *%[1]s
+}]
+
 func %[1]s_of(p *%[2]s) *%[1]s {
+	if c := %[1]s_last.Load(); c != nil && c.k.Value() == p {
+		return c.v
+	}
 	k := weak.Make(p)
-	if v, ok := %[1]s_m.Load(k); ok {
-		return v.(*%[1]s)
+	v, ok := %[1]s_m.Load(k)
+	if !ok {
+		var loaded bool
+		v, loaded = %[1]s_m.LoadOrStore(k, new(%[1]s))
+		if !loaded {
+			runtime.AddCleanup(p, func(k weak.Pointer[%[2]s]) { %[1]s_m.Delete(k) }, k)
+		}
 	}
-	v, loaded := %[1]s_m.LoadOrStore(k, new(%[1]s))
-	if !loaded {
-		runtime.AddCleanup(p, func(k weak.Pointer[%[2]s]) { %[1]s_m.Delete(k) }, k)
-	}
+	%[1]s_last.Store(&struct {
+		k weak.Pointer[%[2]s]
+		v *%[1]s
+	}{k, v.(*%[1]s)})
 	return v.(*%[1]s)
 }`, base, T, fields.String()))
 	return base + "_of"
