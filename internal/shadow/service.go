@@ -76,6 +76,11 @@ type Service struct {
 
 	active atomic.Pointer[Controller] // fed by Observe while a run mirrors
 
+	// hooksMu orders the installs of the proxy hooks: a run's start and
+	// end, and the switches of copying (setCopying).
+	hooksMu sync.Mutex
+	copying bool // the installed hooks ask the proxy to copy answers
+
 	mu  sync.Mutex
 	cur *run // the current or last run
 }
@@ -121,6 +126,47 @@ func (s *Service) Observe(req *proxy.Request, resp *proxy.Response) {
 	if c.admit(req.Gen, req.Method, resp != nil, truncated(req.BodyLen, len(req.Body), c.opts.BodyCap)) {
 		r, a := FromProxy(req, resp, c.opts.BodyCap)
 		c.enqueue(r, a)
+	} else if len(c.free) == 0 && s.h.SetHooks != nil {
+		// Every slot is taken: until some are free again, every exchange
+		// will be dropped, and the proxy need not copy their answers.
+		s.setCopying(false)
+	}
+}
+
+// observeUncopied is the Observe hook while every slot was taken: the
+// proxy copies no answers, so an exchange cannot be mirrored; it is counted
+// (as dropped, where a slot has come free meanwhile), and once an eighth of
+// the slots are free the copying hooks come back (an eighth, not one, so
+// that the hooks do not flap with every outcome).
+func (s *Service) observeUncopied(req *proxy.Request, resp *proxy.Response) {
+	c := s.active.Load()
+	if c == nil {
+		return
+	}
+	if c.admit(req.Gen, req.Method, resp != nil, truncated(req.BodyLen, len(req.Body), c.opts.BodyCap)) {
+		c.dropped.Add(1)
+		c.opts.Metrics.dropped()
+	}
+	if len(c.free) >= max(cap(c.free)/8, 1) {
+		s.setCopying(true)
+	}
+}
+
+// setCopying installs the hooks that ask the proxy to copy answers (on) or
+// not, while a run mirrors. A dropped exchange costs the proxy its copy
+// otherwise: at saturation, when nearly every exchange is dropped, that
+// copy is most of what shadowing costs the primary path.
+func (s *Service) setCopying(on bool) {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	if s.active.Load() == nil || s.copying == on {
+		return
+	}
+	s.copying = on
+	if on {
+		s.h.SetHooks(s.Hooks())
+	} else {
+		s.h.SetHooks(proxy.Hooks{Observe: s.observeUncopied})
 	}
 }
 
@@ -257,10 +303,13 @@ func (s *Service) run(ctx context.Context, r *run) {
 	s.mu.Unlock()
 	s.event(fmt.Sprintf("shadow started: candidate %v on %s, secondary on %s, %s priority", r.req.Command, cand.Addr(), sec.Addr(), r.req.LanePriority))
 
+	s.hooksMu.Lock()
 	s.active.Store(c)
 	if s.h.SetHooks != nil {
 		s.h.SetHooks(s.Hooks())
+		s.copying = true
 	}
+	s.hooksMu.Unlock()
 	// A lane that exits ends the run: the candidate's exit is evidence
 	// against it; the secondary's only takes the noise measure away.
 	watch, unwatch := context.WithCancel(ctx)
@@ -277,10 +326,13 @@ func (s *Service) run(ctx context.Context, r *run) {
 	c.Run(ctx)
 	unwatch()
 	wg.Wait()
+	s.hooksMu.Lock()
 	s.active.Store(nil)
+	s.copying = false
 	if s.h.SetHooks != nil {
 		s.h.SetHooks(proxy.Hooks{})
 	}
+	s.hooksMu.Unlock()
 	stopLanes()
 
 	rep := c.Report()

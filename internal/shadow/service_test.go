@@ -54,6 +54,7 @@ type rig struct {
 	lanes    map[string]*fakeLane
 	prio     map[string]string // the priority each role's lane was started at
 	upgrades [][]string
+	hooks    atomic.Pointer[proxy.Hooks] // the last ones the service installed
 	mu       sync.Mutex
 }
 
@@ -92,7 +93,10 @@ func newRig(t *testing.T, primary, candidate, secondary http.Handler, opts Servi
 			return &api.UpgradeResult{Version: 1, Generation: 7, Previous: 1}, nil
 		},
 		ServingCmd: func() ([]string, error) { return []string{"./v1"}, nil },
-		SetHooks:   p.SetHooks,
+		SetHooks: func(h proxy.Hooks) {
+			rg.hooks.Store(&h)
+			p.SetHooks(h)
+		},
 	}
 	if opts.Controller.Worker == nil {
 		opts.Controller.Worker = testWorker() // the real worker process
@@ -233,7 +237,6 @@ func TestServiceStalledCandidate(t *testing.T) {
 		answered.Add(1)
 	})
 	rg := newRig(t, &service{}, stalled, &service{}, ServiceOptions{Controller: Options{Queue: 8, Workers: 2, Timeout: time.Hour}})
-	defer close(release)
 	if _, err := rg.svc.Start(api.ShadowRequest{Command: []string{"./v2"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -270,12 +273,31 @@ func TestServiceStalledCandidate(t *testing.T) {
 	if g := got.Load(); g > 2 || g == 0 {
 		t.Errorf("candidate holds %d requests, want 1 or 2 (the workers)", g)
 	}
+	// With every slot taken, the proxy is no longer asked to copy answers.
+	if h := rg.hooks.Load(); h == nil || h.Observe == nil || h.ObserveResponse {
+		t.Errorf("hooks with every slot taken: %+v, want an Observe that copies nothing", h)
+	}
+	// The candidate answers again: slots come free, the copying hooks come
+	// back, and requests are compared beyond the 10 mirrored so far (an
+	// exchange seen without a copy is never mirrored).
+	close(release)
+	for i := 0; rg.svc.Report().Compared <= 10; i++ {
+		resp, err := client.Get(fmt.Sprintf("%s/users/%d", rg.proxyURL, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	rep, err := rg.svc.Stop(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.State != api.ShadowDone || rep.Ended != "stopped" {
 		t.Errorf("after stop: state %s ended %q", rep.State, rep.Ended)
+	}
+	if h := rg.hooks.Load(); h == nil || h.Observe != nil {
+		t.Errorf("hooks after the run: %+v, want none", h)
 	}
 }
 
