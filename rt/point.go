@@ -10,21 +10,30 @@ import (
 	"unsafe"
 )
 
-// Bits of a patch point's word. Generated code loads the word once at the
-// top of the function; while it is zero (dormant) that load and one branch
-// are all the point costs.
+// Bits of a patch point's word. Generated code tests the word at the top of
+// the function; while it is zero (dormant) that test and one branch are all
+// the point costs. Sealed and Patched are the two highest bits, so "sealed
+// or patched" is one unsigned compare, w >= Sealed, which the compiler
+// folds with the load into one instruction (a bit test is a load and a
+// test).
 const (
-	Sealed  uint32 = 1 << iota // return zero values and *Error, or panic with *Error
-	Patched                    // call the installed replacement instead of the body
-	Catch                      // checks are armed: defer Recover (functions with an error result)
-	Sites                      // at least one check site of this function is on
+	Catch   uint32 = 1 << 0  // checks are armed: defer Recover (functions with an error result)
+	Sites   uint32 = 1 << 1  // at least one check site of this function is on
+	Sealed  uint32 = 1 << 30 // return zero values and *Error, or panic with *Error
+	Patched uint32 = 1 << 31 // call the installed replacement instead of the body
 )
 
 // Point is the patch point of one instrumented function. The zero value is
 // dormant; generated code declares one package-level Point per function and
 // registers it in an init function.
 type Point struct {
-	w    atomic.Uint32
+	// W is the word. Generated code reads it at entry with
+	// atomic.LoadUint32(&p.W), which the compiler turns into one plain
+	// load on amd64 and arm64 with nothing inlined around it (a method
+	// such as Load leaves an inline-mark NOP in every instrumented
+	// function: one instruction per call). Only rt writes it, with
+	// atomic.StoreUint32 under mu. It must stay the first field.
+	W    uint32
 	fn   atomic.Pointer[any] // replacement body, of exactly Info.Type
 	info *PointInfo
 	// sealed and patched are kept apart from w so arming and disarming
@@ -44,8 +53,8 @@ type PointInfo struct {
 	ErrorRet bool         // the last result is an error
 }
 
-// Load returns the point's word; generated code calls it at entry.
-func (p *Point) Load() uint32 { return p.w.Load() }
+// Load returns the point's word (generated code loads W directly).
+func (p *Point) Load() uint32 { return atomic.LoadUint32(&p.W) }
 
 // Fn returns the installed replacement (nil unless patched). Generated code
 // asserts it to the function's own type.
@@ -124,7 +133,7 @@ func (p *Point) store() {
 	if armed > 0 && p.info != nil && p.info.ErrorRet {
 		w |= Catch
 	}
-	p.w.Store(w)
+	atomic.StoreUint32(&p.W, w)
 }
 
 // setArmedLocked changes the arm count and refreshes every word when it

@@ -83,7 +83,7 @@ func matchSite(file string, line int, kinds [2]string, r any) *Error {
 	cands := byLine[keyOf(file, line)]
 	mu.Unlock()
 	for _, s := range cands {
-		if !s.on.Load() {
+		if !s.isOn() {
 			continue
 		}
 		if s.info.Kind == kinds[0] || s.info.Kind == kinds[1] {
@@ -110,7 +110,7 @@ func matchFunc(fn string, r any) *Error {
 		cands := byFunc[fn]
 		mu.Unlock()
 		for _, s := range cands {
-			if s.on.Load() {
+			if s.isOn() {
 				siteStops.Add(1)
 				return &Error{Kind: s.info.Kind, ID: s.info.ID, Detail: panicText(r)}
 			}

@@ -32,7 +32,10 @@ const (
 // Site is one latent check site. The zero value is off; generated code
 // declares one package-level Site per site and registers it.
 type Site struct {
-	on    atomic.Bool
+	// on is 1 while the site is on: written with atomic.StoreUint32
+	// under mu, read with isOn (atomically) or, in the inlined checks of
+	// generated code, with hot (see hot_norace.go).
+	on    uint32
 	limit atomic.Int64
 	info  *SiteInfo
 	point *Point
@@ -105,10 +108,14 @@ func setSiteLocked(s *Site, on bool, limit int64) {
 	if limit > 0 {
 		s.limit.Store(limit)
 	}
-	if s.on.Load() == on {
+	if s.isOn() == on {
 		return
 	}
-	s.on.Store(on)
+	var v uint32
+	if on {
+		v = 1
+	}
+	atomic.StoreUint32(&s.on, v)
 	d := -1
 	if on {
 		d = 1
@@ -135,11 +142,13 @@ func AllSites() []SiteState {
 	defer mu.Unlock()
 	out := make([]SiteState, 0, len(sites))
 	for _, s := range sites {
-		out = append(out, SiteState{SiteInfo: *s.info, On: s.on.Load(), Limit: s.limit.Load()})
+		out = append(out, SiteState{SiteInfo: *s.info, On: s.isOn(), Limit: s.limit.Load()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+func (s *Site) isOn() bool { return atomic.LoadUint32(&s.on) != 0 }
 
 func (s *Site) lim(def int64) int64 {
 	if l := s.limit.Load(); l > 0 {
@@ -158,12 +167,13 @@ func (s *Site) stop(format string, args ...any) {
 }
 
 // The check functions below are what generated code wraps around operands.
-// Each is small enough to inline: while the function's word has no Sites
-// bit, a check is one test of a register.
+// Each is small enough to inline and tests the site's own switch: one load
+// and a branch while off. They do not use the function's word, so the word
+// is not kept live (spilled) across the function's calls.
 
-// Len checks a make length or capacity: 0 ≤ n ≤ limit.
-func Len(w uint32, s *Site, n int64) int {
-	if w&Sites != 0 {
+// LenOn checks a make length or capacity: 0 ≤ n ≤ limit.
+func LenOn(s *Site, n int64) int {
+	if s.hot() {
 		s.checkLen(n)
 	}
 	return int(n)
@@ -173,26 +183,16 @@ func Len(w uint32, s *Site, n int64) int {
 //
 //go:noinline
 func (s *Site) checkLen(n int64) {
-	if !s.on.Load() {
-		return
-	}
 	if lim := s.lim(DefaultMakeLimit); n < 0 || n > lim {
 		s.stop("make size %d outside [0,%d]", n, lim)
 	}
 }
 
-// LenOn is Len for a function without a patch point (no cached word): it
-// tests the site's own switch.
-func LenOn(s *Site, n int64) int {
-	if s.on.Load() {
-		s.checkLen(n)
-	}
-	return int(n)
-}
-
-// Loop counts one iteration of a loop execution in *c.
-func Loop(w uint32, s *Site, c *int) {
-	if w&Sites != 0 {
+// LoopOn counts one iteration of a loop execution in *c while s is on. The
+// switch is read on every iteration, so a loop already running when the
+// site is switched on is stopped too (its count starts then).
+func LoopOn(s *Site, c *int) {
+	if s.hot() {
 		s.loop(c)
 	}
 }
@@ -201,9 +201,6 @@ func Loop(w uint32, s *Site, c *int) {
 //
 //go:noinline
 func (s *Site) loop(c *int) {
-	if !s.on.Load() {
-		return
-	}
 	*c++
 	if lim := s.lim(DefaultLoopBudget); int64(*c) > lim {
 		s.stop("loop ran more than %d iterations", lim)
@@ -223,7 +220,7 @@ func (s *Site) loop(c *int) {
 //
 //go:noinline
 func Depth(s *Site) {
-	if !s.on.Load() {
+	if !s.isOn() {
 		return
 	}
 	lim := s.lim(DefaultDepthLimit)

@@ -574,6 +574,22 @@ func selectFlags(flags []string) []string {
 	return out
 }
 
+// raceFlag reports whether flags build with the race detector, which
+// needs the prologues' atomic load (rewrite.Config.AtomicLoad). The flag is
+// among selectFlags, so it is part of the rewrite's cache key.
+func raceFlag(flags []string) bool {
+	for _, f := range flags {
+		if !strings.HasPrefix(f, "-") {
+			continue // a value, such as -tags race
+		}
+		f = strings.TrimPrefix(strings.TrimPrefix(f, "-"), "-")
+		if f == "race" || f == "race=true" || f == "race=1" {
+			return true
+		}
+	}
+	return false
+}
+
 // putFile stores content under its hash in cache/files and returns the
 // path.
 func putFile(cache string, content []byte, ext string) (string, error) {

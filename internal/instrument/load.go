@@ -217,6 +217,7 @@ func (p *prep) rewrite(ctx context.Context, root string, sel []string, lps []*li
 		}
 		in.Files = files
 		rcfg := p.opts.Rewrite
+		rcfg.AtomicLoad = rcfg.AtomicLoad || raceFlag(p.opts.Flags)
 		if inl != nil {
 			rcfg.Inlinable = inl[pkg.PkgPath]
 			if rcfg.Inlinable == nil {

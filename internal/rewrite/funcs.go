@@ -131,30 +131,58 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 		sites = r.sites(fs, fd, id, fn)
 	}
 
-	var pro strings.Builder
-	fmt.Fprintf(&pro, " _graft_w := %s.Load(); if _graft_w != 0 {", pv)
-	if errRet {
-		fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Catch != 0 { defer _graft_rt.Recover(&%s) };", results[len(results)-1])
-	}
-	for _, s := range sites {
-		if s.kind == kindDepth {
-			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Sites != 0 { _graft_rt.Depth(&%s) };", s.v)
-		}
-	}
-	// Sealed and patched calls go through a generated function out of
-	// line, so the dormant body carries only the load, a test and a call
-	// it never makes (no type assertion, no dynamic call, fewer spills).
+	// The dormant path is a compare of the word with zero and a branch
+	// (AtomicLoad: sync/atomic's intrinsic load, a test and a branch;
+	// never a method call, which leaves an inline-mark NOP behind).
+	// Sealed and patched calls
+	// leave through a tail call to a generated function out of line that
+	// returns the results, so no value of the function has to survive a
+	// call on the dormant path (a call the body continues after makes the
+	// compiler spill the arguments at entry). The word is not kept: make
+	// and loop sites test their own switch.
 	slow := fmt.Sprintf("_graft_slow%d", k)
 	var ys []string
 	for i := range resTypes {
 		ys = append(ys, fmt.Sprintf("_graft_y%d", i))
 	}
 	callArgs := strings.Join(args, ", ")
-	if len(resTypes) > 0 {
-		fmt.Fprintf(&pro, " if _graft_w&(_graft_rt.Sealed|_graft_rt.Patched) != 0 { if %s, _graft_ok := %s(%s); _graft_ok { return %s } } }; _ = _graft_w;",
-			strings.Join(ys, ", "), slow, callArgs, strings.Join(ys, ", "))
+	leave := fmt.Sprintf("return %s(%s)", slow, callArgs)
+	if len(resTypes) == 0 {
+		leave = fmt.Sprintf("%s(%s); return", slow, callArgs)
+	}
+	depth := ""
+	for _, s := range sites {
+		if s.kind == kindDepth {
+			depth = s.v
+		}
+	}
+	load := fmt.Sprintf("%s.W", pv) // a plain load: see Config.AtomicLoad
+	if r.cfg.AtomicLoad {
+		load = fmt.Sprintf("_graft_atomic.LoadUint32(&%s.W)", pv)
+		fs.atomic = true
+	}
+	var pro strings.Builder
+	if !errRet && depth == "" {
+		// Only Sealed and Patched matter here, and both leave: one
+		// compare of the word in memory (they are its highest bits)
+		// whose branch always returns.
+		fmt.Fprintf(&pro, " if %s >= _graft_rt.Sealed { %s };", load, leave)
 	} else {
-		fmt.Fprintf(&pro, " if _graft_w&(_graft_rt.Sealed|_graft_rt.Patched) != 0 { if %s(%s) { return } } }; _ = _graft_w;", slow, callArgs)
+		if r.cfg.AtomicLoad {
+			fmt.Fprintf(&pro, " if _graft_w := %s; _graft_w != 0 {", load)
+		} else {
+			// Compared in memory; loaded again (atomically) only
+			// when not zero.
+			fmt.Fprintf(&pro, " if %s != 0 { _graft_w := %s.Load();", load, pv)
+		}
+		fmt.Fprintf(&pro, " if _graft_w >= _graft_rt.Sealed { %s };", leave)
+		if errRet {
+			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Catch != 0 { defer _graft_rt.Recover(&%s) };", results[len(results)-1])
+		}
+		if depth != "" {
+			fmt.Fprintf(&pro, " if _graft_w&_graft_rt.Sites != 0 { _graft_rt.Depth(&%s) };", depth)
+		}
+		pro.WriteString(" };")
 	}
 	var xs, xargs, yres []string
 	for i, t := range typs {
@@ -177,22 +205,46 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 	for i, t := range resTypes {
 		yres = append(yres, fmt.Sprintf("_graft_y%d %s", i, t))
 	}
-	yres = append(yres, "_graft_ok bool")
-	fmt.Fprintf(&fs.tail, "func %s(%s) (%s) {\n", slow, strings.Join(xs, ", "), strings.Join(yres, ", "))
+	// The original function again, for a call that found the point
+	// sealed or patched and then neither (unsealed or reverted since):
+	// its prologue reloads the word.
+	var xnames []string
+	for i := range typs {
+		xnames = append(xnames, fmt.Sprintf("_graft_x%d", i))
+	}
+	if variadic {
+		xnames[len(xnames)-1] += "..."
+	}
+	again := fd.Name.Name + "(" + strings.Join(xnames, ", ") + ")"
+	if fd.Recv != nil {
+		again = xnames[0] + "." + fd.Name.Name + "(" + strings.Join(xnames[1:], ", ") + ")"
+	}
+	res := ""
+	if len(yres) > 0 {
+		res = " (" + strings.Join(yres, ", ") + ")"
+	}
+	fmt.Fprintf(&fs.tail, "//go:noinline\nfunc %s(%s)%s {\n", slow, strings.Join(xs, ", "), res)
+	if errRet {
+		// A replacement's panic is converted as the body's would be.
+		fmt.Fprintf(&fs.tail, "\tif %s.Load()&_graft_rt.Catch != 0 {\n\t\tdefer _graft_rt.Recover(&%s)\n\t}\n", pv, ys[len(ys)-1])
+	}
 	fmt.Fprintf(&fs.tail, "\tif _graft_f, _ := %s.Fn().(%s); _graft_f != nil {\n", pv, alias)
 	if len(resTypes) > 0 {
-		fmt.Fprintf(&fs.tail, "\t\t%s = _graft_f(%s)\n\t\treturn %s, true\n\t}\n", strings.Join(ys, ", "), strings.Join(xargs, ", "), strings.Join(ys, ", "))
+		fmt.Fprintf(&fs.tail, "\t\treturn _graft_f(%s)\n\t}\n", strings.Join(xargs, ", "))
 	} else {
-		fmt.Fprintf(&fs.tail, "\t\t_graft_f(%s)\n\t\treturn true\n\t}\n", strings.Join(xargs, ", "))
+		fmt.Fprintf(&fs.tail, "\t\t_graft_f(%s)\n\t\treturn\n\t}\n", strings.Join(xargs, ", "))
 	}
 	fmt.Fprintf(&fs.tail, "\tif %s.Load()&_graft_rt.Sealed != 0 {\n", pv)
 	if errRet {
-		ys2 := append([]string(nil), ys...)
-		fmt.Fprintf(&fs.tail, "\t\t%s = %s.Err()\n\t\treturn %s, true\n\t}\n", ys[len(ys)-1], pv, strings.Join(ys2, ", "))
+		fmt.Fprintf(&fs.tail, "\t\t%s = %s.Err()\n\t\treturn\n\t}\n", ys[len(ys)-1], pv)
 	} else {
 		fmt.Fprintf(&fs.tail, "\t\tpanic(%s.Err())\n\t}\n", pv)
 	}
-	fmt.Fprintf(&fs.tail, "\treturn\n}\n\n")
+	if len(resTypes) > 0 {
+		fmt.Fprintf(&fs.tail, "\treturn %s\n}\n\n", again)
+	} else {
+		fmt.Fprintf(&fs.tail, "\t%s\n\treturn\n}\n\n", again)
+	}
 	lb := fs.off(fd.Body.Lbrace) + 1
 	fs.add(edit{off: lb, end: lb, text: pro.String(), class: -1})
 

@@ -44,6 +44,13 @@ type Config struct {
 	// stop the inlining, and the leaf heuristic (Budget) is not used.
 	// Ignored when Budget < 0.
 	Inlinable map[string]bool `json:"-"`
+	// AtomicLoad makes prologues read the word with sync/atomic instead
+	// of a plain load. A plain load compiles to one compare with memory
+	// and a branch (an atomic load to a load, a test and a branch); it is
+	// a benign race by the Go memory model (a word-sized read observes
+	// some value written), but the race detector reports it, so builds
+	// with -race set this.
+	AtomicLoad bool
 }
 
 // Input is one type-checked package.
@@ -111,7 +118,9 @@ type fileState struct {
 	// registered: sites were registered without edits in the body (the
 	// file still needs the import and init).
 	registered bool
-	inits      bytes.Buffer // statements of the appended init function
+	// atomic: a prologue of the file loads its word with sync/atomic.
+	atomic bool
+	inits  bytes.Buffer // statements of the appended init function
 }
 
 // edit is a replacement of src[off:end] (end == off: an insertion).
@@ -181,7 +190,11 @@ func (r *rewriter) file(f *ast.File, name string, src []byte) []byte {
 	}
 	// The import goes on the package clause's line so no line moves.
 	pe := fs.off(f.Name.End())
-	fs.add(edit{off: pe, end: pe, text: `; import _graft_rt "` + RTImport + `"`, class: -1})
+	imp := `; import _graft_rt "` + RTImport + `"`
+	if fs.atomic {
+		imp += `; import _graft_atomic "sync/atomic"`
+	}
+	fs.add(edit{off: pe, end: pe, text: imp, class: -1})
 	return fs.apply()
 }
 

@@ -297,7 +297,7 @@ func FuzzRewrite(f *testing.F) {
 		}
 		_ = in
 		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{})
-		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Budget: -1})
+		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Budget: -1, AtomicLoad: true})
 		// The compiler-driven mode (no function inlinable: frameless
 		// leaves are skipped, their make sites test their own switch).
 		rewriteAndCheck(t, "example.com/fuzz", srcs, Config{Inlinable: map[string]bool{}})
@@ -342,6 +342,40 @@ func TestCompilerInlinable(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("%s not skipped", fn)
+				}
+			}
+		})
+	}
+}
+
+// TestPrologueLoads checks how prologues read the word: a plain compare by
+// default (one instruction on amd64), sync/atomic with AtomicLoad (race
+// builds), and never through a method call on the dormant path.
+func TestPrologueLoads(t *testing.T) {
+	src := "package p\n\nimport \"errors\"\n\nfunc f(n int) int {\n\tprintln()\n\treturn n\n}\n\nfunc g(n int) error {\n\tprintln()\n\tif n > 0 {\n\t\treturn errors.New(\"x\")\n\t}\n\treturn nil\n}\n"
+	for _, tc := range []struct {
+		name       string
+		cfg        Config
+		want, deny []string
+	}{
+		{"plain", Config{Budget: -1},
+			[]string{"if _graft_p1.W >= _graft_rt.Sealed { return _graft_slow1(n) };", "if _graft_p2.W != 0 { _graft_w := _graft_p2.Load();"},
+			[]string{"sync/atomic", "_graft_atomic"}},
+		{"atomic", Config{Budget: -1, AtomicLoad: true},
+			[]string{`import _graft_atomic "sync/atomic"`, "if _graft_atomic.LoadUint32(&_graft_p1.W) >= _graft_rt.Sealed {", "if _graft_w := _graft_atomic.LoadUint32(&_graft_p2.W); _graft_w != 0 {"},
+			[]string{"_graft_p1.W >=", "_graft_p2.W != 0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, tc.cfg)
+			got := string(out.Files["p.go"])
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("missing %q in\n%s", w, got)
+				}
+			}
+			for _, d := range tc.deny {
+				if strings.Contains(got, d) {
+					t.Errorf("unexpected %q in\n%s", d, got)
 				}
 			}
 		})

@@ -120,14 +120,9 @@ func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, rec
 					continue
 				}
 				v := newSite(kindMake, a, p)
-				if recoverOnly {
-					// No patch point, so no cached word: the site
-					// tests its own switch (one load next to an
-					// allocation).
-					fs.wrap(a, "_graft_rt.LenOn(&"+v+", int64(", "))")
-					continue
-				}
-				fs.wrap(a, "_graft_rt.Len(_graft_w, &"+v+", int64(", "))")
+				// The site tests its own switch (one load next to
+				// an allocation), with or without a patch point.
+				fs.wrap(a, "_graft_rt.LenOn(&"+v+", int64(", "))")
 			}
 		// Index, slice, division and assertion sites insert no code: their
 		// failure is a runtime panic, which rt.Recover (armed only while a
@@ -186,7 +181,7 @@ func (r *rewriter) findSites(fs *fileState, fd *ast.FuncDecl, id, fn string, rec
 			s, e := fs.off(stmt.Pos()), fs.off(stmt.End())
 			fs.add(edit{off: s, end: s, text: c + " := 0; ", class: 2, span: e - s + 1})
 			lb := fs.off(x.Body.Lbrace) + 1
-			fs.add(edit{off: lb, end: lb, text: " _graft_rt.Loop(_graft_w, &" + v + ", &" + c + ");", class: -1})
+			fs.add(edit{off: lb, end: lb, text: " _graft_rt.LoopOn(&" + v + ", &" + c + ");", class: -1})
 		}
 		return true
 	})
