@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -126,12 +127,19 @@ func TestInstallAllOrNothing(t *testing.T) {
 	}
 }
 
-var release = make(chan struct{})
+// release is the channel blockForever waits on, fresh for each run.
+var release atomic.Pointer[chan struct{}]
 
-func blockForever() { <-release }
+func blockForever() { <-*release.Load() }
+
+// testRun numbers runs of the tests that register ids in rt's process-wide
+// registries (first registration wins), so -count=N registers fresh ones.
+var testRun atomic.Int64
 
 func TestInstallSafeWaits(t *testing.T) {
 	register()
+	ch := make(chan struct{})
+	release.Store(&ch)
 	started := make(chan struct{})
 	go func() { close(started); blockForever() }()
 	<-started
@@ -140,7 +148,7 @@ func TestInstallSafeWaits(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "on a goroutine's stack") {
 		t.Fatalf("install while the function runs: %v", err)
 	}
-	close(release)
+	close(ch)
 	pt, _, err := InstallSafe("busy", map[string]any{"github.com/graftdev/graft/rt.blockForever": func() {}}, InstallOptions{Wait: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("install after it returned: %v", err)
@@ -150,9 +158,10 @@ func TestInstallSafeWaits(t *testing.T) {
 
 func TestSymbols(t *testing.T) {
 	counter := 41
-	Sym("example.com/p", "counter", &counter)
-	Sym("example.com/p", "helper", func(s string) int { return len(s) })
-	v, err := Var[int]("example.com/p.counter")
+	pkg := fmt.Sprintf("example.com/p%d", testRun.Add(1))
+	Sym(pkg, "counter", &counter)
+	Sym(pkg, "helper", func(s string) int { return len(s) })
+	v, err := Var[int](pkg + ".counter")
 	if err != nil || *v != 41 {
 		t.Fatalf("Var: %v %v", v, err)
 	}
@@ -160,11 +169,11 @@ func TestSymbols(t *testing.T) {
 	if counter != 42 {
 		t.Error("Var does not point at the variable")
 	}
-	f, err := Func[func(string) int]("example.com/p.helper")
+	f, err := Func[func(string) int](pkg + ".helper")
 	if err != nil || f("abc") != 3 {
 		t.Fatalf("Func: %v", err)
 	}
-	if _, err := Func[func() int]("example.com/p.helper"); err == nil {
+	if _, err := Func[func() int](pkg + ".helper"); err == nil {
 		t.Error("mistyped Func lookup succeeded")
 	}
 }
@@ -226,7 +235,7 @@ func TestDepth(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := new(Site)
-			RegisterSite(s, nil, SiteInfo{ID: fmt.Sprintf("test.recurse:depth:%d", i), Kind: KindDepth})
+			RegisterSite(s, nil, SiteInfo{ID: fmt.Sprintf("test.recurse:depth:%d.%d", i, testRun.Add(1)), Kind: KindDepth})
 			if err := SetSite(s.info.ID, true, tc.limit); err != nil {
 				t.Fatal(err)
 			}

@@ -250,3 +250,63 @@ func (p *memProvider) Set(ctx context.Context, id string, on bool, params map[st
 }
 
 var _ = errors.New
+
+// TestLoopSiteStopsRunningLoop switches a loop site on while its loop is
+// already running: make and loop sites read their own switch at every
+// check, so the running loop stops (with a panic, which net/http's handler
+// recovery ends, since the function entered before checks were armed and
+// so converts nothing), and later calls return the site's error.
+func TestLoopSiteStopsRunningLoop(t *testing.T) {
+	base, sock, m := startSvc(t)
+	var id string
+	for _, s := range m.Sites {
+		if s.Kind == "loop" && s.Func == "spin" {
+			id = s.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("no loop site in spin: %+v", m.Sites)
+	}
+	type answer struct {
+		code int
+		body string
+	}
+	hung := make(chan answer, 1)
+	go func() {
+		code, body := get(t, base+"/spin?n=-1")
+		hung <- answer{code, body}
+	}()
+	// Await the loop: spin counts itself in before it loops.
+	for {
+		if _, body := get(t, base+"/spinning"); body == "1" {
+			break
+		}
+		select {
+		case a := <-hung:
+			t.Fatalf("spin returned before the site was on: %+v", a)
+		case <-t.Context().Done():
+			t.Fatal("spin never started")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := RT(sock).Do(ctx, api.RTRequest{Op: "on", IDs: []string{id}, Limit: 1000})
+	if err != nil || len(resp.Changed) != 1 {
+		t.Fatalf("on %s: %+v %v", id, resp, err)
+	}
+	select {
+	case a := <-hung:
+		if a.code == http.StatusOK {
+			t.Errorf("the running loop finished normally: %+v", a)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the running loop was not stopped within 60 s of switching its site on")
+	}
+	if code, body := get(t, base+"/spin?n=-1"); code != http.StatusServiceUnavailable || !strings.Contains(body, id) {
+		t.Errorf("a later hang: %d %q, want 503 naming %s", code, body, id)
+	}
+	if code, body := get(t, base+"/spin?n=5"); code != http.StatusOK || body != "5" {
+		t.Errorf("a loop under the limit: %d %q", code, body)
+	}
+}

@@ -1,7 +1,8 @@
 // Command svc is a small HTTP service whose lookup crashes the process on
 // an index out of range (it runs in a goroutine, where net/http does not
-// recover panics). Tests build it with graft build and run it alone or
-// under the supervisor (PORT from proxy mode, else the first argument).
+// recover panics), and whose /spin hangs for a negative n. Tests build it
+// with graft build and run it alone or under the supervisor (PORT from
+// proxy mode, else the first argument).
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 )
 
 var items = []string{"a", "b", "c"}
@@ -31,7 +33,41 @@ func lookup(i int) (string, error) {
 	return items[i], nil
 }
 
+// spinning counts the calls of spin in progress.
+var spinning atomic.Int32
+
+// spin counts n down to zero: a negative n runs for 2^63 iterations, a
+// hang. Its loop has a loop site.
+//
+//go:noinline
+func spin(n int) (int, error) {
+	spinning.Add(1)
+	defer spinning.Add(-1)
+	steps := 0
+	for n != 0 {
+		n--
+		steps++
+	}
+	return steps, nil
+}
+
 func handle(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/spinning":
+		fmt.Fprintln(w, spinning.Load())
+		return
+	case "/spin":
+		// In the handler's goroutine: a panic here is recovered by
+		// net/http (the connection is closed), not a crash.
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		steps, err := spin(n)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, steps)
+		return
+	}
 	i, err := strconv.Atoi(r.URL.Query().Get("i"))
 	if err != nil {
 		http.Error(w, "bad i", http.StatusBadRequest)
