@@ -183,7 +183,7 @@ func (c *Controller) Observe(req *Request, primary *differ.Answer) {
 	}
 }
 
-// admit counts an exchange and decides whether it goes on the queue, from
+// admit counts an exchange and decides whether it takes a slot, from
 // what the proxy knows before anything is copied: an exchange that will be
 // dropped costs no allocation.
 func (c *Controller) admit(gen int, method string, answered, truncated bool) bool {
@@ -424,7 +424,7 @@ func (c *Controller) record(o *outcome) {
 	}
 }
 
-// Stop ends the run; Run returns once its workers are done.
+// Stop ends the run; Run returns once its worker has exited.
 func (c *Controller) Stop() { c.end("stopped") }
 
 // Fail ends the run with verdict fail whatever the comparisons say, for
