@@ -65,7 +65,8 @@ type Report struct {
 	Verdict string `json:"verdict"` // pass, fail, undecided
 	Reason  string `json:"reason"`  // one line saying why
 	// Ended says why a done run ended: "requests", "duration", "verdict",
-	// "stopped", "candidate exited", "secondary exited", "error".
+	// "stopped", "candidate exited", "secondary exited", "worker exited",
+	// "error".
 	Ended     string    `json:"ended,omitempty"`
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished,omitzero"`
