@@ -35,7 +35,7 @@ echo "|---|---|---|---|---|---|---|"
 for d in "$root"/bench/instrument/vulns/*/; do
 	name=$(basename "$d")
 	pat=$(cat "$d/pattern")
-	modver=$(awk '/^require/ {print $2"@"$3}' "$d/go.mod")
+	modver=$(awk '/^require/ && $2 != "(" {print $2"@"$3; exit}' "$d/go.mod")
 	(cd "$d" && go build -o "$tmp/plain" . ) >/dev/null 2>&1 || { echo "| $name | $modver | build failed | | | | |"; continue; }
 	(cd "$d" && "$tmp/graft" build --instrument "$pat" -o "$tmp/inst" . ) >"$tmp/build.log" 2>&1 || { echo "| $name | $modver | $(run "$tmp/plain") | graft build failed: $(tail -1 "$tmp/build.log") | | | |"; continue; }
 	ids=$(cd "$root/bench/instrument/vulns" && go run sites.go "$tmp/inst.graft.json" "$pat")
