@@ -92,3 +92,7 @@ var counter int
 var _ = counter
 
 func at(b []byte, i int) byte { return b[i] }
+
+func noResult(s []int) {
+	fmt.Println(s)
+}
