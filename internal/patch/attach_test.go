@@ -52,6 +52,11 @@ func TestAttachApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// applied outlives a run (the op is registered once per process): a
+	// run under -count=N starts from an empty record.
+	appliedMu.Lock()
+	applied = nil
+	appliedMu.Unlock()
 	dir := t.TempDir()
 	rtSock := filepath.Join(dir, "rt.sock")
 	srv, err := rt.Serve(rtSock)
