@@ -27,12 +27,14 @@ const (
 // dormant; generated code declares one package-level Point per function and
 // registers it in an init function.
 type Point struct {
-	// W is the word. Generated code reads it at entry with
-	// atomic.LoadUint32(&p.W), which the compiler turns into one plain
-	// load on amd64 and arm64 with nothing inlined around it (a method
-	// such as Load leaves an inline-mark NOP in every instrumented
-	// function: one instruction per call). Only rt writes it, with
-	// atomic.StoreUint32 under mu. It must stay the first field.
+	// W is the word. Generated code reads it at entry with a plain load
+	// (p.W >= Sealed: one compare with memory and a branch), in -race
+	// builds with atomic.LoadUint32 (rewrite.Config.AtomicLoad). The plain
+	// load is a benign race: a word-sized read observes some value
+	// written, and it only decides whether to take the slow path, which
+	// reads the word and the replacement again atomically (Load, Fn).
+	// Only rt writes it, with atomic.StoreUint32 under mu. It must stay
+	// the first field.
 	W    uint32
 	fn   atomic.Pointer[any] // replacement body, of exactly Info.Type
 	info *PointInfo
