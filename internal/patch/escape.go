@@ -351,3 +351,36 @@ func shortID(id string) string {
 	}
 	return rest
 }
+
+// hostEscapes returns the generator's facts about what the running
+// program's functions (tree old, which the target was built from) keep of
+// their parameters, for its calls through the build's exports
+// (plugingen/hostcall.go); nil when the compiler gave no facts, and the
+// plugin then passes every argument as is.
+func hostEscapes(ctx context.Context, old *Tree, lo LoadOptions) func(string) ([]plugingen.Escape, bool) {
+	facts, err := escapes(ctx, old, lo, slices.Sorted(maps.Keys(old.Pkgs)))
+	if err != nil {
+		return nil
+	}
+	return func(id string) ([]plugingen.Escape, bool) {
+		ps, results, ok := fnParams(old, id)
+		if !ok {
+			return nil, false
+		}
+		out := make([]plugingen.Escape, len(ps))
+		for i, p := range ps {
+			l := facts[fmt.Sprintf("%s:%d:%d %s", filepath.Clean(p.pos.Filename), p.pos.Line, p.pos.Column, p.name)]
+			if !p.ptrs || l == nil {
+				continue
+			}
+			l.normalize(results)
+			switch {
+			case l.rank() == 0:
+				out[i] = plugingen.EscapeNone
+			case l.content && !l.heap && len(l.results) == 0:
+				out[i] = plugingen.EscapeContent
+			}
+		}
+		return out, true
+	}
+}

@@ -163,7 +163,9 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 		return a, ErrNotAdmitted
 	}
 	start = time.Now()
-	p, err := plugingen.Generate(old.Pkgs, new.Pkgs, a.Report)
+	// Calls into the running program's unexported functions hide the
+	// pointers those functions do not keep (plugingen/hostcall.go).
+	p, err := plugingen.GenerateWith(old.Pkgs, new.Pkgs, a.Report, plugingen.Options{Escapes: hostEscapes(ctx, old, effectiveLoad(opts.From, oldLoad))})
 	if err != nil {
 		return a, err
 	}

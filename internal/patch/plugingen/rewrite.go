@@ -258,7 +258,7 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 			fn = g.pluginName(FuncID(m))
 			g.queueFunc(FuncID(m))
 		} else {
-			fn = g.imp(m.Pkg().Path()) + ".GraftM_" + recvNamed(m).Obj().Name() + "_" + m.Name()
+			fn = g.hostCall(m, g.imp(m.Pkg().Path())+".GraftM_"+recvNamed(m).Obj().Name()+"_"+m.Name(), where)
 		}
 		text := fn + "(" + recv
 		if len(c.call.Args) > 0 {

@@ -50,7 +50,7 @@ func (g *gen) ref(obj types.Object, where string) (string, bool) {
 			return g.imp(path) + "." + name, true
 		}
 		if g.exports(obj.Pkg()) && obj.Type().(*types.Signature).TypeParams() == nil {
-			return g.imp(path) + ".GraftF_" + name, true
+			return g.hostCall(obj, g.imp(path)+".GraftF_"+name, where), true
 		}
 		return g.sym("_gf", k, obj, "Func["+g.typeExpr(obj.Type(), where)+"]"), true
 	case *types.Var:
@@ -96,9 +96,7 @@ func (g *gen) sym(prefix string, k int, obj types.Object, getter string) string 
 	}
 	v := fmt.Sprintf("%s_p%d_%s", prefix, k, obj.Name())
 	g.syms[id] = v
-	if _, ok := g.imports[RTImport]; !ok {
-		g.imports[RTImport], g.names["_graft_rt"] = "_graft_rt", RTImport
-	}
+	g.rtName()
 	typ := strings.TrimSuffix(strings.SplitN(getter, "[", 2)[1], "]")
 	if prefix == "_gv" {
 		typ = "*" + typ
