@@ -217,9 +217,11 @@ func answerTimes(answer string) (wall, cpu time.Duration) {
 	return wall, cpu
 }
 
-// slowRule is the rule for a row where the patched program or the fixed
-// release does not answer the trigger within the timeout, so that the
-// timeout cannot tell "fixed" from "slow": the unpatched, the patched and the fixed-release
+// slowRule is the rule for a row whose unpatched trigger does not answer
+// within the timeout (a hang or a CPU-time denial of service), or where
+// the patched program or the fixed release does not, so that the
+// timeout cannot tell "fixed" from "slow" whatever the machine's load: the
+// unpatched, the patched and the fixed-release
 // harness each answer the trigger slowRounds times, interleaved, in fresh
 // processes, waiting up to slowWait; the row counts as stopped when every
 // patched answer equals the fixed release's answers, the patched median

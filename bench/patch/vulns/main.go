@@ -285,10 +285,10 @@ func main() {
 		case bad(res.after) && !timedOut(res.after):
 			repro = "no"
 			why = fmt.Sprintf("before %q, after %q", res.before, res.after)
-		case timedOut(res.fixed) || timedOut(res.after):
-			// The patched program or the fixed release missed the
-			// timeout: CPU times against the fixed release's decide
-			// (slowRule).
+		case res.slow != nil || timedOut(res.fixed) || timedOut(res.after):
+			// The unpatched trigger timed out (or the patched program or
+			// the fixed release did): CPU times against the fixed
+			// release's decide (slowRule).
 			ok, detail := res.slow.verdict()
 			why = fmt.Sprintf("before: %q; after: %q; fixed release: %q. %s", res.before, res.after, res.fixed, detail)
 			repro = "no"
@@ -493,9 +493,12 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if res.fixed, res.fixedErr = answerOnce(fixedBin, work, nil, reproTimeout); res.fixedErr != nil {
 		return res, nil
 	}
-	if timedOut(res.fixed) || timedOut(res.after) {
-		// One of the two missed the timeout: the timeout cannot tell
-		// fixed from slow here, CPU times decide (slowRule).
+	if timedOut(res.before) || timedOut(res.fixed) || timedOut(res.after) {
+		// The bug is a hang or a CPU-time denial of service: whether the
+		// patched program is fixed or merely faster is a matter of CPU
+		// time, which the timeout measures only on an idle machine; CPU
+		// times against the fixed release's decide (slowRule), for every
+		// such row alike, whatever the load.
 		res.slow, res.fixedErr = compareSlow(ctx, bin, fixedBin, work, apply)
 	}
 	return res, nil
