@@ -37,6 +37,10 @@ type Options struct {
 	Rewrite    rewrite.Config
 	Logger     *slog.Logger
 	Go         string // the go command; default "go"
+	// Env is added to every go command's environment, after this
+	// process's: GOOS=, GOARCH=, CGO_ENABLED= for a build for another
+	// platform.
+	Env []string
 }
 
 // Build is a prepared instrumented build.
@@ -149,11 +153,30 @@ type prep struct {
 // Manifest.Build.ID with m.Build.ID to know it is the same build. cache ""
 // is the default cache.
 func PrepareManifest(ctx context.Context, m *api.Manifest, cache string, logger *slog.Logger) (*Build, error) {
-	return Prepare(ctx, Options{
+	return Prepare(ctx, manifestOptions(m, cache, logger))
+}
+
+// manifestOptions are the Options that reproduce m's build, for m's
+// platform whatever this process's environment says (a patch for a 32-bit
+// target is made on a 64-bit machine). A patchable build linked the plugin
+// loader, which needs cgo, which go turns off by default for another
+// GOARCH.
+func manifestOptions(m *api.Manifest, cache string, logger *slog.Logger) Options {
+	var env []string
+	if m.Build.GOOS != "" {
+		env = append(env, "GOOS="+m.Build.GOOS)
+	}
+	if m.Build.GOARCH != "" {
+		env = append(env, "GOARCH="+m.Build.GOARCH)
+	}
+	if m.Build.Patchable {
+		env = append(env, "CGO_ENABLED=1")
+	}
+	return Options{
 		Dir: m.Build.Dir, Patterns: m.Build.Patterns, Instrument: m.Build.Instrument, Flags: m.Build.Flags,
-		Tests: m.Build.Tests, Patchable: m.Build.Patchable, CacheDir: cache, Logger: logger,
+		Tests: m.Build.Tests, Patchable: m.Build.Patchable, CacheDir: cache, Logger: logger, Env: env,
 		Rewrite: rewrite.Config{Budget: m.Build.Budget, NoSites: m.Build.NoSites},
-	})
+	}
 }
 
 // ErrNoModule is returned outside a Go module.
@@ -173,7 +196,7 @@ func Prepare(ctx context.Context, opts Options) (*Build, error) {
 	if p.dir, err = filepath.Abs(orDot(opts.Dir)); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	p.env = append(os.Environ(), "GOWORK=off")
+	p.env = append(append(os.Environ(), "GOWORK=off"), opts.Env...)
 	p.cache = opts.CacheDir
 	if p.cache == "" {
 		uc, err := os.UserCacheDir()
