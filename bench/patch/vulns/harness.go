@@ -229,12 +229,17 @@ func answerTimes(answer string) (wall, cpu time.Duration) {
 // median CPU time exceeds the fixed release's largest (the trigger still
 // separates vulnerable from fixed). CPU time, not wall time: the machine
 // these run on is shared, and waiting for a core is not the program's
-// cost. An answer that times out counts as slowWait.
+// cost. An answer that times out counts as slowWait, and so does an
+// unpatched process that dies before answering.
 const slowRounds = 3
 
 // slowWait bounds each answer of the time comparison: ten times the table's
 // timeout.
 func slowWait() time.Duration { return 10 * reproTimeout }
+
+// crashed prefixes an unpatched answer of the time comparison whose
+// process died before answering; it counts as slowWait.
+const crashed = "crashed, no answer: "
 
 // slowRun is the time comparison's answers.
 type slowRun struct {
@@ -250,6 +255,11 @@ func compareSlow(ctx context.Context, bin, fixedBin, work string, apply func(*pr
 			into  *[]string
 		}{{bin, nil, &r.unpatched}, {bin, apply, &r.patched}, {fixedBin, nil, &r.fixed}} {
 			a, err := answerOnce(run.bin, work, run.apply, slowWait())
+			if err != nil && run.into == &r.unpatched {
+				// Given ten times the timeout, an unpatched trigger may
+				// take the process down (memory); that is the bug too.
+				a, err = crashed+err.Error(), nil
+			}
 			if err != nil {
 				return r, err
 			}
@@ -268,7 +278,7 @@ func (r *slowRun) verdict() (bool, string) {
 		var ds []time.Duration
 		for _, a := range as {
 			_, d := answerTimes(a)
-			if timedOut(a) {
+			if timedOut(a) || strings.HasPrefix(a, crashed) {
 				d = slowWait()
 			}
 			ds = append(ds, d)
@@ -291,6 +301,9 @@ func (r *slowRun) verdict() (bool, string) {
 	}
 	detail := fmt.Sprintf("CPU times (%d interleaved rounds, fresh processes, up to %v each): unpatched %v, patched %v, fixed release %v: patched median %v vs fixed release's largest %v; unpatched median %v",
 		slowRounds, slowWait(), u, p, f, median(p), fmax, median(u))
+	if n := len(slices.DeleteFunc(slices.Clone(r.unpatched), func(a string) bool { return !strings.HasPrefix(a, crashed) })); n > 0 {
+		detail += fmt.Sprintf(" (%d of the unpatched processes died before answering: %s)", n, strings.TrimPrefix(r.unpatched[0], crashed))
+	}
 	ok := same && median(p) <= fmax && median(u) > fmax
 	if !same {
 		detail += "; the patched answers differ from the fixed release's"
