@@ -301,8 +301,8 @@ func (r *slowRun) verdict() (bool, string) {
 	}
 	detail := fmt.Sprintf("CPU times (%d interleaved rounds, fresh processes, up to %v each): unpatched %v, patched %v, fixed release %v: patched median %v vs fixed release's largest %v; unpatched median %v",
 		slowRounds, slowWait(), u, p, f, median(p), fmax, median(u))
-	if n := len(slices.DeleteFunc(slices.Clone(r.unpatched), func(a string) bool { return !strings.HasPrefix(a, crashed) })); n > 0 {
-		detail += fmt.Sprintf(" (%d of the unpatched processes died before answering: %s)", n, strings.TrimPrefix(r.unpatched[0], crashed))
+	if died := slices.DeleteFunc(slices.Clone(r.unpatched), func(a string) bool { return !strings.HasPrefix(a, crashed) }); len(died) > 0 {
+		detail += fmt.Sprintf(" (%d of the unpatched processes died before answering: %s)", len(died), strings.TrimPrefix(died[0], crashed))
 	}
 	ok := same && median(p) <= fmax && median(u) > fmax
 	if !same {
