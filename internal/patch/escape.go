@@ -355,16 +355,28 @@ func shortID(id string) string {
 // hostEscapes returns the generator's facts about what the running
 // program's functions (tree old, which the target was built from) keep of
 // their parameters, for its calls through the build's exports
-// (plugingen/hostcall.go); nil when the compiler gave no facts, and the
-// plugin then passes every argument as is.
+// (plugingen/hostcall.go). A package is compiled with -m the first time
+// one of its functions is asked about; when the compiler gives no facts
+// the answer is not ok, and the plugin passes the arguments as is.
 func hostEscapes(ctx context.Context, old *Tree, lo LoadOptions) func(string) ([]plugingen.Escape, bool) {
-	facts, err := escapes(ctx, old, lo, slices.Sorted(maps.Keys(old.Pkgs)))
-	if err != nil {
-		return nil
-	}
+	byPkg := map[string]map[string]*leak{}
 	return func(id string) ([]plugingen.Escape, bool) {
+		pkg := ""
+		for path := range old.Pkgs {
+			if strings.HasPrefix(id, path+".") && len(path) > len(pkg) {
+				pkg = path
+			}
+		}
+		if pkg == "" {
+			return nil, false
+		}
+		facts, done := byPkg[pkg]
+		if !done {
+			facts, _ = escapes(ctx, old, lo, []string{pkg})
+			byPkg[pkg] = facts
+		}
 		ps, results, ok := fnParams(old, id)
-		if !ok {
+		if facts == nil || !ok {
 			return nil, false
 		}
 		out := make([]plugingen.Escape, len(ps))

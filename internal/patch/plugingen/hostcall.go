@@ -141,5 +141,5 @@ const sinkDecls = `// _graft_never is never true, and _graft_sink never written:
 // assignments to it tell escape analysis what a wrapped function keeps.
 var (
 	_graft_never bool
-	_graft_sink  any
+	_graft_sink  interface{}
 )`
