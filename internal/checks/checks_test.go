@@ -92,17 +92,21 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-func TestChecksThroughSupervisorAPI(t *testing.T) {
-	base, sock, m := startSvc(t)
-	var site string
+// siteID returns the id of fn's site of kind in the manifest.
+func siteID(t *testing.T, m *api.Manifest, fn, kind string) string {
+	t.Helper()
 	for _, s := range m.Sites {
-		if s.Func == "lookup" && s.Kind == "index" {
-			site = s.ID
+		if s.Func == fn && s.Kind == kind {
+			return s.ID
 		}
 	}
-	if site == "" {
-		t.Fatalf("no index site in lookup: %+v", m.Sites)
-	}
+	t.Fatalf("no %s site in %s: %+v", kind, fn, m.Sites)
+	return ""
+}
+
+func TestChecksThroughSupervisorAPI(t *testing.T) {
+	base, sock, m := startSvc(t)
+	site := siteID(t, m, "lookup", "index")
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	sup := &fakeSup{mux: http.NewServeMux(), sock: sock}
 	Attach(sup, Options{AlertKey: pub, Providers: []Provider{&memProvider{ids: map[string]bool{"guard.body_size": false}}}})
@@ -258,15 +262,7 @@ var _ = errors.New
 // so converts nothing), and later calls return the site's error.
 func TestLoopSiteStopsRunningLoop(t *testing.T) {
 	base, sock, m := startSvc(t)
-	var id string
-	for _, s := range m.Sites {
-		if s.Kind == "loop" && s.Func == "spin" {
-			id = s.ID
-		}
-	}
-	if id == "" {
-		t.Fatalf("no loop site in spin: %+v", m.Sites)
-	}
+	id := siteID(t, m, "spin", "loop")
 	type answer struct {
 		code int
 		body string
