@@ -207,11 +207,16 @@ func (c *Controller) admit(gen int, method string, answered, truncated bool) boo
 		return false
 	}
 	if len(c.free) == 0 {
-		c.dropped.Add(1)
-		c.opts.Metrics.dropped()
+		c.drop()
 		return false
 	}
 	return true
+}
+
+// drop counts an admitted exchange that no slot could take.
+func (c *Controller) drop() {
+	c.dropped.Add(1)
+	c.opts.Metrics.dropped()
 }
 
 func (c *Controller) enqueue(req *Request, primary *differ.Answer) {
@@ -222,8 +227,7 @@ func (c *Controller) enqueue(req *Request, primary *differ.Answer) {
 		c.mirrored.Add(1)
 		c.opts.Metrics.mirrored()
 	default:
-		c.dropped.Add(1)
-		c.opts.Metrics.dropped()
+		c.drop()
 	}
 }
 

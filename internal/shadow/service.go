@@ -144,8 +144,7 @@ func (s *Service) observeUncopied(req *proxy.Request, resp *proxy.Response) {
 		return
 	}
 	if c.admit(req.Gen, req.Method, resp != nil, truncated(req.BodyLen, len(req.Body), c.opts.BodyCap)) {
-		c.dropped.Add(1)
-		c.opts.Metrics.dropped()
+		c.drop()
 	}
 	if len(c.free) >= max(cap(c.free)/8, 1) {
 		s.setCopying(true)
