@@ -80,6 +80,11 @@ type param struct {
 	ptrs bool // its type holds pointers: NoEscape hides it
 }
 
+// key is the parameter's key in the compiler's facts (escapes).
+func (p param) key() string {
+	return fmt.Sprintf("%s:%d:%d %s", filepath.Clean(p.pos.Filename), p.pos.Line, p.pos.Column, p.name)
+}
+
 // fnParams returns the parameters of function id in tree t and the
 // names of its results (by index), or nil when t does not declare it.
 func fnParams(t *Tree, id string) ([]param, []string, bool) {
@@ -233,6 +238,45 @@ func escapes(ctx context.Context, t *Tree, lo LoadOptions, pkgs []string) (map[s
 	return facts, nil
 }
 
+// escapeFacts are one tree's facts, each package compiled with -m at most
+// once: the escape check and the generator's host calls ask about the same
+// packages of the running program.
+type escapeFacts struct {
+	ctx   context.Context
+	t     *Tree
+	lo    LoadOptions
+	facts map[string]*leak
+	errs  map[string]error // by package compiled: why it gave no facts, or nil
+}
+
+func newEscapeFacts(ctx context.Context, t *Tree, lo LoadOptions) *escapeFacts {
+	return &escapeFacts{ctx: ctx, t: t, lo: lo, facts: map[string]*leak{}, errs: map[string]error{}}
+}
+
+// of returns the facts, with those of pkgs; the packages not compiled yet
+// are compiled together, in one go build.
+func (f *escapeFacts) of(pkgs []string) (map[string]*leak, error) {
+	var todo []string
+	for _, p := range pkgs {
+		if _, done := f.errs[p]; !done {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) > 0 {
+		facts, err := escapes(f.ctx, f.t, f.lo, todo)
+		for _, p := range todo {
+			f.errs[p] = err
+		}
+		maps.Copy(f.facts, facts)
+	}
+	for _, p := range pkgs {
+		if err := f.errs[p]; err != nil {
+			return nil, err
+		}
+	}
+	return f.facts, nil
+}
+
 // normalize keys results by index ("0"), whether the compiler spelled them
 // ~r0 or by name.
 func (l *leak) normalize(results []string) {
@@ -275,7 +319,8 @@ func firstLines(b []byte, n int) string {
 // checkEscapes refuses, in r, every slot whose replacement keeps a pointer
 // parameter the original does not keep, or whose facts the compiler did
 // not give. It reports whether r is still admitted.
-func checkEscapes(ctx context.Context, old, new *Tree, oldLoad, newLoad LoadOptions, r *api.PatchReport) bool {
+func checkEscapes(oldF, newF *escapeFacts, r *api.PatchReport) bool {
+	old, new := oldF.t, newF.t
 	pkgsOf := func(t *Tree) []string {
 		var out []string
 		for _, id := range r.Slots {
@@ -299,8 +344,8 @@ func checkEscapes(ctx context.Context, old, new *Tree, oldLoad, newLoad LoadOpti
 		}
 		r.Changes = append(r.Changes, api.PatchChange{ID: id, Kind: api.PatchCaller, Change: api.Changed, Reason: reason})
 	}
-	oldFacts, oerr := escapes(ctx, old, oldLoad, pkgsOf(old))
-	newFacts, nerr := escapes(ctx, new, newLoad, pkgsOf(new))
+	oldFacts, oerr := oldF.of(pkgsOf(old))
+	newFacts, nerr := newF.of(pkgsOf(new))
 	for _, id := range r.Slots {
 		short := shortID(id)
 		if oerr != nil || nerr != nil {
@@ -318,8 +363,7 @@ func checkEscapes(ctx context.Context, old, new *Tree, oldLoad, newLoad LoadOpti
 			if !np.ptrs && !op.ptrs {
 				continue
 			}
-			ol := oldFacts[fmt.Sprintf("%s:%d:%d %s", filepath.Clean(op.pos.Filename), op.pos.Line, op.pos.Column, op.name)]
-			nl := newFacts[fmt.Sprintf("%s:%d:%d %s", filepath.Clean(np.pos.Filename), np.pos.Line, np.pos.Column, np.name)]
+			ol, nl := oldFacts[op.key()], newFacts[np.key()]
 			if ol == nil || nl == nil {
 				refuse(id, "%s: no escape summary for parameter %s: the compiler printed none", short, np.name)
 				break
@@ -356,10 +400,11 @@ func shortID(id string) string {
 // program's functions (tree old, which the target was built from) keep of
 // their parameters, for its calls through the build's exports
 // (plugingen/hostcall.go). A package is compiled with -m the first time
-// one of its functions is asked about; when the compiler gives no facts
-// the answer is not ok, and the plugin passes the arguments as is.
-func hostEscapes(ctx context.Context, old *Tree, lo LoadOptions) func(string) ([]plugingen.Escape, bool) {
-	byPkg := map[string]map[string]*leak{}
+// one of its functions is asked about, unless the escape check compiled it
+// already; when the compiler gives no facts the answer is not ok, and the
+// plugin passes the arguments as is.
+func hostEscapes(oldF *escapeFacts) func(string) ([]plugingen.Escape, bool) {
+	old := oldF.t
 	return func(id string) ([]plugingen.Escape, bool) {
 		pkg := ""
 		for path := range old.Pkgs {
@@ -370,18 +415,14 @@ func hostEscapes(ctx context.Context, old *Tree, lo LoadOptions) func(string) ([
 		if pkg == "" {
 			return nil, false
 		}
-		facts, done := byPkg[pkg]
-		if !done {
-			facts, _ = escapes(ctx, old, lo, []string{pkg})
-			byPkg[pkg] = facts
-		}
+		facts, err := oldF.of([]string{pkg})
 		ps, results, ok := fnParams(old, id)
-		if facts == nil || !ok {
+		if err != nil || !ok {
 			return nil, false
 		}
 		out := make([]plugingen.Escape, len(ps))
 		for i, p := range ps {
-			l := facts[fmt.Sprintf("%s:%d:%d %s", filepath.Clean(p.pos.Filename), p.pos.Line, p.pos.Column, p.name)]
+			l := facts[p.key()]
 			if !p.ptrs || l == nil {
 				continue
 			}

@@ -16,7 +16,7 @@ import (
 // builds against the instrumented target.
 func TestHostEscapes(t *testing.T) {
 	old, new := loadPair(t, "hostcall")
-	facts := hostEscapes(t.Context(), old, LoadOptions{})
+	facts := hostEscapes(newEscapeFacts(t.Context(), old, LoadOptions{}))
 	if facts == nil {
 		t.Fatal("no facts from the compiler")
 	}

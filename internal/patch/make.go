@@ -152,11 +152,12 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 		}
 	}
 	a.Report = diff.Diff(old, new, dopts)
+	oldFacts := newEscapeFacts(ctx, old, effectiveLoad(opts.From, oldLoad))
 	a.Report.From, a.Report.To = opts.From, opts.To
 	if a.Report.Admitted {
 		// Arguments reach a replacement through rt.NoEscape: it must keep
 		// none the original does not keep (escape.go).
-		checkEscapes(ctx, old, new, effectiveLoad(opts.From, oldLoad), effectiveLoad(opts.To, newLoad), a.Report)
+		checkEscapes(oldFacts, newEscapeFacts(ctx, new, effectiveLoad(opts.To, newLoad)), a.Report)
 	}
 	a.DiffDur = time.Since(start)
 	if !a.Report.Admitted {
@@ -165,7 +166,7 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 	start = time.Now()
 	// Calls into the running program's unexported functions hide the
 	// pointers those functions do not keep (plugingen/hostcall.go).
-	p, err := plugingen.GenerateWith(old.Pkgs, new.Pkgs, a.Report, plugingen.Options{Escapes: hostEscapes(ctx, old, effectiveLoad(opts.From, oldLoad))})
+	p, err := plugingen.GenerateWith(old.Pkgs, new.Pkgs, a.Report, plugingen.Options{Escapes: hostEscapes(oldFacts)})
 	if err != nil {
 		return a, err
 	}
