@@ -329,16 +329,7 @@ func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
 			return
 		case i = <-c.sendq:
 		}
-		buf = c.appendSlot(buf[:0], i)
-	more:
-		for len(buf) < batchBytes {
-			select {
-			case i = <-c.sendq:
-				buf = c.appendSlot(buf, i)
-			default:
-				break more
-			}
-		}
+		buf = appendWaiting(c.appendSlot(buf[:0], i), c.sendq, c.appendSlot)
 		if _, err := conn.Write(buf); err != nil {
 			return
 		}

@@ -234,19 +234,7 @@ func writeOutcomes(conn io.Writer, out <-chan *outcome, cancel func()) {
 		if broken {
 			continue
 		}
-		buf = appendOutcome(buf[:0], o)
-	more:
-		for len(buf) < batchBytes {
-			select {
-			case o, ok := <-out:
-				if !ok {
-					break more
-				}
-				buf = appendOutcome(buf, o)
-			default:
-				break more
-			}
-		}
+		buf = appendWaiting(appendOutcome(buf[:0], o), out, appendOutcome)
 		if _, err := conn.Write(buf); err != nil {
 			broken = true
 			cancel()
@@ -262,6 +250,24 @@ func writeOutcomes(conn io.Writer, out <-chan *outcome, cancel func()) {
 
 // batchBytes is about how much one write carries when frames are waiting.
 const batchBytes = 256 << 10
+
+// appendWaiting appends, with add, what is already waiting on ch (until it
+// is empty or closed), up to about batchBytes in all: one write on either
+// side of the socket carries everything that has piled up.
+func appendWaiting[T any](buf []byte, ch <-chan T, add func([]byte, T) []byte) []byte {
+	for len(buf) < batchBytes {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return buf
+			}
+			buf = add(buf, v)
+		default:
+			return buf
+		}
+	}
+	return buf
+}
 
 // batchEvery is the pause after each write on either side of the socket:
 // what comes meanwhile goes out in the next write, so that neither side
