@@ -19,6 +19,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/patch/plugingen"
+	"github.com/graftdev/graft/internal/rewrite"
 )
 
 // The escape check. graft build passes the arguments of an instrumented
@@ -107,7 +108,10 @@ func fnParams(t *Tree, id string) ([]param, []string, bool) {
 						continue
 					}
 					for _, field := range fl.List {
-						ptrs := hasPointers(p.TypesInfo.TypeOf(field.Type))
+						// What graft build passed through NoEscape; an
+						// unknown type counts as holding pointers.
+						t := p.TypesInfo.TypeOf(field.Type)
+						ptrs := t == nil || !rewrite.PointerFree(t)
 						for _, n := range field.Names {
 							if n.Name == "_" {
 								continue // the body cannot name it: it cannot keep it
@@ -132,36 +136,6 @@ func fnParams(t *Tree, id string) ([]param, []string, bool) {
 		}
 	}
 	return nil, nil, false
-}
-
-// hasPointers reports whether a value of type t may hold a pointer (what
-// graft build passes through NoEscape). Unknown types count as pointers.
-func hasPointers(t types.Type) bool {
-	return hasPtrs(t, map[types.Type]bool{})
-}
-
-func hasPtrs(t types.Type, seen map[types.Type]bool) bool {
-	if t == nil {
-		return true
-	}
-	if seen[t] {
-		return false
-	}
-	seen[t] = true
-	switch u := t.Underlying().(type) {
-	case *types.Basic:
-		return u.Kind() == types.String || u.Kind() == types.UnsafePointer || u.Kind() == types.UntypedNil
-	case *types.Array:
-		return u.Len() > 0 && hasPtrs(u.Elem(), seen)
-	case *types.Struct:
-		for i := range u.NumFields() {
-			if hasPtrs(u.Field(i).Type(), seen) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
 }
 
 var escLine = regexp.MustCompile(`^(.+?):(\d+):(\d+): (?:leaking param( content)?: (\S+)(?: to result (\S+) level=(\d+))?|(\S+) does not escape)$`)

@@ -326,22 +326,25 @@ func (r *rewriter) hidden(fs *fileState, t ast.Expr) string {
 			tt = types.NewSlice(et)
 		}
 	}
-	if tt != nil && pointerFree(tt) {
+	if tt != nil && PointerFree(tt) {
 		return ""
 	}
 	return text
 }
 
-// pointerFree reports whether values of t contain no pointers.
-func pointerFree(t types.Type) bool {
+// PointerFree reports whether values of t contain no pointers. Parameters
+// whose types are not pointer-free reach a patch point's replacement
+// through rt.NoEscape; graft patch's escape check asks the same question of
+// the same parameters.
+func PointerFree(t types.Type) bool {
 	switch u := t.Underlying().(type) {
 	case *types.Basic:
 		return u.Info()&(types.IsString|types.IsUntyped) == 0 && u.Kind() != types.UnsafePointer
 	case *types.Array:
-		return pointerFree(u.Elem())
+		return PointerFree(u.Elem())
 	case *types.Struct:
 		for i := 0; i < u.NumFields(); i++ {
-			if !pointerFree(u.Field(i).Type()) {
+			if !PointerFree(u.Field(i).Type()) {
 				return false
 			}
 		}
