@@ -7,6 +7,7 @@ package idle
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -56,4 +57,30 @@ func Lower() (string, error) {
 		return "", fmt.Errorf("sched_setscheduler SCHED_IDLE: %w; setpriority 19: %w", e, err)
 	}
 	return "nice 19", nil
+}
+
+// Start starts a process at the lowest priority: start (which starts it and
+// returns its pid) runs as Fork runs fork, and the process then goes into
+// the idle cgroup where there is one (Join). Neither failing stops the
+// start: the process runs at normal priority, and log (nil: none) says so,
+// naming the process as what.
+func Start(log *slog.Logger, what string, start func() (pid int, err error)) (int, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var pid int
+	var err error
+	how, perr := Fork(func() { pid, err = start() })
+	if perr != nil {
+		log.Warn(what+" priority: left at normal", "err", perr)
+	} else if how != "SCHED_IDLE" {
+		log.Info(what+" priority: SCHED_IDLE refused", "using", how)
+	}
+	if err != nil {
+		return pid, err
+	}
+	if _, jerr := Join(pid); jerr != nil {
+		log.Debug(what+" priority: no idle cgroup", "err", jerr)
+	}
+	return pid, nil
 }

@@ -109,21 +109,16 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 	if wc.Priority == PriorityNormal {
 		err = cmd.Start()
 	} else {
-		how, perr := idle.Fork(func() { err = cmd.Start() })
-		if c.log != nil && perr != nil {
-			c.log.Warn("shadow worker priority: left at normal", "err", perr)
-		} else if c.log != nil && how != "SCHED_IDLE" {
-			c.log.Info("shadow worker priority: SCHED_IDLE refused", "using", how)
-		}
+		_, err = idle.Start(c.log, "shadow worker", func() (int, error) {
+			if err := cmd.Start(); err != nil {
+				return 0, err
+			}
+			return cmd.Process.Pid, nil
+		})
 	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start shadow worker: %w", err)
-	}
-	if wc.Priority != PriorityNormal {
-		if _, err := idle.Join(cmd.Process.Pid); err != nil && c.log != nil {
-			c.log.Debug("shadow worker priority: no idle cgroup", "err", err)
-		}
 	}
 	c.workerPid.Store(int64(cmd.Process.Pid))
 	w.kill = func() { cmd.Process.Kill() }

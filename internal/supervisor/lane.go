@@ -110,22 +110,10 @@ func (l *Lane) State() api.GenState {
 const schedIdle = idle.SchedIdle
 
 // forkExecLowPriority is syscall.ForkExec for a lane: the child starts at
-// the lowest CPU priority, with every thread it ever has (idle.Fork says
-// how and why), and goes into the idle cgroup where there is one
-// (idle.Join says why).
-func (s *Supervisor) forkExecLowPriority(path string, argv []string, attr *syscall.ProcAttr) (pid int, err error) {
-	how, perr := idle.Fork(func() { pid, err = syscall.ForkExec(path, argv, attr) })
-	if perr != nil {
-		s.log.Warn("lane priority: left at normal", "err", perr)
-	} else if how != "SCHED_IDLE" {
-		s.log.Info("lane priority: SCHED_IDLE refused", "using", how)
-	}
-	if err == nil {
-		if _, jerr := idle.Join(pid); jerr != nil {
-			s.log.Debug("lane priority: no idle cgroup", "err", jerr)
-		}
-	}
-	return pid, err
+// the lowest CPU priority, with every thread it ever has, in the idle
+// cgroup where there is one (idle.Start says how and why).
+func (s *Supervisor) forkExecLowPriority(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	return idle.Start(s.log, "lane", func() (int, error) { return syscall.ForkExec(path, argv, attr) })
 }
 
 // lowerThreadPriority puts the calling thread under SCHED_IDLE, or at nice
