@@ -12,6 +12,7 @@ import (
 	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/shadow/differ"
+	"github.com/graftdev/graft/internal/shadow/worker"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -27,13 +28,13 @@ type AttachOptions struct {
 }
 
 // SelfWorker is the worker command that re-executes this process's own
-// binary with the hidden command WorkerArg, or nil when the binary's path
+// binary with the hidden command worker.Arg, or nil when the binary's path
 // is unknown (the comparisons then run in this process). The binary must
-// dispatch WorkerArg to WorkerConn and ServeWorker, as graft's does (a test
+// dispatch worker.Arg to worker.Conn and worker.Serve, as graft's does (a test
 // binary's TestMain must do it too: see the e2e tests). A worker process
 // never starts another.
 func SelfWorker(getenv func(string) string) *WorkerCommand {
-	if getenv(WorkerEnv) != "" {
+	if getenv(worker.Env) != "" {
 		return nil
 	}
 	// /proc/self/exe is the running binary even when its file was replaced
@@ -44,7 +45,7 @@ func SelfWorker(getenv func(string) string) *WorkerCommand {
 			return nil
 		}
 	}
-	return &WorkerCommand{Path: exe, Args: []string{WorkerArg}, Stderr: os.Stderr}
+	return &WorkerCommand{Path: exe, Args: []string{worker.Arg}, Stderr: os.Stderr}
 }
 
 // Attach adds shadowing to a supervisor in proxy mode: the admin routes

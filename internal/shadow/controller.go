@@ -16,6 +16,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/shadow/differ"
+	"github.com/graftdev/graft/internal/shadow/worker"
 )
 
 // DefaultMethods are the methods mirrored unless Options.Methods says
@@ -320,7 +321,7 @@ func (c *Controller) lostWorker() bool {
 // It lets go of each exchange's bodies once they are encoded.
 func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
 	var buf []byte
-	pause := time.NewTimer(batchEvery)
+	pause := time.NewTimer(worker.BatchEvery)
 	defer pause.Stop()
 	for {
 		var i uint32
@@ -329,17 +330,17 @@ func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
 			return
 		case i = <-c.sendq:
 		}
-		buf = appendWaiting(c.appendSlot(buf[:0], i), c.sendq, c.appendSlot)
+		buf = worker.AppendWaiting(c.appendSlot(buf[:0], i), c.sendq, c.appendSlot)
 		if _, err := conn.Write(buf); err != nil {
 			return
 		}
-		if cap(buf) > 4*batchBytes {
+		if cap(buf) > 4*worker.BatchBytes {
 			buf = nil // one large batch does not pin its buffer
 		}
 		// Exchanges that arrive in the next moment go out together: graft
-		// wakes and writes at most 1/batchEvery times a second, whatever
+		// wakes and writes at most 1/BatchEvery times a second, whatever
 		// the rate, and the exchanges reach the lanes that much later.
-		pause.Reset(batchEvery)
+		pause.Reset(worker.BatchEvery)
 		select {
 		case <-stop:
 			return
@@ -350,7 +351,8 @@ func (c *Controller) write(conn net.Conn, stop <-chan struct{}) {
 
 func (c *Controller) appendSlot(buf []byte, i uint32) []byte {
 	s := &c.slots[i]
-	buf = appendExchange(buf, i, s.req, s.primary)
+	r := s.req
+	buf = worker.AppendExchange(buf, i, &worker.Request{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, Body: r.Body}, s.primary)
 	s.req, s.primary = nil, nil
 	return buf
 }
@@ -358,18 +360,11 @@ func (c *Controller) appendSlot(buf []byte, i uint32) []byte {
 // read records the worker's outcomes until the socket closes. A socket
 // that closes while the run is on means the worker died: that ends the run.
 func (c *Controller) read(conn net.Conn) {
-	fr := newFrameReader(conn)
+	outcomes := worker.NewOutcomeReader(conn)
 	for {
-		typ, p, err := fr.next()
-		if err == nil && typ != frameOutcome {
-			err = fmt.Errorf("%w: type %q", errFrame, typ)
-		}
-		var o *outcome
-		if err == nil {
-			o, err = decodeOutcome(p)
-		}
-		if err == nil && int(o.slot) >= len(c.slots) {
-			err = fmt.Errorf("%w: slot %d", errFrame, o.slot)
+		o, err := outcomes.Next()
+		if err == nil && int(o.Slot) >= len(c.slots) {
+			err = fmt.Errorf("%w: slot %d", worker.ErrFrame, o.Slot)
 		}
 		if err != nil {
 			if c.running.Load() {
@@ -385,15 +380,15 @@ func (c *Controller) read(conn net.Conn) {
 }
 
 // record counts one outcome and frees its slot.
-func (c *Controller) record(o *outcome) {
-	s := &c.slots[o.slot]
+func (c *Controller) record(o *worker.Outcome) {
+	s := &c.slots[o.Slot]
 	method, path, rawQuery := s.method, s.path, s.rawQuery
 	*s = slot{}
-	defer func() { c.free <- o.slot }() // never blocks: it has room for every slot
-	if !c.running.Load() || o.flags&outAborted != 0 {
+	defer func() { c.free <- o.Slot }() // never blocks: it has room for every slot
+	if !c.running.Load() || o.Flags&worker.Aborted != 0 {
 		return // the run is ending; this one is not evidence
 	}
-	if o.flags&outSecondaryFailed != 0 {
+	if o.Flags&worker.SecondaryFailed != 0 {
 		c.laneErrors.Add(1)
 		c.opts.Metrics.laneError()
 		return

@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/graftdev/graft/internal/shadow/worker"
 )
 
 // TestMain lets the test binary be graft's shadow worker process: started
-// by a Controller with WorkerEnv set (testWorker), it serves the worker
+// by a Controller with worker.Env set (testWorker), it serves the worker
 // protocol instead of running the tests.
 func TestMain(m *testing.M) {
-	if os.Getenv(WorkerEnv) != "" {
-		conn, err := WorkerConn(os.Getenv)
+	if os.Getenv(worker.Env) != "" {
+		conn, err := worker.Conn(os.Getenv)
 		if err == nil {
-			err = ServeWorker(context.Background(), conn)
+			err = worker.Serve(context.Background(), conn)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -2,14 +2,12 @@ package shadow
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,79 +18,6 @@ import (
 	"github.com/graftdev/graft/internal/idle"
 	"github.com/graftdev/graft/internal/shadow/differ"
 )
-
-func TestWireRoundTrip(t *testing.T) {
-	req := &Request{Gen: 1, Method: "PUT", Path: "/a/b", RawQuery: "x=1", Header: http.Header{"Accept": {"a", "b"}, "X-Empty": {}}, Body: []byte("payload")}
-	primary := &differ.Answer{Status: 201, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"a":1}`), Truncated: true}
-	b := appendExchange(nil, 7, req, primary)
-	b = appendOutcome(b, &outcome{slot: 9, flags: outSecondaryFailed})
-	withAnswers := &outcome{slot: 3, Outcome: differ.Outcome{Noise: []string{"body.at"}, Diffs: []string{"body.at", "status"},
-		Primary: primary, Secondary: &differ.Answer{Err: errors.New("refused")}, Candidate: &differ.Answer{Status: 500, Body: []byte("x")}}}
-	b = appendOutcome(b, withAnswers)
-	fr := newFrameReader(bytes.NewReader(b))
-
-	typ, p, err := fr.next()
-	if err != nil || typ != frameExchange {
-		t.Fatalf("frame 1: %q %v", typ, err)
-	}
-	slot, r, a, err := decodeExchange(p)
-	if err != nil || slot != 7 || r.Method != "PUT" || r.Path != "/a/b" || r.RawQuery != "x=1" || !slices.Equal(r.Header["Accept"], []string{"a", "b"}) ||
-		string(r.Body) != "payload" || a.Status != 201 || a.Header.Get("Content-Type") != "application/json" || string(a.Body) != `{"a":1}` || !a.Truncated {
-		t.Errorf("exchange: slot %d %+v %+v %v", slot, r, a, err)
-	}
-	typ, p, err = fr.next()
-	if err != nil || typ != frameOutcome {
-		t.Fatalf("frame 2: %q %v", typ, err)
-	}
-	if o, err := decodeOutcome(p); err != nil || o.slot != 9 || o.flags != outSecondaryFailed || o.Candidate != nil || o.Noise != nil {
-		t.Errorf("outcome without answers: %+v %v", o, err)
-	}
-	typ, p, err = fr.next()
-	if err != nil || typ != frameOutcome {
-		t.Fatalf("frame 3: %q %v", typ, err)
-	}
-	o, err := decodeOutcome(p)
-	if err != nil || o.slot != 3 || o.flags != outAnswers || !slices.Equal(o.Noise, withAnswers.Noise) || !slices.Equal(o.Diffs, withAnswers.Diffs) ||
-		o.Secondary.Err == nil || o.Secondary.Err.Error() != "refused" || o.Candidate.Status != 500 || string(o.Candidate.Body) != "x" || !o.Primary.Truncated {
-		t.Errorf("outcome with answers: %+v %v", o, err)
-	}
-	if _, _, err := fr.next(); err == nil {
-		t.Error("read past the last frame")
-	}
-
-	// Every cut of a frame is refused, never a panic or a partial value.
-	full := appendExchange(nil, 1, req, primary)
-	for n := 5; n < len(full); n++ {
-		if _, _, _, err := decodeExchange(full[5:n]); err == nil {
-			t.Errorf("exchange cut at %d decoded", n)
-		}
-	}
-	for _, bad := range [][]byte{{0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
-		if _, _, err := newFrameReader(bytes.NewReader(bad)).next(); !errors.Is(err, errFrame) {
-			t.Errorf("length %x: %v, want errFrame", bad, err)
-		}
-	}
-}
-
-// FuzzWorkerFrames: a frame from the other end, whatever its bytes, decodes
-// or is refused; it never panics or allocates without bound.
-func FuzzWorkerFrames(f *testing.F) {
-	req := &Request{Method: "GET", Path: "/", Header: http.Header{"A": {"b"}}}
-	f.Add(appendExchange(nil, 1, req, &differ.Answer{Status: 200, Body: []byte("{}")})[5:])
-	f.Add(appendOutcome(nil, &outcome{slot: 2, Outcome: differ.Outcome{Diffs: []string{"status"}, Candidate: &differ.Answer{Status: 500}}})[5:])
-	f.Fuzz(func(t *testing.T, p []byte) {
-		decodeExchange(p)
-		decodeOutcome(p)
-	})
-}
-
-func TestWorkerConnRefuses(t *testing.T) {
-	for _, env := range []map[string]string{{}, {WorkerEnv: "4"}} {
-		if c, err := WorkerConn(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "only graft starts") {
-			t.Errorf("env %v: conn %v err %v, want a refusal", env, c, err)
-		}
-	}
-}
 
 // The worker process runs every thread at the priority asked for, like a
 // lane: SCHED_IDLE (nice 19 where refused), or normal.

@@ -2,7 +2,6 @@ package shadow
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +11,12 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/internal/idle"
+	"github.com/graftdev/graft/internal/shadow/worker"
 )
 
 // WorkerCommand is how a Controller starts its worker process: a program
-// that runs ServeWorker on the socket it is handed as file descriptor 3,
-// with WorkerEnv set (graft's own binary, command WorkerArg).
+// that runs worker.Serve on the socket it is handed as file descriptor 3,
+// with worker.Env set (graft's own binary, command worker.Arg).
 type WorkerCommand struct {
 	Path string
 	Args []string // after the program name
@@ -68,7 +68,7 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start shadow worker: %w", err)
 	}
-	cfg, err := json.Marshal(workerConfig{
+	frame, err := worker.AppendConfig(nil, worker.Config{
 		Candidate: c.candidate, Secondary: c.secondary, Timeout: c.opts.Timeout, BodyCap: c.opts.BodyCap,
 		Workers: c.opts.Workers, InFlight: len(c.slots), Compare: c.opts.Differ.Compare, ExampleBody: c.differ.Options().ExampleBody,
 	})
@@ -76,8 +76,6 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 		conn.Close()
 		return nil, fmt.Errorf("start shadow worker: %w", err)
 	}
-	frame, at := beginFrame(nil, frameConfig)
-	frame = endFrame(append(frame, cfg...), at)
 	if _, err := conn.Write(frame); err != nil { // the socket's buffer holds it
 		conn.Close()
 		return nil, fmt.Errorf("start shadow worker: %w", err)
@@ -92,7 +90,7 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		w.kill = cancel
 		go func() { // owned by Run, through stop
-			w.err = ServeWorker(wctx, wconn)
+			w.err = worker.Serve(wctx, wconn)
 			cancel()
 			close(w.done)
 		}()
@@ -100,8 +98,8 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 	}
 	wc := c.opts.Worker
 	cmd := exec.Command(wc.Path, wc.Args...)
-	cmd.Env = append(append(os.Environ(), fmt.Sprintf("%s=%d", WorkerEnv, workerFD)), wc.Env...)
-	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3 == workerFD
+	cmd.Env = append(append(os.Environ(), fmt.Sprintf("%s=%d", worker.Env, worker.FD)), wc.Env...)
+	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3 == worker.FD
 	cmd.Stderr = wc.Stderr
 	// Its own process group: a Ctrl-C meant for graft reaches graft, which
 	// ends the run and then the worker.
@@ -130,3 +128,11 @@ func (c *Controller) startWorker(ctx context.Context) (*workerHandle, error) {
 	}()
 	return w, nil
 }
+
+// The e2e tests' TestMain still names these; they go once it names package
+// worker (another change edits that file's imports at the same time).
+const WorkerEnv = worker.Env
+
+func WorkerConn(getenv func(string) string) (net.Conn, error) { return worker.Conn(getenv) }
+
+func ServeWorker(ctx context.Context, conn io.ReadWriteCloser) error { return worker.Serve(ctx, conn) }

@@ -1,4 +1,4 @@
-package shadow
+package worker
 
 import (
 	"context"
@@ -16,21 +16,21 @@ import (
 	"github.com/graftdev/graft/internal/shadow/differ"
 )
 
-// WorkerArg is the hidden graft command that runs a shadow worker
-// (ServeWorker on the socket graft hands it); graft starts it itself.
-const WorkerArg = "shadow-worker"
+// Arg is the hidden graft command that runs a shadow worker (Serve on
+// the socket graft hands it); graft starts it itself.
+const Arg = "shadow-worker"
 
-// WorkerEnv names the variable graft sets for its worker process: the file
+// Env names the variable graft sets for its worker process: the file
 // descriptor of the worker's end of the socket. A process started any other
-// way does not have it, and WorkerConn refuses to run.
-const WorkerEnv = "GRAFT_SHADOW_WORKER_FD"
+// way does not have it, and Conn refuses to run.
+const Env = "GRAFT_SHADOW_WORKER_FD"
 
-// workerFD is the descriptor the worker's socket gets in the child
+// FD is the descriptor the worker's socket gets in the child
 // (exec.Cmd.ExtraFiles[0]).
-const workerFD = 3
+const FD = 3
 
-// workerConfig is the worker's configuration, graft's first frame.
-type workerConfig struct {
+// Config is the worker's configuration, graft's first frame.
+type Config struct {
 	Candidate, Secondary string
 	Timeout              time.Duration
 	BodyCap              int
@@ -42,39 +42,49 @@ type workerConfig struct {
 	ExampleBody int
 }
 
-// WorkerConn returns the socket graft handed its worker process, after
-// checking that graft started this process: getenv(WorkerEnv) names the
-// descriptor, and the descriptor is a unix socket.
-func WorkerConn(getenv func(string) string) (net.Conn, error) {
-	if getenv(WorkerEnv) != fmt.Sprint(workerFD) {
-		return nil, fmt.Errorf("graft %s: only graft starts this command (for graft shadow)", WorkerArg)
+// AppendConfig appends the config frame, graft's first.
+func AppendConfig(b []byte, cfg Config) ([]byte, error) {
+	j, err := json.Marshal(cfg)
+	if err != nil {
+		return b, err
+	}
+	b, at := beginFrame(b, frameConfig)
+	return endFrame(append(b, j...), at), nil
+}
+
+// Conn returns the socket graft handed its worker process, after checking
+// that graft started this process: getenv(Env) names the descriptor, and
+// the descriptor is a unix socket.
+func Conn(getenv func(string) string) (net.Conn, error) {
+	if getenv(Env) != fmt.Sprint(FD) {
+		return nil, fmt.Errorf("graft %s: only graft starts this command (for graft shadow)", Arg)
 	}
 	var st syscall.Stat_t
-	if err := syscall.Fstat(workerFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
-		return nil, fmt.Errorf("graft %s: descriptor %d is not graft's socket", WorkerArg, workerFD)
+	if err := syscall.Fstat(FD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		return nil, fmt.Errorf("graft %s: descriptor %d is not graft's socket", Arg, FD)
 	}
-	f := os.NewFile(workerFD, "shadow-worker-socket")
+	f := os.NewFile(FD, "shadow-worker-socket")
 	defer f.Close() // FileConn dups it
 	c, err := net.FileConn(f)
 	if err != nil {
-		return nil, fmt.Errorf("graft %s: %w", WorkerArg, err)
+		return nil, fmt.Errorf("graft %s: %w", Arg, err)
 	}
 	return c, nil
 }
 
-// worker does the compare half of mirroring: per exchange, it asks both
+// mirror does the compare half of mirroring: per exchange, it asks both
 // lanes and compares the three answers. In graft's worker process it runs
 // at the lanes' priority, so this work only gets the CPU the service
 // leaves.
-type worker struct {
+type mirror struct {
 	cand, sec   *laneClient
 	cmp         *differ.Comparer
 	exampleBody int
 	random      func() float64
 }
 
-func newWorker(cfg workerConfig) *worker {
-	return &worker{
+func newMirror(cfg Config) *mirror {
+	return &mirror{
 		cand:        newLaneClient(cfg.Candidate, cfg.BodyCap, cfg.Timeout, cfg.Workers),
 		sec:         newLaneClient(cfg.Secondary, cfg.BodyCap, cfg.Timeout, cfg.Workers),
 		cmp:         differ.NewComparer(cfg.Compare),
@@ -83,7 +93,7 @@ func newWorker(cfg workerConfig) *worker {
 	}
 }
 
-type workJob struct {
+type job struct {
 	slot    uint32
 	req     *Request
 	primary *differ.Answer
@@ -91,75 +101,76 @@ type workJob struct {
 
 // compare asks both lanes at once and compares their answers with the
 // primary's.
-func (w *worker) compare(ctx context.Context, j workJob) *outcome {
+func (m *mirror) compare(ctx context.Context, j job) *Outcome {
 	// Which lane is asked from this goroutine (and so, mostly, first) is a
 	// coin flip per request: a field that depends on when a lane is asked
 	// (a clock at coarse resolution, a sequence) then differs as often for
 	// the candidate as for the secondary, and is noise, as it should be.
 	// Asked in a fixed order, the later lane would differ from the primary
-	// more often, a false divergence (TestControllerLaneOrderIsRandom).
+	// more often, a false divergence (TestControllerLaneOrderIsRandom, in
+	// package shadow).
 	var cand, sec *differ.Answer
 	var wg sync.WaitGroup
-	if w.random() < 0.5 {
-		wg.Go(func() { cand = w.cand.do(ctx, j.req) })
-		sec = w.sec.do(ctx, j.req)
+	if m.random() < 0.5 {
+		wg.Go(func() { cand = m.cand.do(ctx, j.req) })
+		sec = m.sec.do(ctx, j.req)
 	} else {
-		wg.Go(func() { sec = w.sec.do(ctx, j.req) })
-		cand = w.cand.do(ctx, j.req)
+		wg.Go(func() { sec = m.sec.do(ctx, j.req) })
+		cand = m.cand.do(ctx, j.req)
 	}
 	wg.Wait()
-	o := &outcome{slot: j.slot}
+	o := &Outcome{Slot: j.slot}
 	switch {
 	case ctx.Err() != nil:
-		o.flags = outAborted // the run is ending; this one is not evidence
+		o.Flags = Aborted // the run is ending; this one is not evidence
 	case sec.Err != nil:
 		// Without the secondary there is no noise measure for this request.
-		o.flags = outSecondaryFailed
+		o.Flags = SecondaryFailed
 	default:
-		o.Outcome = w.cmp.Outcome(j.primary, sec, cand, w.exampleBody)
+		o.Outcome = m.cmp.Outcome(j.primary, sec, cand, m.exampleBody)
 	}
 	return o
 }
 
-func (w *worker) close() {
-	w.cand.close()
-	w.sec.close()
+func (m *mirror) close() {
+	m.cand.close()
+	m.sec.close()
 }
 
-// ServeWorker is the shadow worker: it reads its configuration and then
+// Serve is the shadow worker: it reads its configuration and then
 // mirrored exchanges from conn, asks the lanes and compares the answers on
 // a fixed pool of goroutines, and writes each exchange's outcome back. It
 // returns when conn is closed (graft ends the run by closing it: exchanges
 // still queued are dropped, lane requests under way are cut short) or ctx
 // ends.
-func ServeWorker(ctx context.Context, conn io.ReadWriteCloser) error {
+func Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	defer conn.Close()
 	fr := newFrameReader(conn)
 	typ, p, err := fr.next()
 	if err != nil {
 		return fmt.Errorf("shadow worker: read config: %w", err)
 	}
-	var cfg workerConfig
+	var cfg Config
 	if typ != frameConfig {
-		return fmt.Errorf("shadow worker: read config: %w: type %q", errFrame, typ)
+		return fmt.Errorf("shadow worker: read config: %w: type %q", ErrFrame, typ)
 	}
 	if err := json.Unmarshal(p, &cfg); err != nil {
 		return fmt.Errorf("shadow worker: read config: %w", err)
 	}
 	cfg.Workers, cfg.InFlight = max(cfg.Workers, 1), max(cfg.InFlight, 1)
-	w := newWorker(cfg)
-	defer w.close()
-	return serveWorker(ctx, conn, fr, w, cfg)
+	m := newMirror(cfg)
+	defer m.close()
+	return serve(ctx, conn, fr, m, cfg)
 }
 
-func serveWorker(ctx context.Context, conn io.ReadWriteCloser, fr *frameReader, w *worker, cfg workerConfig) error {
+func serve(ctx context.Context, conn io.ReadWriteCloser, fr *frameReader, m *mirror, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Graft bounds what it has in flight, so neither channel ever fills:
 	// the reader never waits on the workers and sees the end of the stream
 	// (graft ending the run) at once.
-	jobs := make(chan workJob, cfg.InFlight)
-	out := make(chan *outcome, cfg.InFlight)
+	jobs := make(chan job, cfg.InFlight)
+	out := make(chan *Outcome, cfg.InFlight)
 	var workers, writer sync.WaitGroup
 	for range cfg.Workers {
 		workers.Go(func() {
@@ -173,7 +184,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriteCloser, fr *frameReader, 
 					if ctx.Err() != nil {
 						return
 					}
-					out <- w.compare(ctx, j)
+					out <- m.compare(ctx, j)
 				}
 			}
 		})
@@ -193,7 +204,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriteCloser, fr *frameReader, 
 			break
 		}
 		if typ != frameExchange {
-			err = fmt.Errorf("%w: type %q", errFrame, typ)
+			err = fmt.Errorf("%w: type %q", ErrFrame, typ)
 			break
 		}
 		slot, req, primary, derr := decodeExchange(p)
@@ -202,7 +213,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriteCloser, fr *frameReader, 
 			break
 		}
 		select {
-		case jobs <- workJob{slot, req, primary}:
+		case jobs <- job{slot, req, primary}:
 		default:
 			err = fmt.Errorf("shadow worker: more than %d exchanges in flight", cfg.InFlight)
 		}
@@ -227,35 +238,35 @@ func isConnGone(err error) bool {
 // writeOutcomes writes the outcomes from out, as many as are ready in one
 // write, until out is closed; a failed write (graft gone) cancels the
 // worker, and the rest is drained unwritten.
-func writeOutcomes(conn io.Writer, out <-chan *outcome, cancel func()) {
+func writeOutcomes(conn io.Writer, out <-chan *Outcome, cancel func()) {
 	var buf []byte
 	broken := false
 	for o := range out {
 		if broken {
 			continue
 		}
-		buf = appendWaiting(appendOutcome(buf[:0], o), out, appendOutcome)
+		buf = AppendWaiting(AppendOutcome(buf[:0], o), out, AppendOutcome)
 		if _, err := conn.Write(buf); err != nil {
 			broken = true
 			cancel()
 		}
-		if cap(buf) > 4*batchBytes {
+		if cap(buf) > 4*BatchBytes {
 			buf = nil // one large batch does not pin its buffer
 		}
 		// Each write wakes graft's reader: outcomes that come in the next
 		// moment go in the same write.
-		time.Sleep(batchEvery)
+		time.Sleep(BatchEvery)
 	}
 }
 
-// batchBytes is about how much one write carries when frames are waiting.
-const batchBytes = 256 << 10
+// BatchBytes is about how much one write carries when frames are waiting.
+const BatchBytes = 256 << 10
 
-// appendWaiting appends, with add, what is already waiting on ch (until it
-// is empty or closed), up to about batchBytes in all: one write on either
+// AppendWaiting appends, with add, what is already waiting on ch (until it
+// is empty or closed), up to about BatchBytes in all: one write on either
 // side of the socket carries everything that has piled up.
-func appendWaiting[T any](buf []byte, ch <-chan T, add func([]byte, T) []byte) []byte {
-	for len(buf) < batchBytes {
+func AppendWaiting[T any](buf []byte, ch <-chan T, add func([]byte, T) []byte) []byte {
+	for len(buf) < BatchBytes {
 		select {
 		case v, ok := <-ch:
 			if !ok {
@@ -269,9 +280,9 @@ func appendWaiting[T any](buf []byte, ch <-chan T, add func([]byte, T) []byte) [
 	return buf
 }
 
-// batchEvery is the pause after each write on either side of the socket:
+// BatchEvery is the pause after each write on either side of the socket:
 // what comes meanwhile goes out in the next write, so that neither side
-// wakes the other more than 1/batchEvery times a second, whatever the
+// wakes the other more than 1/BatchEvery times a second, whatever the
 // rate of mirrored exchanges. Mirroring is asynchronous; the lanes are
 // asked that much later, and the outcomes recorded that much later.
-const batchEvery = 5 * time.Millisecond
+const BatchEvery = 5 * time.Millisecond

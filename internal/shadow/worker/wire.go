@@ -1,4 +1,4 @@
-package shadow
+package worker
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 // with one outcome frame, in any order. A small encoding of its own: per
 // exchange, encoding/gob or JSON would cost graft more than the copy.
 const (
-	frameConfig   = 'C' // JSON of workerConfig, once, first
+	frameConfig   = 'C' // JSON of Config, once, first
 	frameExchange = 'X' // slot, request, primary answer
 	frameOutcome  = 'O' // slot, flags, noise, diffs, [three answers]
 )
@@ -28,15 +28,24 @@ const (
 // their heads fit many times over; a larger length is a broken stream.
 const maxFrame = 64 << 20
 
-// Outcome flags.
+// Outcome flags (Outcome.Flags).
 const (
-	outSecondaryFailed = 1 << iota // the secondary gave no answer: no noise measure, not compared
-	outAborted                     // the worker was ending: not evidence
-	outAnswers                     // the three answers follow (the candidate alone differs)
+	SecondaryFailed = 1 << iota // the secondary gave no answer: no noise measure, not compared
+	Aborted                     // the worker was ending: not evidence
+	outAnswers                  // the three answers follow (the candidate alone differs)
 )
 
-// errFrame is a frame that does not decode.
-var errFrame = errors.New("malformed worker frame")
+// ErrFrame is a frame that does not decode.
+var ErrFrame = errors.New("malformed worker frame")
+
+// Request is a mirrored request as the lanes are asked it.
+type Request struct {
+	Method   string
+	Path     string
+	RawQuery string
+	Header   http.Header
+	Body     []byte
+}
 
 // beginFrame appends a frame's length placeholder and type; endFrame fills
 // the length in.
@@ -95,8 +104,9 @@ func appendAnswer(b []byte, a *differ.Answer) []byte {
 	return appendBool(b, a.Truncated)
 }
 
-// appendExchange encodes one mirrored exchange for the worker.
-func appendExchange(b []byte, slot uint32, r *Request, primary *differ.Answer) []byte {
+// AppendExchange appends the frame of one mirrored exchange for the
+// worker: the request and the primary's answer, under graft's slot number.
+func AppendExchange(b []byte, slot uint32, r *Request, primary *differ.Answer) []byte {
 	b, at := beginFrame(b, frameExchange)
 	b = binary.AppendUvarint(b, uint64(slot))
 	b = appendString(b, r.Method)
@@ -108,17 +118,19 @@ func appendExchange(b []byte, slot uint32, r *Request, primary *differ.Answer) [
 	return endFrame(b, at)
 }
 
-// outcome is the worker's answer for one exchange.
-type outcome struct {
-	slot  uint32
-	flags byte
+// Outcome is the worker's answer for one exchange: its slot, its flags
+// (SecondaryFailed, Aborted) and, when neither is set, the comparison's.
+type Outcome struct {
+	Slot  uint32
+	Flags byte
 	differ.Outcome
 }
 
-func appendOutcome(b []byte, o *outcome) []byte {
+// AppendOutcome appends the frame of one exchange's outcome for graft.
+func AppendOutcome(b []byte, o *Outcome) []byte {
 	b, at := beginFrame(b, frameOutcome)
-	b = binary.AppendUvarint(b, uint64(o.slot))
-	flags := o.flags
+	b = binary.AppendUvarint(b, uint64(o.Slot))
+	flags := o.Flags
 	if o.Candidate != nil {
 		flags |= outAnswers
 	}
@@ -155,7 +167,7 @@ func (fr *frameReader) next() (typ byte, payload []byte, err error) {
 	}
 	size := binary.BigEndian.Uint32(n[:])
 	if size == 0 || size > maxFrame {
-		return 0, nil, fmt.Errorf("%w: length %d", errFrame, size)
+		return 0, nil, fmt.Errorf("%w: length %d", ErrFrame, size)
 	}
 	if cap(fr.buf) < int(size) {
 		fr.buf = make([]byte, size)
@@ -180,7 +192,7 @@ func (d *decoder) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.err = errFrame
+		d.err = ErrFrame
 		return 0
 	}
 	d.b = d.b[n:]
@@ -189,7 +201,7 @@ func (d *decoder) uvarint() uint64 {
 
 func (d *decoder) byte() byte {
 	if d.err != nil || len(d.b) == 0 {
-		d.err = errFrame
+		d.err = ErrFrame
 		return 0
 	}
 	v := d.b[0]
@@ -201,7 +213,7 @@ func (d *decoder) byte() byte {
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
-		d.err = errFrame
+		d.err = ErrFrame
 		return nil
 	}
 	if n == 0 {
@@ -216,7 +228,7 @@ func (d *decoder) bytes() []byte {
 func (d *decoder) string() string {
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
-		d.err = errFrame
+		d.err = ErrFrame
 		return ""
 	}
 	v := string(d.b[:n])
@@ -229,7 +241,7 @@ func (d *decoder) string() string {
 func (d *decoder) count() int {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
-		d.err = errFrame
+		d.err = ErrFrame
 		return 0
 	}
 	return int(n)
@@ -270,18 +282,18 @@ func (d *decoder) answer() *differ.Answer {
 func decodeExchange(p []byte) (slot uint32, r *Request, primary *differ.Answer, err error) {
 	d := &decoder{b: p}
 	slot = uint32(d.uvarint())
-	r = &Request{Gen: 1, Method: d.string(), Path: d.string(), RawQuery: d.string(), Header: d.header(), Body: d.bytes()}
+	r = &Request{Method: d.string(), Path: d.string(), RawQuery: d.string(), Header: d.header(), Body: d.bytes()}
 	primary = d.answer()
 	if d.err == nil && len(d.b) != 0 {
-		d.err = errFrame
+		d.err = ErrFrame
 	}
 	return slot, r, primary, d.err
 }
 
 // decodeOutcome decodes an outcome frame's payload.
-func decodeOutcome(p []byte) (*outcome, error) {
+func decodeOutcome(p []byte) (*Outcome, error) {
 	d := &decoder{b: p}
-	o := &outcome{slot: uint32(d.uvarint()), flags: d.byte()}
+	o := &Outcome{Slot: uint32(d.uvarint()), Flags: d.byte()}
 	for _, list := range []*[]string{&o.Noise, &o.Diffs} {
 		if n := d.count(); n > 0 {
 			*list = make([]string, n)
@@ -290,11 +302,36 @@ func decodeOutcome(p []byte) (*outcome, error) {
 			}
 		}
 	}
-	if o.flags&outAnswers != 0 {
+	if o.Flags&outAnswers != 0 {
 		o.Primary, o.Secondary, o.Candidate = d.answer(), d.answer(), d.answer()
 	}
 	if d.err == nil && len(d.b) != 0 {
-		d.err = errFrame
+		d.err = ErrFrame
 	}
 	return o, d.err
+}
+
+// OutcomeReader reads the worker's outcome frames: graft's end of the
+// socket.
+type OutcomeReader struct {
+	fr *frameReader
+}
+
+// NewOutcomeReader returns a reader of the outcome frames on r.
+func NewOutcomeReader(r io.Reader) *OutcomeReader {
+	return &OutcomeReader{fr: newFrameReader(r)}
+}
+
+// Next reads the next outcome. It returns io.EOF when the worker closed
+// the socket between frames, and an error wrapping ErrFrame for a frame
+// that is not an outcome or does not decode.
+func (or *OutcomeReader) Next() (*Outcome, error) {
+	typ, p, err := or.fr.next()
+	if err != nil {
+		return nil, err
+	}
+	if typ != frameOutcome {
+		return nil, fmt.Errorf("%w: type %q", ErrFrame, typ)
+	}
+	return decodeOutcome(p)
 }

@@ -1,4 +1,4 @@
-package shadow
+package worker
 
 import (
 	"bufio"
@@ -67,7 +67,7 @@ func TestLaneClient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			before := conns.Load()
-			a := l.do(t.Context(), &Request{Gen: 1, Method: tt.method, Path: strings.SplitN(tt.path, "?", 2)[0], RawQuery: query(tt.path), Header: tt.header})
+			a := l.do(t.Context(), &Request{Method: tt.method, Path: strings.SplitN(tt.path, "?", 2)[0], RawQuery: query(tt.path), Header: tt.header})
 			if a.Err != nil {
 				t.Fatal(a.Err)
 			}
@@ -80,6 +80,8 @@ func TestLaneClient(t *testing.T) {
 		})
 	}
 }
+
+func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 func query(p string) string {
 	if _, q, ok := strings.Cut(p, "?"); ok {
@@ -127,7 +129,7 @@ func TestLaneClientStaleConnection(t *testing.T) {
 		if i > 0 && len(l.idle) != 1 {
 			t.Fatalf("request %d: %d idle connections, want the stale one", i, len(l.idle))
 		}
-		a := l.do(t.Context(), &Request{Gen: 1, Method: "GET", Path: "/"})
+		a := l.do(t.Context(), &Request{Method: "GET", Path: "/"})
 		if a.Err != nil || string(a.Body) != "ok" {
 			t.Fatalf("request %d: %v %q", i, a.Err, a.Body)
 		}
@@ -137,7 +139,7 @@ func TestLaneClientStaleConnection(t *testing.T) {
 		}
 	}
 	// A POST is not sent again: the stale connection's error is its answer.
-	if a := l.do(t.Context(), &Request{Gen: 1, Method: "POST", Path: "/", Body: []byte("x")}); a.Err == nil {
+	if a := l.do(t.Context(), &Request{Method: "POST", Path: "/", Body: []byte("x")}); a.Err == nil {
 		t.Errorf("POST on a stale connection answered %d %q, want an error", a.Status, a.Body)
 	}
 }
