@@ -21,11 +21,11 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/internal/heal/scenario"
-	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/graftdev/graft/internal/listener"
 )
 
 func main() {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	runs := flag.Int("runs", 3, "runs per attack kind")
 	workers := flag.Int("workers", 8, "concurrent keep-alive clients")
 	every := flag.Int("attack-every", 10, "one request in N is malicious (10 = a 10% mix)")

@@ -27,12 +27,13 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/loadtest"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
 func main() {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	n := flag.Int("n", 100, "upgrades per mode")
 	keepAlive := flag.Int("keepalive", 16, "keep-alive clients")
 	fresh := flag.Int("fresh", 1, "clients opening a fresh connection per request")
@@ -115,7 +116,7 @@ func (f *firstServed) get(gen int) (time.Time, bool) {
 func bench(mode, fixture string, n, keepAlive, fresh int) (*result, error) {
 	served := &firstServed{times: map[int]time.Time{}}
 	opts := supervisor.Options{
-		Listen:    []supervisor.ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}},
+		Listen:    []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}},
 		Output:    served,
 		Probation: time.Minute, // each upgrade ends the previous one's probation
 		Drain:     10 * time.Second,

@@ -11,11 +11,11 @@ import (
 	"syscall"
 
 	"github.com/graftdev/graft/internal/cli"
-	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/graftdev/graft/internal/listener"
 )
 
 func main() {
-	supervisor.MaybeShim() // never returns when graft runs as a generation's exec shim
+	listener.MaybeShim() // never returns when graft runs as a generation's exec shim
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/supervisor"
 	"github.com/graftdev/graft/live/livetest"
 )
 
 func TestMain(m *testing.M) {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	livetest.MaybeShim()
 	code := m.Run()
 	if built.Load() {
@@ -146,7 +147,7 @@ func check(t *testing.T, l *load, count int64, upgrades int) {
 func TestCountSurvivesGraftUpgrades(t *testing.T) {
 	const upgrades = 10
 	bin := counterBin(t)
-	spec, err := supervisor.ParseListen("web=127.0.0.1:0")
+	spec, err := listener.Parse("web=127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestCountSurvivesGraftUpgrades(t *testing.T) {
 		out = os.Stderr
 	}
 	s, err := supervisor.New(supervisor.Options{
-		Listen:     []supervisor.ListenSpec{spec},
+		Listen:     []listener.Spec{spec},
 		Command:    []string{bin},
 		Probation:  time.Hour, // each upgrade ends the previous probation
 		Drain:      10 * time.Second,

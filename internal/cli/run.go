@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -57,9 +58,9 @@ func cmdRun(ctx context.Context, env *Env, args []string) error {
 		fs.Usage()
 		return ErrUsage
 	}
-	var specs []supervisor.ListenSpec
+	var specs []listener.Spec
 	for _, l := range listen {
-		sp, err := supervisor.ParseListen(l)
+		sp, err := listener.Parse(l)
 		if err != nil {
 			return err
 		}
@@ -89,7 +90,7 @@ func cmdRun(ctx context.Context, env *Env, args []string) error {
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	s, err := supervisor.New(supervisor.Options{
 		Listen:       specs,
-		Inherited:    supervisor.InheritedSockets(env.Getenv, os.Getpid()),
+		Inherited:    listener.InheritedSockets(env.Getenv, os.Getpid()),
 		Command:      cmd,
 		Proxy:        *proxyMode,
 		Ready:        *ready,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/loadtest"
 	"github.com/graftdev/graft/internal/supervisor"
 )
@@ -61,7 +62,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	out := opts.Out
 	sup, err := supervisor.New(supervisor.Options{
-		Listen:    []supervisor.ListenSpec{{Name: "web", Addr: "127.0.0.1:0"}},
+		Listen:    []listener.Spec{{Name: "web", Addr: "127.0.0.1:0"}},
 		Command:   []string{opts.Exe, ServiceArg, "{addr}"},
 		Proxy:     true,
 		Probation: 500 * time.Millisecond,

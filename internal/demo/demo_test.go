@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/graftdev/graft/internal/listener"
 )
 
 // TestMain lets the test binary act as the sample service, as graft does.
 func TestMain(m *testing.M) {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	if len(os.Args) == 3 && os.Args[1] == ServiceArg {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/instrument"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -130,7 +131,7 @@ func TestSelfHealingLoop(t *testing.T) {
 
 	var output syncBuffer
 	sup, err := supervisor.New(supervisor.Options{
-		Listen:         []supervisor.ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}},
+		Listen:         []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}},
 		Command:        []string{bin},
 		Proxy:          true,
 		Output:         &output,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -40,7 +41,7 @@ func TestUnderSupervisor(t *testing.T) {
 	run := t.TempDir()
 	adminSock := filepath.Join(run, "admin.sock")
 	sup, err := supervisor.New(supervisor.Options{
-		Listen:  []supervisor.ListenSpec{{Name: "http", Addr: addr}},
+		Listen:  []listener.Spec{{Name: "http", Addr: addr}},
 		Command: []string{bin}, Proxy: true, AdminSocket: adminSock,
 		RuntimeDir: filepath.Join(run, "rt"), Output: io.Discard,
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/adminhttp"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -97,7 +98,7 @@ func listenAdmin(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("admin socket dir: %w", err)
 		}
 	}
-	if err := removeStale(path); err != nil {
+	if err := listener.RemoveStale(path); err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	// The umask closes the window between bind and chmod.

@@ -21,6 +21,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/adminhttp"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/loadtest"
 )
 
@@ -154,13 +155,13 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// A second supervisor on the same socket is refused.
-	s2, err := New(Options{Command: fix(), Listen: []ListenSpec{{Name: "x", Addr: "127.0.0.1:0"}}, AdminSocket: sock})
+	s2, err := New(Options{Command: fix(), Listen: []listener.Spec{{Name: "x", Addr: "127.0.0.1:0"}}, AdminSocket: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	defer cancel2()
-	if err := s2.Run(ctx2); !errors.Is(err, ErrInUse) {
+	if err := s2.Run(ctx2); !errors.Is(err, listener.ErrInUse) {
 		t.Errorf("second supervisor on the same socket: %v, want ErrInUse", err)
 	}
 
@@ -283,7 +284,7 @@ func TestCrashRestartBackoff(t *testing.T) {
 	var mu sync.Mutex
 	var crashes []Crash
 	opts := Options{Command: fix("-crash-after", "30ms"), RestartBackoff: 50 * time.Millisecond}
-	opts.Listen = []ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}}
+	opts.Listen = []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}}
 	opts.Output = io.Discard
 	s, err := New(opts)
 	if err != nil {
@@ -336,9 +337,11 @@ func TestCrashRestartBackoff(t *testing.T) {
 func TestInheritedUnixAndShellShim(t *testing.T) {
 	for _, shim := range []bool{true, false} {
 		t.Run(fmt.Sprintf("shim=%v", shim), func(t *testing.T) {
-			old := shimReady
-			shimReady = shim
-			t.Cleanup(func() { shimReady = old })
+			old := shimArgv
+			if !shim {
+				shimArgv = listener.ShellShimArgv
+			}
+			t.Cleanup(func() { shimArgv = old })
 			tl, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -352,8 +355,8 @@ func TestInheritedUnixAndShellShim(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "http.sock")
 			h := run(t, Options{
 				Command:   fix("-ctl", "-version", "1"),
-				Listen:    []ListenSpec{{Name: "web", Addr: "127.0.0.1:1"}, {Name: "local", Addr: "unix:" + path}},
-				Inherited: []Inherited{{Name: "web", File: f}},
+				Listen:    []listener.Spec{{Name: "web", Addr: "127.0.0.1:1"}, {Name: "local", Addr: "unix:" + path}},
+				Inherited: []listener.Inherited{{Name: "web", File: f}},
 			})
 			if got := h.s.Addrs()[0]; got != addr {
 				t.Errorf("listener web at %s, want the inherited %s", got, addr)
@@ -380,7 +383,7 @@ func TestInheritedUnixAndShellShim(t *testing.T) {
 
 // The extension API: extra env, extra admin routes, lanes, serving socket.
 func TestExtensionAPI(t *testing.T) {
-	opts := Options{Proxy: true, Command: fix("-version", "1"), Output: io.Discard, Listen: []ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}}}
+	opts := Options{Proxy: true, Command: fix("-version", "1"), Output: io.Discard, Listen: []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}}}
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -444,21 +447,6 @@ func FuzzParseReady(f *testing.F) {
 		}
 		if !proxy && (r.Kind == ReadyTCP || r.Kind == ReadyHTTP) {
 			t.Errorf("socket mode accepted %q", s)
-		}
-	})
-}
-
-func FuzzParseListen(f *testing.F) {
-	for _, s := range []string{"http=127.0.0.1:8080", "a=unix:/tmp/x.sock", "=:80", "x=", "x=host", "x=:99999", "a:b=1.2.3.4:5"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		sp, err := ParseListen(s)
-		if err != nil {
-			return
-		}
-		if sp.Name == "" || sp.Addr == "" || strings.ContainsAny(sp.Name, ":=") || sp.Name+"="+sp.Addr != s {
-			t.Errorf("ParseListen(%q) = %+v", s, sp)
 		}
 	})
 }
@@ -533,11 +521,11 @@ func TestStaleSocketAndBadOptions(t *testing.T) {
 	}
 	h.stop()
 
-	listen := []ListenSpec{{Name: "a", Addr: "127.0.0.1:0"}}
+	listen := []listener.Spec{{Name: "a", Addr: "127.0.0.1:0"}}
 	for name, o := range map[string]Options{
 		"no command":               {Listen: listen},
 		"no listener":              {Command: fix()},
-		"duplicate names":          {Command: fix(), Listen: append(listen, ListenSpec{Name: "a", Addr: "127.0.0.1:0"})},
+		"duplicate names":          {Command: fix(), Listen: append(listen, listener.Spec{Name: "a", Addr: "127.0.0.1:0"})},
 		"tcp probe in socket mode": {Command: fix(), Listen: listen, Ready: "tcp"},
 		"tcp admin without token":  {Command: fix(), Listen: listen, AdminTCP: "127.0.0.1:0"},
 	} {
@@ -618,7 +606,7 @@ func TestStrayChildrenKilled(t *testing.T) {
 // graft run with a command that cannot be executed fails instead of
 // retrying forever.
 func TestFirstCommandMissing(t *testing.T) {
-	s, err := New(Options{Command: []string{filepath.Join(t.TempDir(), "nope")}, Listen: []ListenSpec{{Name: "a", Addr: "127.0.0.1:0"}}, Output: io.Discard})
+	s, err := New(Options{Command: []string{filepath.Join(t.TempDir(), "nope")}, Listen: []listener.Spec{{Name: "a", Addr: "127.0.0.1:0"}}, Output: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}

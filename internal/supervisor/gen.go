@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/proxy"
 )
 
@@ -111,6 +112,10 @@ func (g *generation) signal(sig syscall.Signal) {
 	}
 }
 
+// shimArgv is how a socket-mode generation is started so that its
+// LISTEN_PID is its own pid; tests replace it to try the /bin/sh shim.
+var shimArgv = listener.ShimArgv
+
 // startOpts are the parts of a start that vary per generation.
 type startOpts struct {
 	role  string
@@ -166,12 +171,9 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		env = append(env, "PORT="+strconv.Itoa(port))
 		g.backend = proxy.NewBackend(n, g.addr)
 	} else if so.role == "" {
-		var names []string
-		for _, l := range s.listeners {
-			files = append(files, uintptr(l.fd))
-			names = append(names, l.spec.Name)
-		}
-		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+		fds, activation := listener.Activation(s.listeners)
+		files = append(files, fds...)
+		env = append(env, activation...)
 	}
 	// Notify socket: a private unixgram socket per generation.
 	notifyPath := filepath.Join(s.runDir, fmt.Sprintf("notify-%d.sock", n))
@@ -215,7 +217,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	closeAfter = append(closeAfter, outW, errW)
 	argv := args
 	if !s.proxyMode && so.role == "" {
-		argv = append(append(shimPrefix(), path), args...)
+		argv = shimArgv(path, args)
 		path = argv[0]
 	}
 	devnull, err := os.Open(os.DevNull)
@@ -228,7 +230,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	closeAfter = append(closeAfter, devnull)
 	// syscall.ForkExec rather than os/exec: os/exec takes *os.File and
 	// calls Fd, which would put the shared listening sockets in blocking
-	// mode (see listen.go).
+	// mode (see internal/listener).
 	fds := append([]uintptr{devnull.Fd(), outW.Fd(), errW.Fd()}, files...)
 	forkExec := syscall.ForkExec
 	if so.lowPriority {

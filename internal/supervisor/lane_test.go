@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/graftdev/graft/internal/listener"
 )
 
 // threadSched reads the scheduling policy and nice value of every thread
@@ -54,7 +56,7 @@ func idleAllowed() bool {
 // runs at the lowest priority by default; a normal lane and the serving
 // generation do not.
 func TestLanePriority(t *testing.T) {
-	opts := Options{Proxy: true, Command: fix("-version", "1"), Output: io.Discard, Listen: []ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}}}
+	opts := Options{Proxy: true, Command: fix("-version", "1"), Output: io.Discard, Listen: []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}}}
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

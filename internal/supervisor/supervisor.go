@@ -21,17 +21,18 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Supervisor. Zero values of durations get defaults.
 type Options struct {
-	Listen    []ListenSpec
-	Inherited []Inherited // graft's own socket-activated sockets, by name
-	Command   []string    // the first generation's command line
-	Proxy     bool        // proxy mode; otherwise socket mode
-	Ready     string      // --ready spec; "" = the mode's default
+	Listen    []listener.Spec
+	Inherited []listener.Inherited // graft's own socket-activated sockets, by name
+	Command   []string             // the first generation's command line
+	Proxy     bool                 // proxy mode; otherwise socket mode
+	Ready     string               // --ready spec; "" = the mode's default
 
 	Probation    time.Duration // default 30s
 	Drain        time.Duration // default 30s
@@ -67,7 +68,7 @@ type Supervisor struct {
 	ownRunDir bool
 	proxyMode bool
 	ready     ReadySpec
-	listeners []*listener
+	listeners []*listener.Listener
 	proxy     *proxy.Proxy
 	mux       *http.ServeMux
 	reg       *prometheus.Registry
@@ -183,7 +184,7 @@ func New(opts Options) (*Supervisor, error) {
 	} else if err := os.MkdirAll(s.runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("new supervisor: runtime dir: %w", err)
 	}
-	if s.listeners, err = openListeners(opts.Listen, opts.Inherited, !opts.Proxy); err != nil {
+	if s.listeners, err = listener.Open(opts.Listen, opts.Inherited, !opts.Proxy); err != nil {
 		s.cleanupDir()
 		return nil, fmt.Errorf("new supervisor: %w", err)
 	}
@@ -240,7 +241,7 @@ func (s *Supervisor) Logger() *slog.Logger { return s.log }
 func (s *Supervisor) Addrs() []string {
 	var out []string
 	for _, l := range s.listeners {
-		out = append(out, l.addr())
+		out = append(out, l.Addr())
 	}
 	return out
 }
@@ -310,14 +311,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	admin, err := s.startAdmin(ctx)
 	if err != nil {
 		for _, l := range s.listeners {
-			l.close()
+			l.Close()
 		}
 		return err
 	}
 	var serveWG sync.WaitGroup
 	if s.proxyMode {
 		for _, l := range s.listeners {
-			serveWG.Go(func() { s.proxy.Serve(l.ln) })
+			serveWG.Go(func() { s.proxy.Serve(l.Net()) })
 		}
 	}
 	s.wg.Go(func() { s.first(ctx) })
@@ -332,7 +333,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.shutdown()
 	admin.close()
 	for _, l := range s.listeners {
-		l.close()
+		l.Close()
 	}
 	serveWG.Wait()
 	s.wg.Wait()

@@ -18,13 +18,14 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/loadtest"
 )
 
 var fixture string // path of the built testdata/fixture program
 
 func TestMain(m *testing.M) {
-	MaybeShim()
+	listener.MaybeShim()
 	dir, err := os.MkdirTemp("", "graft-sup-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -66,7 +67,7 @@ type harness struct {
 func run(t *testing.T, opts Options) *harness {
 	t.Helper()
 	if opts.Listen == nil {
-		opts.Listen = []ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}}
+		opts.Listen = []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}}
 	}
 	if opts.Output == nil && testing.Verbose() {
 		opts.Output = &syncWriter{t: t}

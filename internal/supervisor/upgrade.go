@@ -192,7 +192,7 @@ func (s *Supervisor) Status() *api.Status {
 		st.Mode = "proxy"
 	}
 	for _, l := range s.listeners {
-		st.Listeners = append(st.Listeners, api.Listener{Name: l.spec.Name, Addr: l.addr()})
+		st.Listeners = append(st.Listeners, api.Listener{Name: l.Name(), Addr: l.Addr()})
 	}
 	if s.serving != nil {
 		st.Serving = s.serving.n

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/supervisor"
 	"github.com/graftdev/graft/live/internal/kvtest"
 )
@@ -20,7 +21,7 @@ import (
 // own package so that live's tests do not depend on the supervisor's.
 
 func TestMain(m *testing.M) {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	kvtest.MaybeChild()
 	os.Exit(m.Run())
 }
@@ -34,7 +35,7 @@ type graftCluster struct {
 
 func newGraft(t *testing.T, words ...string) *graftCluster {
 	t.Helper()
-	spec, err := supervisor.ParseListen("web=127.0.0.1:0")
+	spec, err := listener.Parse("web=127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func newGraft(t *testing.T, words ...string) *graftCluster {
 		out = os.Stderr
 	}
 	s, err := supervisor.New(supervisor.Options{
-		Listen:       []supervisor.ListenSpec{spec},
+		Listen:       []listener.Spec{spec},
 		Command:      kvtest.Args(words...),
 		Probation:    time.Hour, // the next upgrade or a rollback ends it
 		Drain:        10 * time.Second,

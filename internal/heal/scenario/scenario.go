@@ -20,6 +20,7 @@ import (
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/heal"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -118,7 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		out = io.Discard
 	}
 	sup, err := supervisor.New(supervisor.Options{
-		Listen:         []supervisor.ListenSpec{{Name: "http", Addr: listen}},
+		Listen:         []listener.Spec{{Name: "http", Addr: listen}},
 		Command:        []string{cfg.Fixture},
 		Proxy:          true,
 		Output:         out,

@@ -10,13 +10,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/graftdev/graft/internal/supervisor"
+	"github.com/graftdev/graft/internal/listener"
 )
 
 var fixture string
 
 func TestMain(m *testing.M) {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	dir, err := os.MkdirTemp("", "graft-heal-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

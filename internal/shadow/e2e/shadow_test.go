@@ -20,6 +20,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/cli"
+	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/shadow"
 	"github.com/graftdev/graft/internal/supervisor"
 )
@@ -28,7 +29,7 @@ import (
 // "fixture-server -port N [-bug B]" it serves a small JSON API; and graft's
 // shadow worker process, as shadow.Attach starts it.
 func TestMain(m *testing.M) {
-	supervisor.MaybeShim()
+	listener.MaybeShim()
 	if os.Getenv(shadow.WorkerEnv) != "" { // shadow.Attach's worker process
 		conn, err := shadow.WorkerConn(os.Getenv)
 		if err == nil {
@@ -95,7 +96,7 @@ func startSupervisor(t *testing.T) *sup {
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	s, err := supervisor.New(supervisor.Options{
 		Proxy: true, Command: []string{exe, "fixture-server", "-port", "{port}"},
-		Listen:      []supervisor.ListenSpec{{Name: "http", Addr: "127.0.0.1:0"}},
+		Listen:      []listener.Spec{{Name: "http", Addr: "127.0.0.1:0"}},
 		AdminSocket: sock, Output: io.Discard, Probation: 100 * time.Millisecond, Drain: 2 * time.Second,
 	})
 	if err != nil {

@@ -1,4 +1,12 @@
-package supervisor
+// Package listener holds graft's public listening sockets and the systemd
+// socket-activation protocol, both ways: parsing --listen specs, binding
+// TCP and unix sockets, adopting the sockets graft itself was handed
+// (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), and handing them on to a
+// socket-mode generation (descriptors from 3, LISTEN_FDS, LISTEN_FDNAMES,
+// and LISTEN_PID set by an exec shim, see MaybeShim). It is apart from the
+// supervisor because none of it depends on generations: a listener outlives
+// every generation it serves.
+package listener
 
 import (
 	"errors"
@@ -11,33 +19,33 @@ import (
 	"time"
 )
 
-// ListenSpec is one public socket: --listen NAME=ADDR.
-type ListenSpec struct {
+// Spec is one public socket: --listen NAME=ADDR.
+type Spec struct {
 	Name string
 	Addr string // "host:port" or "unix:/path"
 }
 
-// ParseListen parses NAME=ADDR.
-func ParseListen(s string) (ListenSpec, error) {
+// Parse parses NAME=ADDR.
+func Parse(s string) (Spec, error) {
 	name, addr, ok := strings.Cut(s, "=")
 	if !ok || name == "" || addr == "" {
-		return ListenSpec{}, fmt.Errorf("parse listen %q: want NAME=ADDR", s)
+		return Spec{}, fmt.Errorf("parse listen %q: want NAME=ADDR", s)
 	}
 	if strings.ContainsAny(name, ":= \t\n") {
-		return ListenSpec{}, fmt.Errorf("parse listen %q: name may not hold ':', '=' or spaces", s)
+		return Spec{}, fmt.Errorf("parse listen %q: name may not hold ':', '=' or spaces", s)
 	}
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if path == "" {
-			return ListenSpec{}, fmt.Errorf("parse listen %q: empty unix path", s)
+			return Spec{}, fmt.Errorf("parse listen %q: empty unix path", s)
 		}
-		return ListenSpec{Name: name, Addr: addr}, nil
+		return Spec{Name: name, Addr: addr}, nil
 	}
 	if _, port, err := net.SplitHostPort(addr); err != nil {
-		return ListenSpec{}, fmt.Errorf("parse listen %q: %w", s, err)
+		return Spec{}, fmt.Errorf("parse listen %q: %w", s, err)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return ListenSpec{}, fmt.Errorf("parse listen %q: bad port %q", s, port)
+		return Spec{}, fmt.Errorf("parse listen %q: bad port %q", s, port)
 	}
-	return ListenSpec{Name: name, Addr: addr}, nil
+	return Spec{Name: name, Addr: addr}, nil
 }
 
 // Inherited is a socket graft itself received by socket activation.
@@ -72,30 +80,31 @@ func InheritedSockets(getenv func(string) string, pid int) []Inherited {
 	return out
 }
 
-// listener is one public socket and the descriptor handed to generations.
-type listener struct {
-	spec    ListenSpec
+// Listener is one public socket and the descriptor handed to generations.
+type Listener struct {
+	spec    Spec
 	ln      net.Listener // proxy mode; nil in socket mode
 	address string
 	unlink  string // socket mode: unix socket path to remove at close
 	fd      int    // ln's descriptor, passed to every socket-mode generation
 }
 
-// openListeners binds or adopts the listeners. raw (socket mode) keeps
-// only a duplicate descriptor of each and closes the net.Listener: graft
-// never accepts in socket mode, and a socket in its netpoller would wake
-// it at every connection meant for a generation.
-func openListeners(specs []ListenSpec, inherited []Inherited, raw bool) ([]*listener, error) {
+// Open binds or adopts the listeners, in specs order. raw (socket mode)
+// keeps only a duplicate descriptor of each and closes the net.Listener:
+// graft never accepts in socket mode, and a socket in its netpoller would
+// wake it at every connection meant for a generation. Inherited sockets
+// not named by a spec are closed.
+func Open(specs []Spec, inherited []Inherited, raw bool) ([]*Listener, error) {
 	byName := map[string]*os.File{}
 	inheritedNames := map[string]bool{}
 	for _, in := range inherited {
 		byName[in.Name] = in.File
 		inheritedNames[in.Name] = true
 	}
-	var out []*listener
-	fail := func(err error) ([]*listener, error) {
+	var out []*Listener
+	fail := func(err error) ([]*Listener, error) {
 		for _, l := range out {
-			l.close()
+			l.Close()
 		}
 		return nil, err
 	}
@@ -124,7 +133,7 @@ func openListeners(specs []ListenSpec, inherited []Inherited, raw bool) ([]*list
 			}
 		}
 		delete(byName, sp.Name)
-		l := &listener{spec: sp, ln: ln, fd: -1}
+		l := &Listener{spec: sp, ln: ln, fd: -1}
 		// The listener's own fd is handed to children (ForkExec dup2s it).
 		// No *os.File is made of it: os.File.Fd would switch the shared
 		// socket to blocking mode, and a Go child blocked in accept(2)
@@ -176,15 +185,15 @@ func listen(addr string) (net.Listener, error) {
 	if !ok {
 		return net.Listen("tcp", addr)
 	}
-	if err := removeStale(path); err != nil {
+	if err := RemoveStale(path); err != nil {
 		return nil, err
 	}
 	return net.Listen("unix", path)
 }
 
-// removeStale removes a unix socket file nothing answers on; it refuses to
-// touch one that answers or a file that is not a socket.
-func removeStale(path string) error {
+// RemoveStale removes a unix socket file nothing answers on; it refuses to
+// touch one that answers (ErrInUse) or a file that is not a socket.
+func RemoveStale(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -206,9 +215,18 @@ func removeStale(path string) error {
 // asked to create.
 var ErrInUse = errors.New("another process answers on this socket")
 
-func (l *listener) addr() string { return l.address }
+// Name is the listener's --listen name.
+func (l *Listener) Name() string { return l.spec.Name }
 
-func (l *listener) close() {
+// Addr is the bound address: "host:port" or "unix:/path".
+func (l *Listener) Addr() string { return l.address }
+
+// Net is the listener to accept from (proxy mode); nil when Open was raw.
+func (l *Listener) Net() net.Listener { return l.ln }
+
+// Close closes the socket and, in raw mode, removes the unix socket file
+// graft created.
+func (l *Listener) Close() {
 	if l.ln != nil {
 		l.ln.Close()
 		return
@@ -217,6 +235,19 @@ func (l *listener) close() {
 	if l.unlink != "" {
 		os.Remove(l.unlink)
 	}
+}
+
+// Activation is what a socket-mode child gets: the listeners' descriptors,
+// to become its fds 3, 4, ... in order, and the LISTEN_FDS and
+// LISTEN_FDNAMES variables that describe them. LISTEN_PID, which must be
+// the child's own pid, is set by the exec shim (ShimArgv).
+func Activation(ls []*Listener) (fds []uintptr, env []string) {
+	var names []string
+	for _, l := range ls {
+		fds = append(fds, uintptr(l.fd))
+		names = append(names, l.spec.Name)
+	}
+	return fds, []string{"LISTEN_FDS=" + strconv.Itoa(len(fds)), "LISTEN_FDNAMES=" + strings.Join(names, ":")}
 }
 
 func dupCloexec(fd int) (int, error) {

@@ -1,4 +1,4 @@
-package supervisor
+package listener
 
 import (
 	"fmt"
@@ -33,15 +33,22 @@ func MaybeShim() {
 	os.Exit(127)
 }
 
-// shimPrefix is the argv that starts a command through the shim: the
-// command's resolved path follows, then its argv (argv[0] included).
-func shimPrefix() []string {
+// ShimArgv is the command line that starts the program at path, with argv
+// (argv[0] included), through the exec shim, so that its LISTEN_PID is its
+// own pid: this binary again when it called MaybeShim, else /bin/sh
+// (ShellShimArgv). Its first element is the program to execute.
+func ShimArgv(path string, argv []string) []string {
 	if shimReady {
 		if exe, err := os.Executable(); err == nil {
-			return []string{exe, shimArg}
+			return append([]string{exe, shimArg, path}, argv...)
 		}
 	}
-	// Without a shim-aware binary, sh does the same job: $$ is the shell's
-	// pid, which exec keeps (argv[0] is lost).
-	return []string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; p="$1"; shift 2; exec "$p" "$@"`, "graft-shim"}
+	return ShellShimArgv(path, argv)
+}
+
+// ShellShimArgv is ShimArgv through /bin/sh, for a binary that does not
+// call MaybeShim: $$ is the shell's pid, which exec keeps (argv[0] is lost).
+func ShellShimArgv(path string, argv []string) []string {
+	sh := []string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; p="$1"; shift 2; exec "$p" "$@"`, "graft-shim", path}
+	return append(sh, argv...)
 }
