@@ -95,10 +95,15 @@ func (b *Backend) InFlight() []Request {
 }
 
 // lostTTL is how long a request whose connection broke stays listed by
-// InFlight; maxLost bounds how many are kept.
+// InFlight; maxLost bounds how many are kept. A crash breaks every
+// connection to the generation at once, and self-healing takes its
+// suspects from this list (it copies a request only when a rule or guard
+// needs it), so the bound is well above the connections a generation
+// serves at a time: a crasher pushed out by its neighbours would go
+// unsealed.
 const (
 	lostTTL = 2 * time.Second
-	maxLost = 64
+	maxLost = 1024
 )
 
 type lostRequest struct {
@@ -112,9 +117,17 @@ func (b *Backend) releaseLost(f *flight) {
 	r := f.x.snapshot(b.gen)
 	now := time.Now()
 	b.mu.Lock()
-	if len(b.lost) >= maxLost {
-		copy(b.lost, b.lost[1:])
-		b.lost = b.lost[:maxLost-1]
+	// Drop what has aged out (oldest first), then the oldest beyond the
+	// bound.
+	drop := 0
+	for drop < len(b.lost) && now.Sub(b.lost[drop].at) > lostTTL {
+		drop++
+	}
+	drop = max(drop, len(b.lost)+1-maxLost)
+	if drop > 0 {
+		n := copy(b.lost, b.lost[drop:])
+		clear(b.lost[n:])
+		b.lost = b.lost[:n]
 	}
 	b.lost = append(b.lost, lostRequest{at: now, req: r})
 	b.mu.Unlock()

@@ -33,9 +33,14 @@ type exchange struct {
 	capBuf  []byte       // full-length buffer; capLen bytes of body copied so far
 	capLen  atomic.Int64 // published after the bytes are written
 
-	obs      *Response // the answer for Hooks.Observe, once relayed
-	insp     *Request  // what Hooks.Inspect saw, shown again on re-checks
-	upBroken bool      // the backend's answer broke off mid-body
+	rsp      Response // the answer for the Complete and Observe hooks
+	observed bool     // rsp holds this request's answer, once relayed
+	shown    bool     // the request has been shown to the hooks (Stats.Inspected)
+	insp     *Request // Admit's copy, shown again on re-checks; nil until asked for
+	done     *Request // Complete's copy; nil until asked for
+	upBroken bool     // the backend's answer broke off mid-body
+
+	admitView, doneView View
 
 	rh      http1.Head
 	rhBuf   []byte // rh's bytes in the upstream buffer, until its body is read
@@ -143,8 +148,8 @@ func (x *exchange) run(n int) bool {
 		}
 	}
 
-	x.insp = nil
-	if hooks != nil && hooks.Inspect != nil {
+	x.insp, x.done, x.shown, x.observed = nil, nil, false, false
+	if hooks != nil && hooks.admit != nil {
 		if ans := x.inspect(hooks); ans != nil {
 			return x.answer(ans, buffered)
 		}
@@ -174,7 +179,7 @@ func (x *exchange) run(n int) bool {
 		if b != cleared {
 			// Off the zero-hook fast path: only after a wait or a move.
 			hooks = p.hooks.Load()
-			if hooks != nil && hooks.Inspect != nil {
+			if hooks != nil && hooks.admit != nil {
 				if ans := x.inspect(hooks); ans != nil {
 					return x.answer(ans, buffered)
 				}
@@ -225,22 +230,30 @@ func (x *exchange) run(n int) bool {
 	}
 }
 
-// inspect shows the request to Hooks.Inspect. The snapshot is taken on
-// the first call and shown again on later ones, so a re-check before a
-// retry reads no more of the body and Inspect sees the same request (same
-// ID) each time.
-func (x *exchange) inspect(hooks *Hooks) *Answer {
+// inspect shows the request to Hooks.Admit and Hooks.Inspect. The
+// snapshot is taken when a hook first asks for it and shown again on later
+// calls, so a re-check before a retry reads no more of the body and Inspect
+// sees the same request (same ID) each time.
+func (x *exchange) inspect(hooks *hookSet) *Answer {
 	p := x.cc.p
-	if x.insp == nil {
+	if !x.shown {
+		x.shown = true
 		p.nInspected.Add(1)
-		req := x.snapshot(0)
-		x.insp = &req
 	}
-	ans := hooks.Inspect(x.insp)
+	ans := hooks.admit(&x.admitView)
 	if ans != nil {
 		p.nBlocked.Add(1)
 	}
 	return ans
+}
+
+// admitted is Admit's and Inspect's copy of the request.
+func (x *exchange) admitted() *Request {
+	if x.insp == nil {
+		req := x.snapshot(0)
+		x.insp = &req
+	}
+	return x.insp
 }
 
 // answer writes Inspect's answer instead of proxying; it reports whether
@@ -379,7 +392,7 @@ func (x *exchange) capture(p []byte) {
 
 // forward sends the request to b and relays the answer to the client. It
 // releases b's flight before returning.
-func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry bool) (out outcome, keep, reused bool) {
+func (x *exchange) forward(b *Backend, buffered bool, hooks *hookSet, mayRetry bool) (out outcome, keep, reused bool) {
 	cc, p := x.cc, x.cc.p
 	hd := &x.hd
 	u, err := b.get(ctxBackground, !mayRetry)
@@ -488,10 +501,11 @@ func (x *exchange) forward(b *Backend, buffered bool, hooks *Hooks, mayRetry boo
 			b.release(&x.fl, nil)
 		}
 	}
-	if x.obs != nil {
+	if x.observed {
 		// After the client has its answer and the pump is done, so the
 		// request copy is complete.
-		x.observe(hooks)
+		x.observed = false
+		hooks.complete(&x.doneView, &x.rsp)
 	}
 	return outDone, keep, reused
 }
@@ -563,7 +577,7 @@ func (x *exchange) pump(u *upconn, done chan<- error) {
 // its body. keep reports whether the client connection may carry another
 // request; upOK whether the upstream connection ended cleanly between
 // messages.
-func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (keep, upOK bool) {
+func (x *exchange) relay(b *Backend, u *upconn, hooks *hookSet, reqDone bool) (keep, upOK bool) {
 	cc, p := x.cc, x.cc.p
 	hd, rh := &x.hd, &x.rh
 	mode := frameClose
@@ -580,7 +594,7 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 	keep = reqDone && !hd.Close && !cc.s.isClosing() && (hd.Minor == 1 || mode == frameNone || mode == frameLength)
 
 	w := x.appendResponseHead(x.wbuf[:0], mode, rechunk, keep)
-	observe := hooks != nil && hooks.Observe != nil
+	observe := hooks != nil && hooks.complete != nil
 	copyResp := observe && hooks.ObserveResponse
 	var rcap []byte
 	var rhdr http.Header
@@ -639,7 +653,8 @@ func (x *exchange) relay(b *Backend, u *upconn, hooks *Hooks, reqDone bool) (kee
 	}
 	x.wbuf = w
 	if observe {
-		x.obs = &Response{Status: rh.Status, Header: rhdr, Body: rcap, BodyLen: total, Latency: time.Since(x.start)}
+		x.rsp = Response{Status: rh.Status, Header: rhdr, Body: rcap, BodyLen: total, Latency: time.Since(x.start)}
+		x.observed = true
 	}
 	return keep, mode != frameClose
 }
@@ -656,14 +671,15 @@ func (x *exchange) abort(b *Backend, pending []byte) (keep, upOK bool) {
 	return false, false
 }
 
-// observe hands the finished exchange to Hooks.Observe; the client has its
-// whole answer by now.
-func (x *exchange) observe(hooks *Hooks) {
-	resp := x.obs
-	x.obs = nil
+// completed is Complete's and Observe's copy of the finished request; the
+// client has its whole answer by now.
+func (x *exchange) completed() *Request {
+	if x.done != nil {
+		return x.done
+	}
 	// The snapshot Inspect saw is the same request unless more of a
-	// streamed body was captured since: share it (hooks treat requests as
-	// read-only) rather than materialize it a second time.
+	// streamed body was captured since: share its parts (hooks treat
+	// requests as read-only) rather than materialize it a second time.
 	var req Request
 	if x.insp != nil && int64(len(x.insp.Body)) == x.capLen.Load() {
 		req = *x.insp
@@ -675,7 +691,8 @@ func (x *exchange) observe(hooks *Hooks) {
 	if x.reqBody.done && req.BodyLen < 0 {
 		req.BodyLen = x.reqBody.bytes
 	}
-	hooks.Observe(&req, resp)
+	x.done = &req
+	return x.done
 }
 
 // appendRequestHead writes the upstream request head: hop-by-hop fields

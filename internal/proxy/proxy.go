@@ -75,6 +75,14 @@ type Hooks struct {
 	// Observe gets each completed exchange after the client's answer has been
 	// written. It must not block: hand off to a bounded queue.
 	Observe func(*Request, *Response)
+	// Admit and Complete are Inspect and Observe for hooks that need the
+	// request's copy only now and then: they get a View, whose Request
+	// makes the copy on first use, so a request no hook asks about is
+	// never copied. The Response Complete gets is valid only during the
+	// call. When both are set, Inspect runs before Admit and Observe
+	// before Complete.
+	Admit    func(*View) *Answer
+	Complete func(*View, *Response)
 	// ObserveResponse makes the proxy copy the answer's header and up to
 	// BodyCap bytes of its body for Observe (shadowing compares them).
 	// Without it Response carries Status, BodyLen and Latency only, and the
@@ -88,7 +96,7 @@ type Stats struct {
 	Failures  uint64 // answers the proxy itself generated as 502/503
 	Retries   uint64 // requests sent a second time (new primary or fallback)
 	Fallbacks uint64 // retries that went to the fallback
-	Inspected uint64 // requests shown to Hooks.Inspect
+	Inspected uint64 // requests shown to Hooks.Inspect or Hooks.Admit
 	Blocked   uint64 // requests answered by Hooks.Inspect
 }
 
@@ -100,7 +108,7 @@ type Proxy struct {
 
 	primary  atomic.Pointer[Backend]
 	fallback atomic.Pointer[Backend]
-	hooks    atomic.Pointer[Hooks] // nil when the hooks are zero
+	hooks    atomic.Pointer[hookSet] // nil when the hooks are zero
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when the primary changes
@@ -157,17 +165,17 @@ func (p *Proxy) SetFallback(b *Backend) { p.fallback.Store(b) }
 
 // SetHooks swaps the hooks atomically.
 func (p *Proxy) SetHooks(h Hooks) {
-	if h.Inspect == nil && h.Observe == nil {
+	if h.Inspect == nil && h.Observe == nil && h.Admit == nil && h.Complete == nil {
 		p.hooks.Store(nil)
 		return
 	}
-	p.hooks.Store(&h)
+	p.hooks.Store(newHookSet(h))
 }
 
 // Hooks returns the hooks now set.
 func (p *Proxy) Hooks() Hooks {
 	if h := p.hooks.Load(); h != nil {
-		return *h
+		return h.Hooks
 	}
 	return Hooks{}
 }

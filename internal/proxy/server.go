@@ -185,6 +185,8 @@ func newClientConn(s *server, c net.Conn) *clientConn {
 	}
 	cc.x.cc = cc
 	cc.x.fl.x = &cc.x
+	cc.x.admitView = View{x: &cc.x}
+	cc.x.doneView = View{x: &cc.x, done: true}
 	return cc
 }
 
