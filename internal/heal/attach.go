@@ -80,15 +80,46 @@ func (a *Attached) CheckProvider() guard.Provider { return guard.Provider{Guards
 // Run expires rules and saves hit counts until ctx ends.
 func (a *Attached) Run(ctx context.Context) error { return a.Healer.Run(ctx) }
 
-// Hooks returns the proxy hooks of self-healing: Inspect answers sealed and
-// guarded requests and tracks the others; Observe records completions (the
-// benign evidence). To combine with other hooks use proxy.Compose.
+// Hooks returns the proxy hooks of self-healing: Admit answers sealed and
+// guarded requests; Complete records completions (the benign evidence).
+// To combine with other hooks use proxy.Compose.
 func (a *Attached) Hooks() proxy.Hooks {
-	return proxy.Hooks{Inspect: a.Inspect, InspectBody: true, Observe: a.Observe}
+	return proxy.Hooks{Admit: a.Admit, InspectBody: true, Complete: a.Complete}
 }
 
-// Inspect is the proxy's Inspect hook.
-// The proxy calls it again before it sends a request to another backend
+// Admit is the proxy's Admit hook. While no guard is on, no seal rule is
+// installed and no crash is being analysed, it lets the request go on
+// without the proxy copying it: nothing is there to match it against, and
+// should its generation crash, the proxy's in-flight list
+// (Backend.InFlight, the crash report's InFlight) has it. Otherwise the
+// request is copied and handled as Inspect does.
+func (a *Attached) Admit(v *proxy.View) *proxy.Answer {
+	h := a.Healer
+	if !a.Guards.Active() && h.gate.Load() == nil && h.store.set.Load().Len() == 0 {
+		return nil
+	}
+	return a.Inspect(v.Request())
+}
+
+// Complete is the proxy's Complete hook: it ends the request's tracking
+// and lets a benign one (answered by a generation without a 5xx) into the
+// sample, copied only when the sample takes it (sample.admit).
+func (a *Attached) Complete(v *proxy.View, resp *proxy.Response) {
+	h := a.Healer
+	h.flights.end(v.ID())
+	if v.Gen() == 0 || resp == nil || resp.Status >= 500 {
+		return
+	}
+	var buf [128]byte
+	done := v.Time().Add(resp.Latency).UnixNano() // the proxy's clock, not another read of it
+	if rt := h.benign.admit(v.Method(), v.AppendPath(buf[:0]), done); rt != nil {
+		h.benign.put(rt, v.Request())
+	}
+}
+
+// Inspect is Admit for a request already copied: it answers sealed and
+// guarded requests and tracks the others.
+// The proxy calls Admit again before it sends a request to another backend
 // (a retry, a reroute, after waiting for a primary), so a request cleared
 // earlier can still be stopped by a rule installed since; it then leaves the
 // in-flight tracker, which would otherwise blame it for a later crash.
@@ -122,7 +153,8 @@ func (a *Attached) check(r *proxy.Request) *proxy.Answer {
 	return nil
 }
 
-// Observe is the proxy's Observe hook.
+// Observe is Complete for a request already copied; it keeps every benign
+// request, whatever the rate.
 func (a *Attached) Observe(r *proxy.Request, resp *proxy.Response) {
 	a.Healer.end(r, r.Gen != 0 && resp != nil && resp.Status < 500)
 }

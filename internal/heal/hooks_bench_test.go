@@ -12,12 +12,17 @@ import (
 	"github.com/graftdev/graft/internal/proxy"
 )
 
-// BenchmarkHealHooks is self-healing's own share of every proxied request:
-// Inspect and Observe called in-process, as the proxy calls them, with
+// BenchmarkHealHooks is self-healing's own share of a proxied request that
+// the proxy has copied: Inspect and Observe called in-process, with
 // requests shaped like the proxy's snapshots (no sockets, no proxy data
-// path, so allocations and instruction counts are the hooks' alone). The
-// proxy hands Observe a copy of the request Inspect saw, with its
-// generation set; the benchmark prepares those copies without allocating.
+// path, so allocations and instruction counts are the hooks' alone). This
+// is the path of every request while a rule or guard is on (Admit copies
+// the request then), and it samples every benign request; with neither,
+// the hooks see only the proxy's View and copy a request only when the
+// sample takes it: BenchmarkProxyWithHealHooks measures that through a
+// real proxy. The proxy hands Observe a copy of the request Inspect saw,
+// with its generation set; the benchmark prepares those copies without
+// allocating.
 //
 //	go test -run x -bench HealHooks -benchmem ./internal/heal
 //	bash bench/heal/hooks.sh   (instructions per request, callgrind)
@@ -54,7 +59,6 @@ func BenchmarkHealHooks(b *testing.B) {
 				}
 			}
 			a := &Attached{Healer: h, Guards: guard.New(guard.Options{})}
-			hooks := a.Hooks()
 			resp := &proxy.Response{Status: http.StatusOK, Latency: time.Millisecond}
 			var ids atomic.Uint64
 			// Each worker cycles through its own requests; the benign
@@ -68,13 +72,13 @@ func BenchmarkHealHooks(b *testing.B) {
 					in := &ins[i]
 					*in = tt.req
 					in.ID = ids.Add(1)
-					if ans := hooks.Inspect(in); ans != nil {
+					if ans := a.Inspect(in); ans != nil {
 						panic(fmt.Sprintf("benign request answered %d", ans.Status))
 					}
 					out := &outs[i]
 					*out = *in
 					out.Gen = 1
-					hooks.Observe(out, resp)
+					a.Observe(out, resp)
 				}
 			}
 			b.ReportAllocs()

@@ -12,13 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/guard"
 	"github.com/graftdev/graft/internal/proxy"
 )
 
 // BenchmarkProxyWithHealHooks measures one keep-alive request through a
 // real proxy in front of an httptest backend on loopback, per op, with no
-// hooks, with self-healing's hooks (no rule, no guard on), and with them
+// hooks, with self-healing's hooks (no rule, no guard on: the proxy copies
+// a request only when the benign sample takes it), with a seal rule
+// installed that no request matches (every request is copied and matched),
+// and with them
 // composed with a no-op Observe like shadowing's (an atomic load while no
 // shadow run is active), as graft run installs them. The difference
 // between the variants is what self-healing costs every request.
@@ -50,12 +54,21 @@ func BenchmarkProxyWithHealHooks(b *testing.B) {
 		}
 		return &Attached{Healer: h, Guards: guard.New(guard.Options{})}
 	}
+	withRule := func(b *testing.B) *proxy.Hooks {
+		a := newAttached(b)
+		if _, _, err := a.Healer.Add(api.SealAddRequest{Match: "POST /orders/{} header.Content-Type=application/json json.tags=null"}); err != nil {
+			b.Fatal(err)
+		}
+		h := a.Hooks()
+		return &h
+	}
 	for _, tt := range []struct {
 		name  string
 		hooks func(b *testing.B) *proxy.Hooks
 	}{
 		{"nohooks", func(*testing.B) *proxy.Hooks { return nil }},
 		{"heal", func(b *testing.B) *proxy.Hooks { h := newAttached(b).Hooks(); return &h }},
+		{"heal+rule", withRule},
 		{"heal+shadow", func(b *testing.B) *proxy.Hooks {
 			h := proxy.Compose(newAttached(b).Hooks(), proxy.Hooks{Observe: shadowObserve, ObserveResponse: true})
 			return &h

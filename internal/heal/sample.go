@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/graftdev/graft/internal/heal/rule"
 	"github.com/graftdev/graft/internal/proxy"
@@ -14,8 +15,16 @@ import (
 // routes, and a smaller ring per route so that a busy route does not push
 // out the evidence about a quiet one.
 //
-// Every benign request is added, on the request path, so adding takes no
-// lock and allocates nothing once its route is known: the rings are slots
+// A route's requests are all kept while they come less often than one per
+// sampleGap; a busier route keeps one per sampleGap (admit), so that the
+// proxy copies and packs a request only for the sample's sake at a bounded
+// rate. The rings hold as many requests as before, over a longer time: a
+// benign form that makes up a share of a route's traffic is in its ring in
+// about that share either way; what a crash no longer sees are the
+// requests of a busy route that came between two sampled ones.
+//
+// Adding runs on the request path, so it takes no lock and allocates
+// nothing once its route is known: the rings are slots
 // written with atomic stores, and routes are found in an open-addressed
 // table of atomic pointers. Requests are kept packed (see packed), so the
 // sample costs the garbage collector little. Only a new route takes the lock (to evict the
@@ -36,7 +45,13 @@ type route struct {
 	head rule.Head
 	slot int // index in routes
 	ring ring
+	last atomic.Int64 // when admit last let a request in (unix nanoseconds)
 }
+
+// sampleGap is the least time between two requests admit lets into one
+// route's ring: at most 500 a second per route are copied and packed, and
+// a route's 128 slots span at least 256 ms of its traffic.
+const sampleGap = 2 * time.Millisecond
 
 type ring struct {
 	items []atomic.Pointer[packed]
@@ -87,18 +102,39 @@ func (s *sample) find(method string, template []byte, h int) *route {
 	return nil
 }
 
-func (s *sample) add(q *proxy.Request) {
+// add keeps q, whatever the rate.
+func (s *sample) add(q *proxy.Request) { s.put(s.lookup(q.Method, []byte(q.Path)), q) }
+
+// admit returns the route of a benign request on method and path that is
+// to be kept (put), or nil when its route already took one less than
+// sampleGap before now (unix nanoseconds).
+func (s *sample) admit(method string, path []byte, now int64) *route {
+	rt := s.lookup(method, path)
+	last := rt.last.Load()
+	if now-last < int64(sampleGap) || !rt.last.CompareAndSwap(last, now) {
+		return nil
+	}
+	return rt
+}
+
+// lookup finds or adds the route of method and path. The template is
+// built in a buffer on the stack: looking a route up allocates nothing;
+// only a new route's template is copied.
+func (s *sample) lookup(method string, path []byte) *route {
+	var buf [128]byte
+	tmpl := rule.AppendTemplate(buf[:0], path)
+	h := s.hash(method, tmpl)
+	rt := s.find(method, tmpl, h)
+	if rt == nil {
+		rt = s.addRoute(method, tmpl, h)
+	}
+	return rt
+}
+
+// put keeps q in rt's ring and the ring over all routes.
+func (s *sample) put(rt *route, q *proxy.Request) {
 	p := pack(q)
 	s.all.add(p)
-	// The route template is built in a buffer on the stack: looking a
-	// route up allocates nothing; only a new route's template is copied.
-	var buf [128]byte
-	tmpl := rule.AppendTemplate(buf[:0], q.Path)
-	h := s.hash(q.Method, tmpl)
-	rt := s.find(q.Method, tmpl, h)
-	if rt == nil {
-		rt = s.addRoute(q.Method, tmpl, h)
-	}
 	rt.ring.add(p)
 }
 

@@ -114,3 +114,45 @@ func TestPackRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestSampleAdmit: at high rates a route keeps one request per sampleGap,
+// and a busy route does not use up another's turn.
+func TestSampleAdmit(t *testing.T) {
+	gap := int64(sampleGap)
+	steps := []struct {
+		method, path string
+		at           int64 // nanoseconds
+		want         bool
+	}{
+		{"GET", "/items/1", 1_000_000_000, true}, // a route's first request
+		{"GET", "/items/2", 1_000_000_000 + 1, false},
+		{"GET", "/items/3", 1_000_000_000 + gap - 1, false},
+		{"POST", "/items/3", 1_000_000_000 + gap - 1, true}, // another route (method) in the busy one's gap
+		{"GET", "/other", 1_000_000_000 + gap - 1, true},
+		{"GET", "/items/4", 1_000_000_000 + gap, true}, // the gap is over
+		{"GET", "/items/5", 1_000_000_000 + gap + 1, false},
+		{"GET", "/other", 1_000_000_000 + 3*gap, true},
+	}
+	s := newSample(64, 8, 8)
+	kept := 0
+	for i, st := range steps {
+		rt := s.admit(st.method, []byte(st.path), st.at)
+		if (rt != nil) != st.want {
+			t.Fatalf("step %d: %s %s at %d admitted = %v, want %v", i, st.method, st.path, st.at, rt != nil, st.want)
+		}
+		if rt == nil {
+			continue
+		}
+		if rt.head != (rule.Head{Method: st.method, Template: rule.Template(st.path)}) {
+			t.Fatalf("step %d: route %+v", i, rt.head)
+		}
+		s.put(rt, &proxy.Request{Method: st.method, Path: st.path})
+		kept++
+	}
+	if s.len() != kept {
+		t.Fatalf("sample holds %d, want the %d admitted", s.len(), kept)
+	}
+	if n := s.routeLen(rule.Head{Method: "GET", Template: "/items/{}"}); n != 2 {
+		t.Fatalf("busy route holds %d, want 2", n)
+	}
+}

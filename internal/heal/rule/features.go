@@ -140,9 +140,10 @@ func Template(path string) string {
 }
 
 // AppendTemplate appends Template(path) to dst. The benign sample looks
-// every request's route up with it, so it allocates nothing and decides
-// most segments (words, numbers) in one pass over their bytes.
-func AppendTemplate(dst []byte, path string) []byte {
+// requests' routes up with it, from the proxy's bytes, so it allocates
+// nothing and decides most segments (words, numbers) in one pass over
+// their bytes.
+func AppendTemplate[S ~string | ~[]byte](dst []byte, path S) []byte {
 	if !hasDigitOrSyntax(path) {
 		return append(dst, path...) // as Template: no segment can be an id
 	}
@@ -166,7 +167,7 @@ func AppendTemplate(dst []byte, path string) []byte {
 
 // hasDigitOrSyntax is strings.ContainsAny(path, "0123456789*{}") in one
 // pass without building a set.
-func hasDigitOrSyntax(path string) bool {
+func hasDigitOrSyntax[S ~string | ~[]byte](path S) bool {
 	for i := 0; i < len(path); i++ {
 		if c := path[i]; c >= '0' && c <= '9' || c == '*' || c == '{' || c == '}' {
 			return true
@@ -177,7 +178,7 @@ func hasDigitOrSyntax(path string) bool {
 
 // templated reports whether Template writes seg as {}: it holds rule
 // syntax (*, {, }) or looks like an identifier.
-func templated(seg string) bool {
+func templated[S ~string | ~[]byte](seg S) bool {
 	digits, signs := 0, 0
 	for i := 0; i < len(seg); i++ {
 		switch c := seg[i]; {
@@ -190,7 +191,7 @@ func templated(seg string) bool {
 		}
 	}
 	switch {
-	case seg == "":
+	case len(seg) == 0:
 		return false
 	case digits == len(seg):
 		return true
@@ -199,7 +200,7 @@ func templated(seg string) bool {
 		// a digit, and those hold a - or a +.
 		return false
 	}
-	return idSegment(seg)
+	return idSegment(string(seg))
 }
 
 // literalPath makes a request path safe as a rule path: segments that rule

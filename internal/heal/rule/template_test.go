@@ -3,7 +3,8 @@ package rule
 import "testing"
 
 // AppendTemplate is the allocation-free form of Template the benign sample
-// looks routes up with; the two must agree or the sample splits a route.
+// looks routes up with, over strings and the proxy's bytes; they must all
+// agree or the sample splits a route.
 func TestAppendTemplateAgreesWithTemplate(t *testing.T) {
 	for _, path := range []string{
 		"", "/", "/items", "/items/", "/items/42", "/items/42/tags", "//x//7/",
@@ -15,6 +16,9 @@ func TestAppendTemplateAgreesWithTemplate(t *testing.T) {
 			if got, want := string(AppendTemplate([]byte("junk"), path)[4:]), Template(path); got != want {
 				t.Errorf("AppendTemplate(%q) = %q, Template = %q", path, got, want)
 			}
+			if got, want := string(AppendTemplate([]byte("junk"), []byte(path))[4:]), Template(path); got != want {
+				t.Errorf("AppendTemplate([]byte(%q)) = %q, Template = %q", path, got, want)
+			}
 		})
 	}
 }
@@ -24,8 +28,12 @@ func FuzzAppendTemplate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		if got, want := string(AppendTemplate(nil, path)), Template(path); got != want {
+		want := Template(path)
+		if got := string(AppendTemplate(nil, path)); got != want {
 			t.Errorf("AppendTemplate(%q) = %q, Template = %q", path, got, want)
+		}
+		if got := string(AppendTemplate(nil, []byte(path))); got != want {
+			t.Errorf("AppendTemplate([]byte(%q)) = %q, Template = %q", path, got, want)
 		}
 	})
 }
