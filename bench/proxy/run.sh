@@ -9,6 +9,10 @@
 #   bench/proxy/run.sh                 # 3 rounds of wrk -t2 -c32 -d10s --latency
 #   ROUNDS=1 DURATION=3s bench/proxy/run.sh
 #   GRAFT_BIN=/path/to/graft bench/proxy/run.sh   # a prebuilt graft binary
+#   GRAFT_BEFORE=/path/to/old/graft bench/proxy/run.sh
+#       # also measures another graft binary ("graft0", e.g. the commit
+#       # before a change) in the same rounds, in front of its own
+#       # generation 1 (the same backend program)
 #
 # If cmd/graft does not build, only the harness is measured (and said so).
 # Everything binds 127.0.0.1; every process started here is stopped on exit.
@@ -71,6 +75,16 @@ if [ -n "$graft" ]; then
 	status=$("$graft" status --admin "$tmp/admin.sock" --json)
 	baddr=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["addr"] for g in d["generations"] if g["number"]==d["serving"]][0])' <<<"$status")
 	backendpid=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["pid"] for g in d["generations"] if g["number"]==d["serving"]][0])' <<<"$status")
+	if [ -n "${GRAFT_BEFORE:-}" ]; then
+		g0port=$(freeport)
+		"$GRAFT_BEFORE" run --admin "$tmp/admin0.sock" --listen "web=127.0.0.1:$g0port" --proxy \
+			-- "$tmp/backend" -addr '{addr}' >"$tmp/graft0.log" 2>&1 &
+		pids+=($!)
+		graft0pid=$!
+		waitfor "http://127.0.0.1:$g0port/"
+		backend0pid=$("$graft" status --admin "$tmp/admin0.sock" --json |
+			python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["pid"] for g in d["generations"] if g["number"]==d["serving"]][0])')
+	fi
 else
 	baddr=127.0.0.1:$(freeport)
 	"$tmp/backend" -addr "$baddr" &
@@ -123,6 +137,7 @@ servers() { # target name → pids of the processes doing its work
 	case $1 in
 	direct) echo "$backendpid" ;;
 	graft) echo "$graftpid" ;;
+	graft0) echo "$graft0pid" ;;
 	nginx) echo "$nginxpid $(pgrep -P "$nginxpid" | tr '\n' ' ')" ;;
 	harness) echo "$harnesspid" ;;
 	harness1) echo "$harness1pid" ;;
@@ -134,6 +149,9 @@ hz=$(getconf CLK_TCK)
 targets=(direct "http://$baddr/")
 if [ -n "$graft" ]; then
 	targets+=(graft "http://127.0.0.1:$gport/")
+	if [ -n "${GRAFT_BEFORE:-}" ]; then
+		targets+=(graft0 "http://127.0.0.1:$g0port/")
+	fi
 fi
 targets+=(nginx "http://127.0.0.1:$nport/")
 if [ "$HARNESS" = 1 ]; then
@@ -171,10 +189,12 @@ for round in $(seq "$ROUNDS"); do
 		name=${targets[i]} url=${targets[i + 1]}
 		procs=$(servers "$name")
 		# shellcheck disable=SC2086
-		c0=$(cputicks $procs) b0=$(cputicks "$backendpid")
+		bpid=$backendpid
+		if [ "$name" = graft0 ]; then bpid=$backend0pid; fi
+		c0=$(cputicks $procs) b0=$(cputicks "$bpid")
 		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$url")
 		# shellcheck disable=SC2086
-		c1=$(cputicks $procs) b1=$(cputicks "$backendpid")
+		c1=$(cputicks $procs) b1=$(cputicks "$bpid")
 		reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 		cpu=$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
 		bcpu=$(awk -v t=$((b1 - b0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
@@ -187,7 +207,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "# wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS rounds; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "# graft = graft run --proxy (supervisor + internal/proxy); backend = bench/proxy/backend (Go net/http, 50-byte JSON)"
+echo "# graft = graft run --proxy (supervisor + internal/proxy)${GRAFT_BEFORE:+; graft0 = $GRAFT_BEFORE run --proxy, its own backend}; backend = bench/proxy/backend (Go net/http, 50-byte JSON)"
 echo "# cpu_us = CPU time per request of the target's own processes (the backend itself for direct); backend_us = the backend's"
 printf '%-6s %-8s %10s %8s %8s %8s %8s %10s %s\n' round target req/s ratio p50_ms p99_ms cpu_us backend_us errors
 awk '
