@@ -27,32 +27,11 @@ type AttachOptions struct {
 	SetHooks func(proxy.Hooks)
 }
 
-// SelfWorker is the worker command that re-executes this process's own
-// binary with the hidden command worker.Arg, or nil when the binary's path
-// is unknown (the comparisons then run in this process). The binary must
-// dispatch worker.Arg to worker.Conn and worker.Serve, as graft's does (a test
-// binary's TestMain must do it too: see the e2e tests). A worker process
-// never starts another.
-func SelfWorker(getenv func(string) string) *WorkerCommand {
-	if getenv(worker.Env) != "" {
-		return nil
-	}
-	// /proc/self/exe is the running binary even when its file was replaced
-	// since (an upgrade of graft itself): the worker speaks its protocol.
-	exe := "/proc/self/exe"
-	if _, err := os.Stat(exe); err != nil {
-		if exe, err = os.Executable(); err != nil {
-			return nil
-		}
-	}
-	return &WorkerCommand{Path: exe, Args: []string{worker.Arg}, Stderr: os.Stderr}
-}
-
 // Attach adds shadowing to a supervisor in proxy mode: the admin routes
 // POST /v1/shadow, POST /v1/shadow/stop, GET /v1/report and
 // GET /v1/report.html, and the graft_shadow_* metrics. Each run's
 // comparisons run in a worker process, opts.Controller.Worker, by default
-// SelfWorker's (this binary re-executed). Call before sup.Run; call
+// worker.Self's (this binary re-executed). Call before sup.Run; call
 // Service.Close when the supervisor has stopped.
 func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 	m, err := NewMetrics(sup.Registry())
@@ -64,7 +43,7 @@ func Attach(sup *supervisor.Supervisor, opts AttachOptions) (*Service, error) {
 		opts.Logger = sup.Logger()
 	}
 	if opts.Controller.Worker == nil {
-		opts.Controller.Worker = SelfWorker(os.Getenv)
+		opts.Controller.Worker = worker.Self(os.Getenv)
 		if opts.Controller.Worker == nil && opts.Logger != nil {
 			opts.Logger.Warn("shadow: no worker process (this binary's path is unknown); comparisons run in graft's process", "component", "shadow")
 		}

@@ -46,7 +46,7 @@ type Options struct {
 	// Worker starts the worker process that asks the lanes and compares
 	// the answers; nil runs that work on goroutines of this process (the
 	// same protocol, over a socket pair), at this process's priority.
-	Worker *WorkerCommand
+	Worker *worker.Command
 	// BodyCap bounds the bytes of a lane's answer kept for comparison; it
 	// should equal the proxy's. 0 means 64 KiB.
 	BodyCap int
@@ -247,18 +247,18 @@ func (c *Controller) Run(ctx context.Context) error {
 	} else {
 		var wg sync.WaitGroup
 		stopWriter := make(chan struct{})
-		wg.Go(func() { c.write(wk.conn, stopWriter) })
-		wg.Go(func() { c.read(wk.conn) })
+		wg.Go(func() { c.write(wk.Conn, stopWriter) })
+		wg.Go(func() { c.read(wk.Conn) })
 		c.wait(ctx)
 		// Closing the socket is the worker's signal to stop: it drops what
 		// it has queued and cuts the lane requests under way short.
 		c.running.Store(false)
 		close(stopWriter)
-		wk.conn.Close()
+		wk.Conn.Close()
 		wg.Wait()
 		// A worker lost during the run is exiting or dead: say how.
-		if killed := wk.stop(workerGrace); c.lostWorker() && !killed && wk.err != nil {
-			c.loseWorker(wk.err.Error())
+		if killed := wk.Stop(workerGrace); c.lostWorker() && !killed && wk.Err() != nil {
+			c.loseWorker(wk.Err().Error())
 		}
 	}
 	j := c.differ.Judge()
@@ -278,6 +278,20 @@ func (c *Controller) Run(ctx context.Context) error {
 // workerGrace is how long a worker may take to exit once its socket is
 // closed before it is killed; it holds nothing that needs more.
 const workerGrace = 2 * time.Second
+
+// startWorker starts the worker (a process when opts.Worker says how, else
+// a goroutine) with this run's configuration.
+func (c *Controller) startWorker(ctx context.Context) (*worker.Handle, error) {
+	h, err := worker.Start(ctx, worker.Config{
+		Candidate: c.candidate, Secondary: c.secondary, Timeout: c.opts.Timeout, BodyCap: c.opts.BodyCap,
+		Workers: c.opts.Workers, InFlight: len(c.slots), Compare: c.opts.Differ.Compare, ExampleBody: c.differ.Options().ExampleBody,
+	}, c.opts.Worker, c.log)
+	if err != nil {
+		return nil, err
+	}
+	c.workerPid.Store(int64(h.Pid))
+	return h, nil
+}
 
 // wait returns when the run ends.
 func (c *Controller) wait(ctx context.Context) {

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/shadow/differ"
+	"github.com/graftdev/graft/internal/shadow/worker"
 )
 
 // service is a small JSON service whose answers carry nondeterministic
@@ -296,8 +298,8 @@ func TestControllerSampleAndSkip(t *testing.T) {
 // this process or in a worker process.
 func TestControllerStalledCandidate(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		worker *WorkerCommand
+		name string
+		cmd  *worker.Command
 	}{{"goroutines", nil}, {"process", testWorker()}} {
 		t.Run(tt.name, func(t *testing.T) {
 			release := make(chan struct{})
@@ -314,7 +316,7 @@ func TestControllerStalledCandidate(t *testing.T) {
 			sec := &service{}
 			secondary := httptest.NewServer(sec)
 			defer secondary.Close()
-			c, _ := NewController(Options{Queue: 16, Workers: 4, Timeout: time.Hour, Worker: tt.worker}, addr(candidate), addr(secondary))
+			c, _ := NewController(Options{Queue: 16, Workers: 4, Timeout: time.Hour, Worker: tt.cmd}, addr(candidate), addr(secondary))
 			errc := make(chan error, 1)
 			go func() { errc <- c.Run(t.Context()) }()
 			const n = 5000
@@ -472,5 +474,40 @@ func TestControllerLaneOrderIsRandom(t *testing.T) {
 			t.Errorf("body.first: candidate-only %d, secondary-only %d, divergent %v; want each lane second in about half the requests",
 				f.CandidateOnly, f.SecondaryOnly, f.Divergent)
 		}
+	}
+}
+
+// A worker process that dies ends the run, and the report says why; the
+// comparisons made before stand.
+func TestControllerWorkerDies(t *testing.T) {
+	primary := httptest.NewServer(&service{})
+	defer primary.Close()
+	lane := httptest.NewServer(&service{})
+	defer lane.Close()
+	c, _ := NewController(Options{Worker: testWorker()}, addr(lane), addr(lane))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(t.Context()) }()
+	req, ans := fetch(t, &http.Client{}, primary.URL, "GET", "/users/1")
+	c.Observe(req, ans)
+	awaitOutcome(c)
+	if err := syscall.Kill(int(c.workerPid.Load()), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	r := c.Report()
+	if r.Ended != "worker exited" || !strings.Contains(r.Reason, "shadow worker exited during the run") || !strings.Contains(r.Reason, "killed") ||
+		r.Compared != 1 || r.Verdict != api.VerdictUndecided {
+		t.Errorf("ended %q reason %q compared %d verdict %s; want the worker's death named, 1 compared, undecided", r.Ended, r.Reason, r.Compared, r.Verdict)
+	}
+}
+
+// awaitOutcome polls until c has recorded an outcome. It sleeps rather than
+// spins: a spinning test would keep an idle-priority worker off the CPU.
+func awaitOutcome(c *Controller) {
+	for c.compared.Load() == 0 && c.laneErrors.Load() == 0 {
+		time.Sleep(time.Millisecond) // polling a counter; the worker is another process
 	}
 }

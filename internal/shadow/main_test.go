@@ -30,6 +30,6 @@ func TestMain(m *testing.M) {
 // testWorker runs the worker as a real process: this test binary. It runs
 // at normal priority: at SCHED_IDLE on a machine kept busy by other tests
 // it could wait for a CPU for a long time; TestWorkerPriority checks idle.
-func testWorker() *WorkerCommand {
-	return &WorkerCommand{Path: os.Args[0], Stderr: os.Stderr, Priority: PriorityNormal}
+func testWorker() *worker.Command {
+	return &worker.Command{Path: os.Args[0], Stderr: os.Stderr, Priority: PriorityNormal}
 }

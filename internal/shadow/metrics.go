@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"fmt"
+
 	"github.com/graftdev/graft/internal/shadow/differ"
 
 	"github.com/prometheus/client_golang/prometheus"

@@ -13,6 +13,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/shadow/differ"
+	"github.com/graftdev/graft/internal/shadow/worker"
 )
 
 // Errors of the shadow service.
@@ -195,15 +196,16 @@ func FromProxy(req *proxy.Request, resp *proxy.Response, bodyCap int) (*Request,
 	return r, a
 }
 
-// Lane priorities a run may ask for (api.ShadowRequest.LanePriority).
+// Lane priorities a run may ask for (api.ShadowRequest.LanePriority); the
+// worker process runs at its lanes'.
 const (
 	// PriorityIdle runs both lanes under SCHED_IDLE (nice 19 where that is
 	// refused): they get only the CPU the service leaves, and when they
 	// fall behind the queue drops. The default.
-	PriorityIdle = "idle"
+	PriorityIdle = worker.PriorityIdle
 	// PriorityNormal runs the lanes like the service itself: mirroring
 	// then takes CPU from the primary on a busy machine.
-	PriorityNormal = "normal"
+	PriorityNormal = worker.PriorityNormal
 )
 
 // Start begins a run: it starts the candidate and the secondary, then

@@ -3,6 +3,7 @@ package worker
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,16 @@ func beginFrame(b []byte, typ byte) ([]byte, int) {
 func endFrame(b []byte, at int) []byte {
 	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
 	return b
+}
+
+// appendConfig appends the config frame, graft's first.
+func appendConfig(b []byte, cfg Config) ([]byte, error) {
+	j, err := json.Marshal(cfg)
+	if err != nil {
+		return b, err
+	}
+	b, at := beginFrame(b, frameConfig)
+	return endFrame(append(b, j...), at), nil
 }
 
 func appendBytes(b, s []byte) []byte {

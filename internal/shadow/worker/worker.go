@@ -25,9 +25,9 @@ const Arg = "shadow-worker"
 // way does not have it, and Conn refuses to run.
 const Env = "GRAFT_SHADOW_WORKER_FD"
 
-// FD is the descriptor the worker's socket gets in the child
+// socketFD is the descriptor the worker's socket gets in the child
 // (exec.Cmd.ExtraFiles[0]).
-const FD = 3
+const socketFD = 3
 
 // Config is the worker's configuration, graft's first frame.
 type Config struct {
@@ -42,28 +42,18 @@ type Config struct {
 	ExampleBody int
 }
 
-// AppendConfig appends the config frame, graft's first.
-func AppendConfig(b []byte, cfg Config) ([]byte, error) {
-	j, err := json.Marshal(cfg)
-	if err != nil {
-		return b, err
-	}
-	b, at := beginFrame(b, frameConfig)
-	return endFrame(append(b, j...), at), nil
-}
-
 // Conn returns the socket graft handed its worker process, after checking
 // that graft started this process: getenv(Env) names the descriptor, and
 // the descriptor is a unix socket.
 func Conn(getenv func(string) string) (net.Conn, error) {
-	if getenv(Env) != fmt.Sprint(FD) {
+	if getenv(Env) != fmt.Sprint(socketFD) {
 		return nil, fmt.Errorf("graft %s: only graft starts this command (for graft shadow)", Arg)
 	}
 	var st syscall.Stat_t
-	if err := syscall.Fstat(FD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
-		return nil, fmt.Errorf("graft %s: descriptor %d is not graft's socket", Arg, FD)
+	if err := syscall.Fstat(socketFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		return nil, fmt.Errorf("graft %s: descriptor %d is not graft's socket", Arg, socketFD)
 	}
-	f := os.NewFile(FD, "shadow-worker-socket")
+	f := os.NewFile(socketFD, "shadow-worker-socket")
 	defer f.Close() // FileConn dups it
 	c, err := net.FileConn(f)
 	if err != nil {

@@ -1,8 +1,9 @@
-package shadow
+package worker
 
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,11 +11,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/idle"
 	"github.com/graftdev/graft/internal/shadow/differ"
 )
@@ -22,7 +21,7 @@ import (
 // The worker process runs every thread at the priority asked for, like a
 // lane: SCHED_IDLE (nice 19 where refused), or normal.
 func TestWorkerPriority(t *testing.T) {
-	lane := httptest.NewServer(&service{})
+	lane := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
 	defer lane.Close()
 	ch := make(chan bool)
 	go func() {
@@ -33,21 +32,27 @@ func TestWorkerPriority(t *testing.T) {
 	idleAllowed := <-ch
 	for _, prio := range []string{PriorityIdle, PriorityNormal} {
 		t.Run(prio, func(t *testing.T) {
-			w := testWorker()
-			w.Priority = prio
-			c, _ := NewController(Options{Worker: w}, addr(lane), addr(lane))
-			errc := make(chan error, 1)
-			go func() { errc <- c.Run(t.Context()) }()
+			cfg := Config{Candidate: addr(lane), Secondary: addr(lane), Timeout: 10 * time.Second, BodyCap: 64 << 10, Workers: 1, InFlight: 1}
+			h, err := Start(t.Context(), cfg, &Command{Path: os.Args[0], Stderr: os.Stderr, Priority: prio}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer func() {
-				c.Stop()
-				if err := <-errc; err != nil {
-					t.Error(err)
+				h.Conn.Close()
+				// A worker too slow to exit is killed; one that exits on
+				// its own after the close exits cleanly.
+				if killed := h.Stop(10 * time.Second); !killed && h.Err() != nil {
+					t.Errorf("worker exited with %v", h.Err())
 				}
 			}()
 			// The worker answers once it runs: then its runtime's threads exist.
-			c.Observe(&Request{Gen: 1, Method: "GET", Path: "/users/1"}, &differ.Answer{Status: 200})
-			awaitOutcome(c)
-			pid := c.workerPid.Load()
+			if _, err := h.Conn.Write(AppendExchange(nil, 0, &Request{Method: "GET", Path: "/users/1"}, &differ.Answer{Status: 200})); err != nil {
+				t.Fatal(err)
+			}
+			if o, err := NewOutcomeReader(h.Conn).Next(); err != nil || o.Flags != 0 {
+				t.Fatalf("outcome %+v, %v; want one compared", o, err)
+			}
+			pid := h.Pid
 			if pid == 0 {
 				t.Fatal("no worker process")
 			}
@@ -85,37 +90,25 @@ func TestWorkerPriority(t *testing.T) {
 	}
 }
 
-// A worker process that dies ends the run, and the report says why; the
-// comparisons made before stand.
-func TestControllerWorkerDies(t *testing.T) {
-	primary := httptest.NewServer(&service{})
-	defer primary.Close()
-	lane := httptest.NewServer(&service{})
-	defer lane.Close()
-	c, _ := NewController(Options{Worker: testWorker()}, addr(lane), addr(lane))
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(t.Context()) }()
-	req, ans := fetch(t, &http.Client{}, primary.URL, "GET", "/users/1")
-	c.Observe(req, ans)
-	awaitOutcome(c)
-	if err := syscall.Kill(int(c.workerPid.Load()), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+// Self re-runs this binary as the worker, except in a worker process.
+func TestSelf(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"graft", map[string]string{}, true},
+		{"a worker process", map[string]string{Env: "3"}, false},
 	}
-	<-c.Done()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	r := c.Report()
-	if r.Ended != "worker exited" || !strings.Contains(r.Reason, "shadow worker exited during the run") || !strings.Contains(r.Reason, "killed") ||
-		r.Compared != 1 || r.Verdict != api.VerdictUndecided {
-		t.Errorf("ended %q reason %q compared %d verdict %s; want the worker's death named, 1 compared, undecided", r.Ended, r.Reason, r.Compared, r.Verdict)
-	}
-}
-
-// awaitOutcome polls until c has recorded an outcome. It sleeps rather than
-// spins: a spinning test would keep an idle-priority worker off the CPU.
-func awaitOutcome(c *Controller) {
-	for c.compared.Load() == 0 && c.laneErrors.Load() == 0 {
-		time.Sleep(time.Millisecond) // polling a counter; the worker is another process
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := Self(func(k string) string { return tt.env[k] })
+			if got := cmd != nil; got != tt.want {
+				t.Fatalf("Self: %+v, want a command: %v", cmd, tt.want)
+			}
+			if cmd != nil && (cmd.Path == "" || len(cmd.Args) != 1 || cmd.Args[0] != Arg) {
+				t.Errorf("Self: %+v, want this binary with %q", cmd, Arg)
+			}
+		})
 	}
 }
