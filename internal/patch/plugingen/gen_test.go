@@ -82,9 +82,8 @@ func TestGenerate(t *testing.T) {
 				`*p0_side_parser_of(_graft_p) = p0_side_parser{}`,
 				`p0_side_parser_of(_graft_p).depth = 1`,
 				`(*(*int)(unsafe.Pointer(uintptr(unsafe.Pointer(p)) + 24)))`,
-				`weak.Make(p)`,
-				// The last object's fields are remembered, weakly.
-				`if c := p0_side_parser_last.Load(); c != nil && c.k.Value() == p {`,
+				`var p0_side_parser_t _graft_rt.Side[p0.GraftT_parser, p0_side_parser]`,
+				`func p0_side_parser_of(p *p0.GraftT_parser) *p0_side_parser { return p0_side_parser_t.Of(p) }`,
 			},
 		},
 		{

@@ -467,9 +467,8 @@ func (g *gen) oldFields(t types.Type, st *types.Struct, name string) ([]*types.V
 	return fs, idx
 }
 
-// sideOf declares (once) the side table of type tn's new fields and
-// returns the name of its accessor: func(*T) *side, weakly keyed by the
-// object's address so entries go with their objects.
+// sideOf declares (once) the side table of type tn's new fields (an
+// rt.Side) and returns the name of its accessor: func(*T) *side.
 func (g *gen) sideOf(tn *types.TypeName, where string) string {
 	k := g.pkgIndex[tn.Pkg().Path()]
 	base := fmt.Sprintf("p%d_side_%s", k, tn.Name())
@@ -486,46 +485,15 @@ func (g *gen) sideOf(tn *types.TypeName, where string) string {
 		}
 	}
 	T := g.typeExpr(tn.Type(), where)
-	g.imp("sync")
-	g.imp("sync/atomic")
-	g.imp("weak")
-	g.imp("runtime")
-	// The last object looked up is remembered (weakly: the cache keeps no
-	// object alive, and an object freed and another allocated at its
-	// address does not match, since the weak pointer of the freed one
-	// reads nil): code that works on one object in a loop (a parser's
-	// state, per token) then skips weak.Make and the map.
+	// rt.Side keys the fields weakly by object and remembers the last
+	// object looked up (docs/patch.md, side tables).
 	g.out = append(g.out, fmt.Sprintf(`// %[1]s holds the fields %[2]s gained, for objects of the running
 // program's layout. Objects created before the patch start at zero values.
 type %[1]s struct {
 %[3]s}
 
-var %[1]s_m sync.Map // weak.Pointer[%[2]s] → *%[1]s
+var %[1]s_t %[4]s.Side[%[2]s, %[1]s]
 
-// %[1]s_last is the last object looked up and its fields.
-var %[1]s_last atomic.Pointer[struct {
-	k weak.Pointer[%[2]s]
-	v *%[1]s
-}]
-
-func %[1]s_of(p *%[2]s) *%[1]s {
-	if c := %[1]s_last.Load(); c != nil && c.k.Value() == p {
-		return c.v
-	}
-	k := weak.Make(p)
-	v, ok := %[1]s_m.Load(k)
-	if !ok {
-		var loaded bool
-		v, loaded = %[1]s_m.LoadOrStore(k, new(%[1]s))
-		if !loaded {
-			runtime.AddCleanup(p, func(k weak.Pointer[%[2]s]) { %[1]s_m.Delete(k) }, k)
-		}
-	}
-	%[1]s_last.Store(&struct {
-		k weak.Pointer[%[2]s]
-		v *%[1]s
-	}{k, v.(*%[1]s)})
-	return v.(*%[1]s)
-}`, base, T, fields.String()))
+func %[1]s_of(p *%[2]s) *%[1]s { return %[1]s_t.Of(p) }`, base, T, fields.String(), g.rtName()))
 	return base + "_of"
 }
