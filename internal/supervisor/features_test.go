@@ -432,25 +432,6 @@ func TestExtensionAPI(t *testing.T) {
 	h.mustAnswer()
 }
 
-func FuzzParseReady(f *testing.F) {
-	for _, s := range []string{"", "notify", "tcp", "http:/healthz", "delay:1s", "delay:-1s", "http:x", "bogus", "http:/a b"} {
-		f.Add(s, true)
-		f.Add(s, false)
-	}
-	f.Fuzz(func(t *testing.T, s string, proxy bool) {
-		r, err := ParseReady(s, proxy)
-		if err != nil {
-			return
-		}
-		if s != "" && r.String() != s && r.Kind != ReadyDelay {
-			t.Errorf("ParseReady(%q).String() = %q", s, r.String())
-		}
-		if !proxy && (r.Kind == ReadyTCP || r.Kind == ReadyHTTP) {
-			t.Errorf("socket mode accepted %q", s)
-		}
-	})
-}
-
 // In proxy mode with an http probe, a new generation that turns unhealthy
 // during probation is rolled back to the parked one.
 func TestUnhealthyDuringProbation(t *testing.T) {

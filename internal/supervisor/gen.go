@@ -20,6 +20,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/readiness"
 )
 
 // generation is one child process. Fields under "guarded by s.mu" change
@@ -44,10 +45,9 @@ type generation struct {
 	// receive) before it serves again.
 	toldPark bool
 
-	done     chan struct{} // closed once the process has been waited for
-	readyCh  chan struct{} // closed on READY=1
-	readyOne sync.Once
-	stopping atomic.Bool // graft asked it to stop: its exit is no crash
+	done     chan struct{}           // closed once the process has been waited for
+	notify   *readiness.NotifySocket // READY=1
+	stopping atomic.Bool             // graft asked it to stop: its exit is no crash
 
 	ctl      *net.UnixConn // control channel, nil if it could not be made
 	ctlMu    sync.Mutex
@@ -137,7 +137,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	s.mu.Unlock()
 	g := &generation{
 		n: n, role: so.role, cmd: so.cmd,
-		done: make(chan struct{}), readyCh: make(chan struct{}), helloCh: make(chan struct{}),
+		done: make(chan struct{}), helloCh: make(chan struct{}),
 		events:   make(chan api.Control, 8),
 		rtSocket: filepath.Join(s.runDir, fmt.Sprintf("rt-%d.sock", n)),
 		state:    api.GenStarting,
@@ -176,13 +176,12 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 		env = append(env, activation...)
 	}
 	// Notify socket: a private unixgram socket per generation.
-	notifyPath := filepath.Join(s.runDir, fmt.Sprintf("notify-%d.sock", n))
-	os.Remove(notifyPath)
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	notify, err := readiness.ListenNotify(filepath.Join(s.runDir, fmt.Sprintf("notify-%d.sock", n)))
 	if err != nil {
 		return nil, fmt.Errorf("start generation %d: notify socket: %w", n, err)
 	}
-	env = append(env, "NOTIFY_SOCKET="+notifyPath)
+	g.notify = notify
+	env = append(env, "NOTIFY_SOCKET="+notify.Path())
 	// Control channel.
 	if parent, child, err := seqpacketPair(); err == nil {
 		closeAfter = append(closeAfter, child)
@@ -265,7 +264,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	var pipes sync.WaitGroup
 	pipes.Go(func() { s.copyLines(g, outR, "stdout") })
 	pipes.Go(func() { s.copyLines(g, errR, "stderr") })
-	s.wg.Go(func() { s.readNotify(g, notify) })
+	s.wg.Go(notify.Receive)
 	if g.ctl != nil {
 		s.wg.Go(func() { s.readControl(g) })
 	}
@@ -291,7 +290,6 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 			<-piped
 		}
 		notify.Close()
-		os.Remove(notifyPath)
 		os.Remove(g.rtSocket) // if rt made one
 		if g.ctl != nil {
 			g.ctl.Close()
@@ -371,21 +369,6 @@ func (s *Supervisor) copyLines(g *generation, r io.ReadCloser, stream string) {
 			s.outMu.Unlock()
 		} else {
 			s.log.Info("child output", "gen", g.n, "role", g.role, "stream", stream, "line", string(line))
-		}
-	}
-}
-
-func (s *Supervisor) readNotify(g *generation, c *net.UnixConn) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return
-		}
-		for line := range strings.SplitSeq(string(buf[:n]), "\n") {
-			if line == "READY=1" {
-				g.readyOne.Do(func() { close(g.readyCh) })
-			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/readiness"
 )
 
 // acquire takes the transition lock for an internal transition (first
@@ -101,13 +102,13 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 	var tick, delay <-chan time.Time
 	var notified <-chan struct{} // nil unless notify: a closed channel would spin the loop
 	switch s.ready.Kind {
-	case ReadyNotify:
-		notified = g.readyCh
-	case ReadyTCP, ReadyHTTP:
+	case readiness.Notify:
+		notified = g.notify.Ready()
+	case readiness.TCP, readiness.HTTP:
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		tick = t.C
-	case ReadyDelay:
+	case readiness.Delay:
 		delay = time.After(s.ready.Delay)
 	}
 	for {
@@ -117,7 +118,7 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 		case <-delay:
 			return s.markReady(g)
 		case <-tick:
-			if s.ready.probe(ctx, s.probeHTTP, g.addr) == nil {
+			if s.ready.Probe(ctx, s.probeHTTP, g.addr) == nil {
 				return s.markReady(g)
 			}
 		case <-g.done:
@@ -215,7 +216,7 @@ func (s *Supervisor) cutover(g, old *generation, committed bool) {
 	s.mu.Unlock()
 	s.metricCutover()
 	if notify && s.opts.NotifySocket != "" {
-		if err := sdNotify(s.opts.NotifySocket, "READY=1"); err != nil {
+		if err := readiness.SdNotify(s.opts.NotifySocket, "READY=1"); err != nil {
 			s.log.Warn("sd_notify", "err", err)
 		}
 	}
@@ -263,7 +264,7 @@ func (s *Supervisor) watchProbation(g *generation, token int) {
 	end := time.NewTimer(s.opts.Probation)
 	defer end.Stop()
 	var tick <-chan time.Time
-	if s.proxyMode && (s.ready.Kind == ReadyTCP || s.ready.Kind == ReadyHTTP) {
+	if s.proxyMode && (s.ready.Kind == readiness.TCP || s.ready.Kind == readiness.HTTP) {
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
 		tick = t.C
@@ -276,7 +277,7 @@ func (s *Supervisor) watchProbation(g *generation, token int) {
 		case <-g.done:
 			return // exited() decides
 		case <-tick:
-			if err := s.ready.probe(s.ctx, s.probeHTTP, g.addr); err != nil {
+			if err := s.ready.Probe(s.ctx, s.probeHTTP, g.addr); err != nil {
 				fails++
 				if fails >= 2 && s.current(token) {
 					s.Event(g.n, "unhealthy", "health probe failed during probation: "+err.Error())

@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/proxy"
+	"github.com/graftdev/graft/internal/readiness"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,7 +67,7 @@ type Supervisor struct {
 	runDir    string
 	ownRunDir bool
 	proxyMode bool
-	ready     ReadySpec
+	ready     readiness.Spec
 	listeners []*listener.Listener
 	proxy     *proxy.Proxy
 	mux       *http.ServeMux
@@ -142,7 +142,7 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.AdminTCP != "" && opts.AdminToken == "" {
 		return nil, errors.New("new supervisor: a TCP admin address needs a token")
 	}
-	ready, err := ParseReady(opts.Ready, opts.Proxy)
+	ready, err := readiness.Parse(opts.Ready, opts.Proxy)
 	if err != nil {
 		return nil, fmt.Errorf("new supervisor: %w", err)
 	}
@@ -391,20 +391,4 @@ func (s *Supervisor) shutdown() {
 		wg.Go(func() { s.stop(g, s.opts.Drain) })
 	}
 	wg.Wait()
-}
-
-// sdNotify sends state to a systemd notify socket.
-func sdNotify(path, state string) error {
-	if path[0] == '@' {
-		path = "\x00" + path[1:]
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return fmt.Errorf("notify %s: %w", path, err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(state)); err != nil {
-		return fmt.Errorf("notify %s: %w", path, err)
-	}
-	return nil
 }
