@@ -22,6 +22,7 @@ import (
 	"github.com/graftdev/graft/internal/cli"
 	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/shadow"
+	"github.com/graftdev/graft/internal/shadow/worker"
 	"github.com/graftdev/graft/internal/supervisor"
 )
 
@@ -30,10 +31,10 @@ import (
 // shadow worker process, as shadow.Attach starts it.
 func TestMain(m *testing.M) {
 	listener.MaybeShim()
-	if os.Getenv(shadow.WorkerEnv) != "" { // shadow.Attach's worker process
-		conn, err := shadow.WorkerConn(os.Getenv)
+	if os.Getenv(worker.Env) != "" { // shadow.Attach's worker process
+		conn, err := worker.Conn(os.Getenv)
 		if err == nil {
-			err = shadow.ServeWorker(context.Background(), conn)
+			err = worker.Serve(context.Background(), conn)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
