@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/control"
 	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/proxy"
 	"github.com/graftdev/graft/internal/readiness"
@@ -47,26 +47,19 @@ type generation struct {
 
 	done     chan struct{}           // closed once the process has been waited for
 	notify   *readiness.NotifySocket // READY=1
+	ctl      *control.Conn           // control channel, nil if it could not be made
 	stopping atomic.Bool             // graft asked it to stop: its exit is no crash
-
-	ctl      *net.UnixConn // control channel, nil if it could not be made
-	ctlMu    sync.Mutex
-	hello    atomic.Pointer[api.Control]
-	ctlRead  sync.Mutex    // held while a control message is received and handled
-	helloCh  chan struct{} // closed at the first hello
-	helloOne sync.Once
-	events   chan api.Control // parked, handoff-sent, error from the child
 
 	stderr tail
 }
 
 func (g *generation) drains() bool {
-	h := g.hello.Load()
+	h := g.ctl.Hello()
 	return h != nil && h.Drains
 }
 
 func (g *generation) hasState() bool {
-	h := g.hello.Load()
+	h := g.ctl.Hello()
 	return h != nil && h.Drains && len(h.State) > 0
 }
 
@@ -84,18 +77,7 @@ func (g *generation) send(m api.Control, fd *os.File) error {
 	if g.ctl == nil {
 		return errors.New("no control channel")
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	var oob []byte
-	if fd != nil {
-		oob = syscall.UnixRights(int(fd.Fd()))
-	}
-	g.ctlMu.Lock()
-	defer g.ctlMu.Unlock()
-	g.ctl.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	if _, _, err := g.ctl.WriteMsgUnix(b, oob, nil); err != nil {
+	if err := g.ctl.Send(m, fd); err != nil {
 		return fmt.Errorf("send %s to generation %d: %w", m.Type, g.n, err)
 	}
 	return nil
@@ -137,8 +119,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	s.mu.Unlock()
 	g := &generation{
 		n: n, role: so.role, cmd: so.cmd,
-		done: make(chan struct{}), helloCh: make(chan struct{}),
-		events:   make(chan api.Control, 8),
+		done:     make(chan struct{}),
 		rtSocket: filepath.Join(s.runDir, fmt.Sprintf("rt-%d.sock", n)),
 		state:    api.GenStarting,
 	}
@@ -183,12 +164,9 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	g.notify = notify
 	env = append(env, "NOTIFY_SOCKET="+notify.Path())
 	// Control channel.
-	if parent, child, err := seqpacketPair(); err == nil {
+	if ctl, child, err := control.Pair(); err == nil {
 		closeAfter = append(closeAfter, child)
-		if c, err := net.FileConn(parent); err == nil {
-			g.ctl = c.(*net.UnixConn)
-		}
-		parent.Close()
+		g.ctl = ctl
 		env = append(env, "GRAFT_CONTROL_FD="+strconv.Itoa(3+len(files)))
 		files = append(files, child.Fd())
 	} else {
@@ -266,7 +244,7 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	pipes.Go(func() { s.copyLines(g, errR, "stderr") })
 	s.wg.Go(notify.Receive)
 	if g.ctl != nil {
-		s.wg.Go(func() { s.readControl(g) })
+		s.wg.Go(func() { g.ctl.Receive(s.controlSeen(g)) })
 	}
 	s.wg.Go(func() {
 		var err error
@@ -334,22 +312,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func seqpacketPair() (parent, child *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("control socketpair: %w", err)
-	}
-	return os.NewFile(uintptr(fds[0]), "graft-control"), os.NewFile(uintptr(fds[1]), "graft-control-child"), nil
-}
-
-func streamPair() (r, w *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("state socketpair: %w", err)
-	}
-	return os.NewFile(uintptr(fds[0]), "graft-state-r"), os.NewFile(uintptr(fds[1]), "graft-state-w"), nil
-}
-
 func (s *Supervisor) copyLines(g *generation, r io.ReadCloser, stream string) {
 	defer r.Close()
 	sc := bufio.NewScanner(r)
@@ -373,103 +335,16 @@ func (s *Supervisor) copyLines(g *generation, r io.ReadCloser, stream string) {
 	}
 }
 
-func (s *Supervisor) readControl(g *generation) {
-	rc, err := g.ctl.SyscallConn()
-	if err != nil {
-		return
-	}
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, 256)
-	for {
-		var done bool
-		// Receiving and handling a message happen under ctlRead, so that
-		// settleControl can tell "nothing pending" from "read but not yet
-		// handled".
-		err := rc.Read(func(fd uintptr) bool {
-			g.ctlRead.Lock()
-			defer g.ctlRead.Unlock()
-			n, oobn, _, _, err := syscall.Recvmsg(int(fd), buf, oob, syscall.MSG_DONTWAIT)
-			if err == syscall.EAGAIN || err == syscall.EINTR {
-				return false
-			}
-			if err != nil || n == 0 {
-				done = true
-				return true
-			}
-			if oobn > 0 {
-				closeRights(oob[:oobn]) // children never send fds; do not leak them
-			}
-			s.handleControl(g, buf[:n])
-			return true
-		})
-		if err != nil || done {
-			return
-		}
-	}
-}
-
-func (s *Supervisor) handleControl(g *generation, b []byte) {
-	var m api.Control
-	if err := json.Unmarshal(b, &m); err != nil {
-		s.log.Warn("malformed control message", "gen", g.n, "err", err)
-		return
-	}
-	switch m.Type {
-	case api.CtlHello:
-		g.hello.Store(&m)
-		g.helloOne.Do(func() { close(g.helloCh) })
-		s.Event(g.n, "hello", fmt.Sprintf("drains=%v state=%v rt=%v", m.Drains, m.State, m.RT))
-	case api.CtlParked, api.CtlHandoffSent, api.CtlError:
-		if m.Type == api.CtlError {
+// controlSeen reports g's control messages in the events and the log.
+func (s *Supervisor) controlSeen(g *generation) func(api.Control, error) {
+	return func(m api.Control, err error) {
+		switch {
+		case err != nil:
+			s.log.Warn("malformed control message", "gen", g.n, "err", err)
+		case m.Type == api.CtlHello:
+			s.Event(g.n, "hello", fmt.Sprintf("drains=%v state=%v rt=%v", m.Drains, m.State, m.RT))
+		case m.Type == api.CtlError:
 			s.Event(g.n, "child-error", m.Error)
-		}
-		select {
-		case g.events <- m:
-		default:
-		}
-	}
-}
-
-// settleControl returns once every control message g sent so far has been
-// handled (at most 1s). Called at readiness: a child says hello before
-// READY=1, so after this its hello is known if it sent one.
-func settleControl(g *generation) {
-	if g.ctl == nil {
-		return
-	}
-	rc, err := g.ctl.SyscallConn()
-	if err != nil {
-		return
-	}
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) && g.hello.Load() == nil {
-		var pending bool
-		g.ctlRead.Lock()
-		rc.Control(func(fd uintptr) {
-			var b [1]byte
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			pending = err == nil && n > 0
-		})
-		g.ctlRead.Unlock()
-		if !pending {
-			return
-		}
-		time.Sleep(time.Millisecond) // readControl is about to take it
-	}
-}
-
-func closeRights(oob []byte) {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return
-	}
-	for _, m := range msgs {
-		fds, err := syscall.ParseUnixRights(&m)
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			syscall.Close(fd)
 		}
 	}
 }

@@ -128,7 +128,7 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 				return fail(fmt.Sprintf("no readiness within %s", s.opts.StartTimeout))
 			}
 			return fail(ctx.Err().Error())
-		case m := <-g.events:
+		case m := <-g.ctl.Answers():
 			if m.Type == api.CtlError {
 				return fail("child reported: " + m.Error)
 			}
@@ -137,7 +137,7 @@ func (s *Supervisor) waitReady(ctx context.Context, g *generation) error {
 }
 
 func (s *Supervisor) markReady(g *generation) error {
-	settleControl(g)
+	g.ctl.Settle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !g.alive() {
@@ -244,7 +244,7 @@ func (s *Supervisor) awaitParked(g *generation) {
 	defer t.Stop()
 	for {
 		select {
-		case m := <-g.events:
+		case m := <-g.ctl.Answers():
 			if m.Type == api.CtlParked {
 				return
 			}

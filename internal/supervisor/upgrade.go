@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/control"
 )
 
 // Upgrade starts the next generation with cmd (empty: the serving
@@ -55,7 +56,7 @@ func (s *Supervisor) replace(ctx context.Context, old *generation, cmd []string)
 	var stateR, stateW *os.File
 	if withState {
 		var err error
-		if stateR, stateW, err = streamPair(); err != nil {
+		if stateR, stateW, err = control.StatePair(); err != nil {
 			return nil, err
 		}
 	}
@@ -121,18 +122,18 @@ func (s *Supervisor) rollbackLocked(ctx context.Context, why string) (*api.Upgra
 		return s.upgradeLocked(ctx, prev, "rollback")
 	}
 	if p.toldPark {
-		if cur != nil && cur.alive() && p.hasState() && cur.hello.Load() == nil {
+		if cur != nil && cur.alive() && p.hasState() && cur.ctl.Hello() == nil {
 			// With a tcp/http probe it may be ready before its hello
 			// arrived: give that a moment, its state must not be left
 			// behind.
 			select {
-			case <-cur.helloCh:
+			case <-cur.ctl.Greeted():
 			case <-cur.done:
 			case <-time.After(time.Second):
 			}
 		}
 		if cur != nil && cur.alive() && cur.hasState() && p.hasState() {
-			r, w, err := streamPair()
+			r, w, err := control.StatePair()
 			if err != nil {
 				return nil, fmt.Errorf("rollback: %w", err)
 			}
