@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -69,6 +70,21 @@ func BenchmarkProxyWithHealHooks(b *testing.B) {
 		{"nohooks", func(*testing.B) *proxy.Hooks { return nil }},
 		{"heal", func(b *testing.B) *proxy.Hooks { h := newAttached(b).Hooks(); return &h }},
 		{"heal+rule", withRule},
+		// Every request sampled, as at rates below one per sampleGap (and
+		// under callgrind, which runs the program some 50 times slower),
+		// and none: the range the benign sample's cost moves in.
+		{"heal-sampleall", func(b *testing.B) *proxy.Hooks {
+			a := newAttached(b)
+			a.Healer.benign.gap = 0
+			h := a.Hooks()
+			return &h
+		}},
+		{"heal-samplenone", func(b *testing.B) *proxy.Hooks {
+			a := newAttached(b)
+			a.Healer.benign.gap = math.MaxInt64
+			h := a.Hooks()
+			return &h
+		}},
 		{"heal+shadow", func(b *testing.B) *proxy.Hooks {
 			h := proxy.Compose(newAttached(b).Hooks(), proxy.Hooks{Observe: shadowObserve, ObserveResponse: true})
 			return &h

@@ -36,6 +36,7 @@ type sample struct {
 	seed     maphash.Seed
 	maxHeads int
 	headSize int
+	gap      int64 // sampleGap; benchmarks change it
 
 	mu    sync.Mutex // serializes adding a route
 	order []*route   // routes in the table, oldest first
@@ -84,7 +85,7 @@ func newSample(total, heads, perHead int) *sample {
 	for n < 4*heads {
 		n *= 2
 	}
-	return &sample{all: newRing(total), routes: make([]atomic.Pointer[route], n), seed: maphash.MakeSeed(), maxHeads: heads, headSize: perHead}
+	return &sample{all: newRing(total), routes: make([]atomic.Pointer[route], n), seed: maphash.MakeSeed(), maxHeads: heads, headSize: perHead, gap: int64(sampleGap)}
 }
 
 func (s *sample) hash(method string, template []byte) int {
@@ -111,7 +112,7 @@ func (s *sample) add(q *proxy.Request) { s.put(s.lookup(q.Method, []byte(q.Path)
 func (s *sample) admit(method string, path []byte, now int64) *route {
 	rt := s.lookup(method, path)
 	last := rt.last.Load()
-	if now-last < int64(sampleGap) || !rt.last.CompareAndSwap(last, now) {
+	if now-last < s.gap || !rt.last.CompareAndSwap(last, now) {
 		return nil
 	}
 	return rt
