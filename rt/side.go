@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 	"weak"
 )
 
@@ -22,19 +23,18 @@ import (
 // lookup by at most two collections.
 type Side[K, V any] struct {
 	m    sync.Map // weak.Pointer[K] → *V
-	last atomic.Pointer[sideEntry[K, V]]
+	last atomic.Pointer[sideEntry]
 	once sync.Once
 }
 
-type sideEntry[K, V any] struct {
-	k *K
-	v *V
-}
+// sideEntry is the last object looked up (a *K) and its fields (a *V),
+// untyped so that Of stays within the inliner's budget.
+type sideEntry struct{ k, v unsafe.Pointer }
 
 // Of returns p's fields. p must not be nil.
 func (s *Side[K, V]) Of(p *K) *V {
-	if c := s.last.Load(); c != nil && c.k == p {
-		return c.v
+	if c := s.last.Load(); c != nil && c.k == unsafe.Pointer(p) {
+		return (*V)(c.v)
 	}
 	return s.lookup(p)
 }
@@ -50,7 +50,7 @@ func (s *Side[K, V]) lookup(p *K) *V {
 			runtime.AddCleanup(p, func(k weak.Pointer[K]) { s.m.Delete(k) }, k)
 		}
 	}
-	s.last.Store(&sideEntry[K, V]{p, v.(*V)})
+	s.last.Store(&sideEntry{unsafe.Pointer(p), unsafe.Pointer(v.(*V))})
 	return v.(*V)
 }
 

@@ -77,7 +77,12 @@ func TestGenerate(t *testing.T) {
 		{
 			name: "sidegen",
 			contains: []string{
-				`p0_side_parser_of(p).depth++`,
+				// Fields in a side table, through the call's own cache.
+				`var _graft_p0_side_parser_c p0_side_parser_c`,
+				`_graft_p0_side_parser_c.of(p).depth++`,
+				`if _graft_p0_side_parser_c.of(p).depth > 100`,
+				// A function literal has a cache of its own.
+				`defer func() { var _graft_p0_side_parser_c p0_side_parser_c; _graft_p0_side_parser_c.of(p).depth-- }()`,
 				`p0_parser_reset(p, b)`,
 				`*p0_side_parser_of(_graft_p) = p0_side_parser{}`,
 				`p0_side_parser_of(_graft_p).depth = 1`,

@@ -45,6 +45,19 @@ func render(src []byte, base int, n ast.Node, fset *token.FileSet, edits []edit)
 	return b.String()
 }
 
+// compound is a rewrite that renders its operands: a method call through
+// a plugin function or the build's method expressions, an unexported
+// field through its offset or side table, a composite literal that sets
+// unexported fields, a reset of a struct with side fields.
+type compound struct {
+	call  *ast.CallExpr
+	field *ast.SelectorExpr
+	lit   *ast.CompositeLit // with unexported fields of a tree struct
+	whole ast.Node          // the node replaced: lit, or &lit
+	ptr   bool              // whole is &lit
+	reset *ast.AssignStmt   // x = T{...} where T has side fields
+}
+
 // edits computes the rewrites of one declaration: references to the tree's
 // package-level objects become plugin names, qualified exported names or
 // registry lookups.
@@ -57,18 +70,8 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 		edits = append(edits, edit{off(n.Pos()), off(n.End()), text})
 	}
 	where := id
-	// Compound rewrites (method calls through plugin functions or the
-	// build's method expressions, unexported fields through their offsets)
-	// render their operands, so they are done after the identifiers,
-	// smallest node first.
-	type compound struct {
-		call  *ast.CallExpr
-		field *ast.SelectorExpr
-		lit   *ast.CompositeLit // with unexported fields of a tree struct
-		whole ast.Node          // the node replaced: lit, or &lit
-		ptr   bool              // whole is &lit
-		reset *ast.AssignStmt   // x = T{...} where T has side fields
-	}
+	// Compound rewrites render their operands, so they are done after the
+	// identifiers, smallest node first.
 	var compounds []compound
 	callSel := map[*ast.SelectorExpr]bool{}
 	litDone := map[*ast.CompositeLit]bool{}
@@ -216,10 +219,16 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	}
 	sort.SliceStable(compounds, func(i, j int) bool { return size(compounds[i]) < size(compounds[j]) })
 	src, _ := ReadSource(fset.PositionFor(decl.Pos(), false).Filename)
+	edits = append(edits, g.sideCaches(decl, compounds, info, off, where)...)
 	for _, c := range compounds {
 		sortEdits()
 		if c.field != nil {
-			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where); ok {
+			body := innermostBody(decl, c.field.Pos())
+			local := func(tn *types.TypeName) string { return sideCacheVar(g.sideOf(tn, where)) + ".of" }
+			if body == nil {
+				local = func(tn *types.TypeName) string { return g.sideOf(tn, where) }
+			}
+			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where, local); ok {
 				add(c.field, text)
 			}
 			continue
@@ -404,7 +413,9 @@ func layout(old map[string]*packages.Package) types.Sizes {
 // fieldRef reaches an unexported field through its offset in the struct:
 // the build gives plugins no accessor for fields, and the plugin links the
 // running program's exact type, so the layout is the same.
-func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
+// A field that lives in a side table is reached through side(type), the
+// expression of a func(*T) *fields (sideAccess).
+func (g *gen) fieldRef(s *types.Selection, x, where string, side func(*types.TypeName) string) (string, bool) {
 	t := s.Recv()
 	ptr := false
 	if p, ok := t.Underlying().(*types.Pointer); ok {
@@ -416,8 +427,8 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 		}
 		return "&(" + x + ")"
 	}
-	if n, ok := types.Unalias(t).(*types.Named); ok && len(s.Index()) == 1 && g.side[n.Obj()][s.Obj().Name()] {
-		return fmt.Sprintf("%s(%s).%s", g.sideOf(n.Obj(), where), addrOf(x), s.Obj().Name()), true
+	if tn := g.sideField(s); tn != nil {
+		return fmt.Sprintf("%s(%s).%s", side(tn), addrOf(x), s.Obj().Name()), true
 	}
 	var off int64
 	for i, idx := range s.Index() {
@@ -443,6 +454,19 @@ func (g *gen) fieldRef(s *types.Selection, x, where string) (string, bool) {
 	}
 	g.imp("unsafe")
 	return fmt.Sprintf("(*(*%s)(unsafe.Pointer(uintptr(unsafe.Pointer(%s)) + %d)))", g.typeExpr(t, where), addrOf(x), off), true
+}
+
+// sideField returns the type whose side table holds the field s selects,
+// or nil when s is not such a field.
+func (g *gen) sideField(s *types.Selection) *types.TypeName {
+	t := s.Recv()
+	if p, ok := t.Underlying().(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	if n, ok := types.Unalias(t).(*types.Named); ok && len(s.Index()) == 1 && g.side[n.Obj()][s.Obj().Name()] {
+		return n.Obj()
+	}
+	return nil
 }
 
 // oldFields returns the fields of the running program's version of struct
@@ -494,6 +518,23 @@ type %[1]s struct {
 
 var %[1]s_t %[4]s.Side[%[2]s, %[1]s]
 
-func %[1]s_of(p *%[2]s) *%[1]s { return %[1]s_t.Of(p) }`, base, T, fields.String(), g.rtName()))
+// %[1]s_of is not inlined, so that the caches' of is.
+//
+//go:noinline
+func %[1]s_of(p *%[2]s) *%[1]s { return %[1]s_t.Of(p) }
+
+// %[1]s_c is one function call's memory of the last object whose fields
+// it reached: a compare per access instead of a call (of inlines).
+type %[1]s_c struct {
+	k *%[2]s
+	v *%[1]s
+}
+
+func (c *%[1]s_c) of(p *%[2]s) *%[1]s {
+	if c.k != p {
+		c.k, c.v = p, %[1]s_of(p)
+	}
+	return c.v
+}`, base, T, fields.String(), g.rtName()))
 	return base + "_of"
 }
