@@ -16,6 +16,7 @@ type Backend struct {
 	gen  int
 	addr string
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	now  func() time.Time // the clock of the lost list
 
 	mu      sync.Mutex
 	closed  bool
@@ -49,7 +50,7 @@ type BackendStats struct {
 // ("127.0.0.1:port").
 func NewBackend(gen int, addr string) *Backend {
 	d := &net.Dialer{Timeout: dialTimeout}
-	b := &Backend{gen: gen, addr: addr, dial: d.DialContext, tunnels: make(map[*upconn]struct{})}
+	b := &Backend{gen: gen, addr: addr, dial: d.DialContext, now: time.Now, tunnels: make(map[*upconn]struct{})}
 	b.flights.next, b.flights.prev = &b.flights, &b.flights
 	return b
 }
@@ -84,7 +85,7 @@ func (b *Backend) InFlight() []Request {
 		seen[r.ID] = true
 		out = append(out, r)
 	}
-	cutoff := time.Now().Add(-lostTTL)
+	cutoff := b.now().Add(-lostTTL)
 	for _, l := range b.lost {
 		if l.at.After(cutoff) && !seen[l.req.ID] {
 			seen[l.req.ID] = true
@@ -115,7 +116,7 @@ type lostRequest struct {
 // its connection to b broke before a complete answer.
 func (b *Backend) releaseLost(f *flight) {
 	r := f.x.snapshot(b.gen)
-	now := time.Now()
+	now := b.now()
 	b.mu.Lock()
 	// Drop what has aged out (oldest first), then the oldest beyond the
 	// bound.
