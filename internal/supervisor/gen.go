@@ -1,22 +1,19 @@
 package supervisor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/child"
 	"github.com/graftdev/graft/internal/control"
 	"github.com/graftdev/graft/internal/listener"
 	"github.com/graftdev/graft/internal/proxy"
@@ -32,7 +29,7 @@ type generation struct {
 	addr     string // proxy mode: private address
 	rtSocket string
 	backend  *proxy.Backend
-	proc     *os.Process
+	proc     *child.Process
 	started  time.Time
 
 	// guarded by s.mu
@@ -49,8 +46,6 @@ type generation struct {
 	notify   *readiness.NotifySocket // READY=1
 	ctl      *control.Conn           // control channel, nil if it could not be made
 	stopping atomic.Bool             // graft asked it to stop: its exit is no crash
-
-	stderr tail
 }
 
 func (g *generation) drains() bool {
@@ -81,17 +76,6 @@ func (g *generation) send(m api.Control, fd *os.File) error {
 		return fmt.Errorf("send %s to generation %d: %w", m.Type, g.n, err)
 	}
 	return nil
-}
-
-// signal sends sig to the generation's process group, so that shells and
-// their children get it too.
-func (g *generation) signal(sig syscall.Signal) {
-	if g.proc == nil {
-		return
-	}
-	if err := syscall.Kill(-g.proc.Pid, sig); err != nil {
-		g.proc.Signal(sig)
-	}
 }
 
 // shimArgv is how a socket-mode generation is started so that its
@@ -136,12 +120,6 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	env := childEnv(s.env)
 	env = append(env, "GRAFT_GENERATION="+strconv.Itoa(n), "GRAFT_RT_SOCKET="+g.rtSocket)
 	var files []uintptr // fds 3.. of the child
-	var closeAfter []io.Closer
-	defer func() {
-		for _, c := range closeAfter {
-			c.Close()
-		}
-	}()
 	if s.proxyMode {
 		port, err := freePort()
 		if err != nil {
@@ -164,11 +142,11 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	g.notify = notify
 	env = append(env, "NOTIFY_SOCKET="+notify.Path())
 	// Control channel.
-	if ctl, child, err := control.Pair(); err == nil {
-		closeAfter = append(closeAfter, child)
+	if ctl, peer, err := control.Pair(); err == nil {
+		defer peer.Close() // the child's end: it has its own copy
 		g.ctl = ctl
 		env = append(env, "GRAFT_CONTROL_FD="+strconv.Itoa(3+len(files)))
-		files = append(files, child.Fd())
+		files = append(files, peer.Fd())
 	} else {
 		s.log.Warn("control channel", "gen", n, "err", err)
 	}
@@ -179,56 +157,21 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	for _, f := range addEnv {
 		env = append(env, f(n)...)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		notify.Close()
-		return nil, fmt.Errorf("start generation %d: %w", n, err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		notify.Close()
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("start generation %d: %w", n, err)
-	}
-	closeAfter = append(closeAfter, outW, errW)
 	argv := args
 	if !s.proxyMode && so.role == "" {
 		argv = shimArgv(path, args)
 		path = argv[0]
 	}
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		notify.Close()
-		outR.Close()
-		errR.Close()
-		return nil, fmt.Errorf("start generation %d: %w", n, err)
-	}
-	closeAfter = append(closeAfter, devnull)
-	// syscall.ForkExec rather than os/exec: os/exec takes *os.File and
-	// calls Fd, which would put the shared listening sockets in blocking
-	// mode (see internal/listener).
-	fds := append([]uintptr{devnull.Fd(), outW.Fd(), errW.Fd()}, files...)
-	forkExec := syscall.ForkExec
+	co := child.Options{Path: path, Argv: argv, Env: env, Files: files, Line: s.childOutput(g)}
 	if so.lowPriority {
-		forkExec = s.forkExecLowPriority // lane.go
+		co.ForkExec = s.forkExecLowPriority // lane.go
 	}
-	pid, err := forkExec(path, argv, &syscall.ProcAttr{
-		Env:   env,
-		Files: fds,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	})
+	proc, err := child.Start(co)
 	if err != nil {
 		notify.Close()
-		outR.Close()
-		errR.Close()
 		if g.ctl != nil {
 			g.ctl.Close()
 		}
-		return nil, fmt.Errorf("start generation %d: %w", n, err)
-	}
-	proc, err := os.FindProcess(pid)
-	if err != nil { // cannot happen on Unix
 		return nil, fmt.Errorf("start generation %d: %w", n, err)
 	}
 	g.proc = proc
@@ -239,34 +182,12 @@ func (s *Supervisor) start(so startOpts) (*generation, error) {
 	s.Event(n, "started", fmt.Sprintf("pid %d: %s", g.proc.Pid, strings.Join(so.cmd, " ")))
 	s.metricStarts.Inc()
 
-	var pipes sync.WaitGroup
-	pipes.Go(func() { s.copyLines(g, outR, "stdout") })
-	pipes.Go(func() { s.copyLines(g, errR, "stderr") })
 	s.wg.Go(notify.Receive)
 	if g.ctl != nil {
 		s.wg.Go(func() { g.ctl.Receive(s.controlSeen(g)) })
 	}
 	s.wg.Go(func() {
-		var err error
-		if st, werr := proc.Wait(); werr != nil {
-			err = werr
-		} else if !st.Success() {
-			err = errors.New(st.String())
-		}
-		// Whatever the generation left behind in its process group goes
-		// with it: a stray child would keep accepting from the shared
-		// socket and keep the output pipes open.
-		syscall.Kill(-pid, syscall.SIGKILL)
-		piped := make(chan struct{})
-		go func() { pipes.Wait(); close(piped) }()
-		select {
-		case <-piped:
-		case <-time.After(2 * time.Second):
-			// A process that left the group still holds the pipes.
-			outR.Close()
-			errR.Close()
-			<-piped
-		}
+		err := proc.Run()
 		notify.Close()
 		os.Remove(g.rtSocket) // if rt made one
 		if g.ctl != nil {
@@ -312,19 +233,14 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (s *Supervisor) copyLines(g *generation, r io.ReadCloser, stream string) {
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+// childOutput writes g's output lines to Options.Output as
+// "[gen N stream] line", or logs them.
+func (s *Supervisor) childOutput(g *generation) func(stream string, line []byte) {
 	label := "gen " + strconv.Itoa(g.n)
 	if g.role != "" {
 		label = g.role + " " + strconv.Itoa(g.n)
 	}
-	for sc.Scan() {
-		line := sc.Bytes()
-		if stream == "stderr" {
-			g.stderr.write(line)
-		}
+	return func(stream string, line []byte) {
 		if s.output != nil {
 			s.outMu.Lock()
 			fmt.Fprintf(s.output, "[%s %s] %s\n", label, stream, line)
@@ -347,28 +263,4 @@ func (s *Supervisor) controlSeen(g *generation) func(api.Control, error) {
 			s.Event(g.n, "child-error", m.Error)
 		}
 	}
-}
-
-// tail keeps the last 64 KiB written to it.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const tailCap = 64 << 10
-
-func (t *tail) write(line []byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, line...)
-	t.buf = append(t.buf, '\n')
-	if len(t.buf) > tailCap {
-		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-tailCap:]...)
-	}
-}
-
-func (t *tail) bytes() []byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]byte(nil), t.buf...)
 }

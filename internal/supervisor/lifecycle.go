@@ -351,7 +351,7 @@ func (s *Supervisor) stop(g *generation, d time.Duration) {
 	}
 	if g.drains() && g.send(api.Control{Type: api.CtlDrain, DeadlineMS: time.Until(deadline).Milliseconds()}, nil) == nil {
 	} else {
-		g.signal(s.opts.StopSignal)
+		g.proc.Signal(s.opts.StopSignal)
 	}
 	select {
 	case <-g.done:
@@ -372,7 +372,7 @@ func (s *Supervisor) abort(g *generation) {
 // kill SIGKILLs g's process group and waits for it.
 func (s *Supervisor) kill(g *generation) {
 	g.stopping.Store(true)
-	g.signal(syscall.SIGKILL)
+	g.proc.Signal(syscall.SIGKILL)
 	<-g.done
 }
 
@@ -420,7 +420,7 @@ func (s *Supervisor) exited(g *generation, err error) {
 	s.mu.Unlock()
 	if crashed {
 		s.metricCrash()
-		c := Crash{Gen: g.n, Time: g.exited, Err: err, Stderr: g.stderr.bytes(), Serving: wasServing}
+		c := Crash{Gen: g.n, Time: g.exited, Err: err, Stderr: g.proc.Stderr(), Serving: wasServing}
 		if g.backend != nil {
 			c.InFlight = g.backend.InFlight()
 		}
