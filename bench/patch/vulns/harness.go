@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -123,10 +124,14 @@ type proc struct {
 }
 
 // startProc starts bin and reads the address it serves /repro on.
-func startProc(bin, work string) (*proc, error) {
+func startProc(bin, work string) (*proc, error) { return startProcWith(work, nil, bin) }
+
+// startProcWith starts a harness with a command line (a harness binary,
+// or a tool that runs one) and more environment.
+func startProcWith(work string, env []string, name string, args ...string) (*proc, error) {
 	h := &proc{sock: filepath.Join(work, fmt.Sprintf("rt-%d.sock", time.Now().UnixNano()))}
-	h.cmd = exec.Command(bin)
-	h.cmd.Env = append(os.Environ(), "GRAFT_RT_SOCKET="+h.sock)
+	h.cmd = exec.Command(name, args...)
+	h.cmd.Env = append(append(os.Environ(), env...), "GRAFT_RT_SOCKET="+h.sock)
 	out, err := h.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -196,6 +201,10 @@ func answerOnce(bin, work string, apply func(*proc) error, wait time.Duration) (
 // timedOut reports whether an answer is the harness's timeout.
 func timedOut(answer string) bool { return strings.HasPrefix(answer, "timeout") }
 
+// noAnswer reports whether an unpatched trigger gave no answer: the
+// timeout, or a process that died first.
+func noAnswer(answer string) bool { return timedOut(answer) || strings.HasPrefix(answer, crashed) }
+
 // stripTime drops the harness's " (in D)" from an answer.
 func stripTime(answer string) string {
 	if i := strings.LastIndex(answer, " (in "); i >= 0 && strings.HasSuffix(answer, ")") {
@@ -220,30 +229,39 @@ func answerTimes(answer string) (wall, cpu time.Duration) {
 // slowRule is the rule for a row whose unpatched trigger does not answer
 // within the timeout (a hang or a CPU-time denial of service), or where
 // the patched program or the fixed release does not, so that the
-// timeout cannot tell "fixed" from "slow" whatever the machine's load: the
-// unpatched, the patched and the fixed-release
-// harness each answer the trigger slowRounds times, interleaved, in fresh
-// processes, waiting up to slowWait; the row counts as stopped when every
-// patched answer equals the fixed release's answers, the patched median
-// CPU time is no more than the fixed release's largest, and the unpatched
-// median CPU time exceeds the fixed release's largest (the trigger still
-// separates vulnerable from fixed). CPU time, not wall time: the machine
-// these run on is shared, and waiting for a core is not the program's
-// cost. An answer that times out counts as slowWait, and so does an
-// unpatched process that dies before answering.
+// timeout cannot tell "fixed" from "slow" whatever the machine's load. The
+// unpatched, the patched and the fixed-release harness each answer the
+// trigger slowRounds times, interleaved, in fresh processes, waiting up to
+// slowWait; then the patched and the fixed-release harness answer it
+// slowRounds times more each, interleaved, under callgrind
+// (instructions.go). The row counts as stopped
+// when every patched answer equals the fixed release's answers, the
+// unpatched median CPU time exceeds the fixed release's largest (the
+// trigger still separates vulnerable from fixed), and the patched
+// program's median instruction count on the trigger is at most
+// instructionRatio times the fixed release's median. CPU time, not wall time: the machine these
+// run on is shared, and waiting for a core is not the program's cost.
+// Instructions, not CPU time, between patched and fixed: they are two
+// binaries, and CPU time depends on their layout (instructions.go). An
+// answer that times out counts as slowWait, and so does an unpatched
+// process that dies before answering.
 const slowRounds = 3
 
 // slowWait bounds each answer of the time comparison: ten times the table's
 // timeout.
 func slowWait() time.Duration { return 10 * reproTimeout }
 
-// crashed prefixes an unpatched answer of the time comparison whose
-// process died before answering; it counts as slowWait.
+// crashed prefixes an unpatched answer whose process died before
+// answering; in the time comparison it counts as slowWait.
 const crashed = "crashed, no answer: "
 
-// slowRun is the time comparison's answers.
+// slowRun is the time comparison's answers, and the instruction counts of
+// the patched program and the fixed release (with their answers).
 type slowRun struct {
 	unpatched, patched, fixed []string
+	instr                     [2][]uint64 // patched, fixed release
+	instrAnswers              []string
+	instrErr                  error
 }
 
 func compareSlow(ctx context.Context, bin, fixedBin, work string, apply func(*proc) error) (*slowRun, error) {
@@ -266,6 +284,20 @@ func compareSlow(ctx context.Context, bin, fixedBin, work string, apply func(*pr
 			*run.into = append(*run.into, a)
 		}
 	}
+	for range slowRounds {
+		for i, run := range []struct {
+			bin   string
+			apply func(*proc) error
+		}{{bin, apply}, {fixedBin, nil}} {
+			n, a, err := countInstructions(run.bin, work, run.apply)
+			if err != nil {
+				r.instrErr = err
+				return r, nil
+			}
+			r.instr[i] = append(r.instr[i], n)
+			r.instrAnswers = append(r.instrAnswers, a)
+		}
+	}
 	return r, nil
 }
 
@@ -278,14 +310,13 @@ func (r *slowRun) verdict() (bool, string) {
 		var ds []time.Duration
 		for _, a := range as {
 			_, d := answerTimes(a)
-			if timedOut(a) || strings.HasPrefix(a, crashed) {
+			if noAnswer(a) {
 				d = slowWait()
 			}
 			ds = append(ds, d)
 		}
 		return ds
 	}
-	median := func(ds []time.Duration) time.Duration { s := slices.Sorted(slices.Values(ds)); return s[len(s)/2] }
 	u, p, f := times(r.unpatched), times(r.patched), times(r.fixed)
 	fmax := slices.Max(f)
 	same := true
@@ -294,19 +325,30 @@ func (r *slowRun) verdict() (bool, string) {
 			same = false
 		}
 	}
-	for _, a := range r.fixed {
+	for _, a := range append(slices.Clone(r.fixed), r.instrAnswers...) {
 		if bad(a) || stripTime(a) != stripTime(r.fixed[0]) {
 			same = false
 		}
 	}
-	detail := fmt.Sprintf("CPU times (%d interleaved rounds, fresh processes, up to %v each): unpatched %v, patched %v, fixed release %v: patched median %v vs fixed release's largest %v; unpatched median %v",
-		slowRounds, slowWait(), u, p, f, median(p), fmax, median(u))
+	detail := fmt.Sprintf("CPU times (%d interleaved rounds, fresh processes, up to %v each): unpatched %v, patched %v, fixed release %v: unpatched median %v vs fixed release's largest %v",
+		slowRounds, slowWait(), u, p, f, median(u), fmax)
 	if died := slices.DeleteFunc(slices.Clone(r.unpatched), func(a string) bool { return !strings.HasPrefix(a, crashed) }); len(died) > 0 {
 		detail += fmt.Sprintf(" (%d of the unpatched processes died before answering: %s)", len(died), strings.TrimPrefix(died[0], crashed))
 	}
-	ok := same && median(p) <= fmax && median(u) > fmax
+	var ratio float64
+	if r.instrErr != nil {
+		detail += fmt.Sprintf("; instructions not counted: %v", r.instrErr)
+	} else {
+		pm, fm := median(r.instr[0]), median(r.instr[1])
+		ratio = float64(pm) / float64(fm)
+		detail += fmt.Sprintf("; instructions on the trigger (callgrind, %d interleaved rounds): patched %v, fixed release %v: medians %.3f× (at most %.2f×)", slowRounds, r.instr[0], r.instr[1], ratio, instructionRatio)
+	}
+	ok := same && r.instrErr == nil && ratio <= instructionRatio && median(u) > fmax
 	if !same {
 		detail += "; the patched answers differ from the fixed release's"
 	}
 	return ok, detail
 }
+
+// median is the middle of xs (the upper one of an even count).
+func median[T cmp.Ordered](xs []T) T { s := slices.Sorted(slices.Values(xs)); return s[len(s)/2] }

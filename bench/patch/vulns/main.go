@@ -287,13 +287,13 @@ func main() {
 			why = fmt.Sprintf("before %q, after %q", res.before, res.after)
 		case res.slow != nil || timedOut(res.fixed) || timedOut(res.after):
 			// The unpatched trigger timed out (or the patched program or
-			// the fixed release did): CPU times against the fixed
-			// release's decide (slowRule).
+			// the fixed release did): CPU times and instructions against
+			// the fixed release's decide (slowRule).
 			ok, detail := res.slow.verdict()
 			why = fmt.Sprintf("before: %q; after: %q; fixed release: %q. %s", res.before, res.after, res.fixed, detail)
 			repro = "no"
 			if ok {
-				repro = "**yes** (CPU time within the fixed release's)"
+				repro = "**yes** (the fixed release's instructions, within graft's per-call cost)"
 				stopped++
 			}
 		case stripTime(res.after) != stripTime(res.fixed):
@@ -305,9 +305,12 @@ func main() {
 			why = fmt.Sprintf("before: %q; after: %q, the fixed release's answer", res.before, res.after)
 		}
 		if res.before != "" && res.applyErr == nil {
-			if res.sameProcess {
+			switch {
+			case res.sameProcess:
 				why += " (one process: triggered, patched, triggered again)"
-			} else {
+			case strings.HasPrefix(res.before, crashed):
+				why += " (patched in a second process of the same binary: the first died)"
+			default:
 				why += " (patched in a second process of the same binary: the hung trigger keeps the old body on a stack)"
 			}
 		}
@@ -418,6 +421,11 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	so := filepath.Join(work, "p-"+safe(f.id)+".so")
+	// The public key beside the plugin, so that a kept plugin can be
+	// applied by hand: graft patch apply --rt SOCK --pub p-ID.pub p-ID.so.
+	if pem, err := api.MarshalPublicKey(pub); err == nil {
+		os.WriteFile(strings.TrimSuffix(so, ".so")+".pub", pem, 0o644)
+	}
 	start := time.Now()
 	a, err := patch.Make(ctx, patch.MakeOptions{From: dirs[0], To: dirs[1], With: with, Target: &b.Manifest, Load: lo, Key: priv, Out: so,
 		Builder: &patch.InstrumentBuilder{Target: &b.Manifest}})
@@ -462,14 +470,17 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	}
 	defer h.stop()
 	if res.before, err = h.repro(reproTimeout); err != nil {
-		return nil, err
+		// The process died before answering (a decoder that exhausts
+		// memory): no answer, as a hang gives none.
+		res.before = crashed + err.Error()
 	}
-	if !strings.HasPrefix(res.before, "timeout") {
+	if !noAnswer(res.before) {
 		// The trigger returned: patch this very process and trigger again.
 		res.sameProcess = true
 	} else {
 		// A hang keeps a goroutine in the old body: the safe point would
-		// (rightly) wait for it forever, so a fresh process is patched.
+		// (rightly) wait for it forever, so a fresh process is patched
+		// (and after a crash, there is no process left to patch).
 		h.stop()
 		if h, err = startProc(bin, work); err != nil {
 			return nil, err
@@ -493,12 +504,13 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	if res.fixed, res.fixedErr = answerOnce(fixedBin, work, nil, reproTimeout); res.fixedErr != nil {
 		return res, nil
 	}
-	if timedOut(res.before) || timedOut(res.fixed) || timedOut(res.after) {
+	if noAnswer(res.before) || timedOut(res.fixed) || timedOut(res.after) {
 		// The bug is a hang or a CPU-time denial of service: whether the
-		// patched program is fixed or merely faster is a matter of CPU
-		// time, which the timeout measures only on an idle machine; CPU
-		// times against the fixed release's decide (slowRule), for every
-		// such row alike, whatever the load.
+		// patched program is fixed or merely faster is a matter of the
+		// work it does, which the timeout measures only on an idle
+		// machine; CPU times and instructions against the fixed
+		// release's decide (slowRule), for every such row alike,
+		// whatever the load.
 		res.slow, res.fixedErr = compareSlow(ctx, bin, fixedBin, work, apply)
 	}
 	return res, nil
@@ -563,7 +575,7 @@ func safe(id string) string { return strings.NewReplacer(" ", "_", "(", "", ")",
 var reproTimeout = 3 * time.Second
 
 func bad(answer string) bool {
-	for _, p := range []string{"panic", "timeout", "vulnerable"} {
+	for _, p := range []string{"panic", "timeout", "vulnerable", crashed} {
 		if strings.HasPrefix(answer, p) {
 			return true
 		}

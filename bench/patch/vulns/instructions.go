@@ -1,0 +1,105 @@
+package main
+
+// Counting the instructions one trigger executes, under valgrind's
+// callgrind: the part of the time rule (slowRule) that compares the patched
+// program with the fixed release.
+//
+// Why instructions and not CPU time: the two are different binaries, and
+// the hot loops of a decoder run at speeds that depend on where the linker
+// happened to put them. Measured on GO-2022-0956 (2026-11-30): the
+// vulnerable harness, with no patch applied, took 1.3× the fixed release's
+// CPU time on an input both parse (9,000 nested '['), in code that is the
+// same in both versions (yaml_parser_fetch_more_tokens, 73% of the
+// instructions) and the same count of instructions; the function starts at
+// 0x…3e0 in one binary and 0x…4c0 in the other. Executed instructions do
+// not depend on layout, nor on the machine's load.
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// instructionsWait bounds one answer under callgrind, which runs a Go
+// program about 75 times slower.
+const instructionsWait = 10 * time.Minute
+
+// instructionRatio is how many more instructions than the fixed release's
+// the patched program may execute on the trigger: graft's own per-call
+// costs (the patch point's slow path, host calls through the build's
+// exports, side tables for new fields), which the call-overhead benchmark
+// measures on its own. A fix that still does super-linear work, the case
+// the rule exists for, is far beyond it.
+const instructionRatio = 1.10
+
+// countInstructions starts bin under callgrind with counting off, applies
+// the patch if apply is set, counts the instructions of one trigger, and
+// returns them with the answer.
+func countInstructions(bin, work string, apply func(*proc) error) (uint64, string, error) {
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		return 0, "", fmt.Errorf("valgrind is not installed (apt-get install -y valgrind): %w", err)
+	}
+	out := filepath.Join(work, fmt.Sprintf("callgrind-%d.out", time.Now().UnixNano()))
+	// Asynchronous preemption's signals make callgrind's runs unreliable.
+	h, err := startProcWith(work, []string{"GODEBUG=asyncpreemptoff=1"},
+		"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file="+out, bin)
+	if err != nil {
+		return 0, "", err
+	}
+	defer h.stop()
+	if apply != nil {
+		if err := apply(h); err != nil {
+			return 0, "", err
+		}
+	}
+	pid := strconv.Itoa(h.cmd.Process.Pid)
+	if err := callgrindControl("-i", "on", pid); err != nil {
+		return 0, "", err
+	}
+	answer, err := h.repro(instructionsWait)
+	if err != nil {
+		return 0, "", err
+	}
+	if err := callgrindControl("-i", "off", pid); err != nil {
+		return 0, "", err
+	}
+	// The dump is written as OUT.1 (the first dump of the run).
+	if err := callgrindControl("-d", pid); err != nil {
+		return 0, "", err
+	}
+	n, err := callgrindTotal(out + ".1")
+	return n, answer, err
+}
+
+func callgrindControl(args ...string) error {
+	if out, err := exec.Command("callgrind_control", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("callgrind_control %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// callgrindTotal reads the instruction count of a callgrind dump: its
+// "totals:" line at the end (the "summary:" line at the top counts only
+// what ran before instrumentation was switched on: 0 here).
+func callgrindTotal(file string) (uint64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "totals: "); ok {
+			return strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no totals line", file)
+}
