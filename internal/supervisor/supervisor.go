@@ -3,6 +3,12 @@
 // next without failing requests: readiness, cutover, probation with the
 // previous generation parked, automatic rollback, drain, crash restarts with
 // backoff, and the admin API (graft run, upgrade, rollback, status).
+//
+// It holds the decisions; the mechanisms they use are packages of their
+// own: internal/listener (the public sockets and socket activation),
+// internal/readiness (--ready, probes, sd_notify), internal/control (the
+// control channel to a generation) and internal/child (starting and
+// reaping a process).
 package supervisor
 
 import (
