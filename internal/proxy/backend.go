@@ -26,6 +26,7 @@ type Backend struct {
 	tunnels map[*upconn]struct{} // upgraded connections now open
 	idleCh  chan struct{}        // closed when nothing is in flight; nil until awaited
 	lost    []lostRequest        // recent requests whose connection to b broke
+	lostMem int                  // lostSize of lost's requests
 
 	nReq, nFail atomic.Uint64
 }
@@ -101,11 +102,17 @@ func (b *Backend) InFlight() []Request {
 // suspects from this list (it copies a request only when a rule or guard
 // needs it), so the bound is well above the connections a generation
 // serves at a time: a crasher pushed out by its neighbours would go
-// unsealed.
+// unsealed. maxLostBytes bounds the memory they hold (their bodies, up to
+// BodyCap each), since the list is pruned only when another is added.
 const (
-	lostTTL = 2 * time.Second
-	maxLost = 1024
+	lostTTL      = 2 * time.Second
+	maxLost      = 1024
+	maxLostBytes = 16 << 20
 )
+
+// lostSize is what a kept request counts against maxLostBytes: its body
+// and a typical head.
+func lostSize(r *Request) int { return len(r.Body) + 1024 }
 
 type lostRequest struct {
 	at  time.Time
@@ -119,12 +126,13 @@ func (b *Backend) releaseLost(f *flight) {
 	now := b.now()
 	b.mu.Lock()
 	// Drop what has aged out (oldest first), then the oldest beyond the
-	// bound.
-	drop := 0
-	for drop < len(b.lost) && now.Sub(b.lost[drop].at) > lostTTL {
+	// bounds.
+	drop, mem := 0, b.lostMem+lostSize(&r)
+	for drop < len(b.lost) && (now.Sub(b.lost[drop].at) > lostTTL || len(b.lost)+1-drop > maxLost || mem > maxLostBytes) {
+		mem -= lostSize(&b.lost[drop].req)
 		drop++
 	}
-	drop = max(drop, len(b.lost)+1-maxLost)
+	b.lostMem = mem
 	if drop > 0 {
 		n := copy(b.lost, b.lost[drop:])
 		clear(b.lost[n:])

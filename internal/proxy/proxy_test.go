@@ -669,43 +669,63 @@ func TestObserveResponseCopy(t *testing.T) {
 // generation at once, and self-healing takes its suspects from InFlight;
 // more requests than a generation usually serves at a time (here 300,
 // sequential POSTs each killed by the backend) all stay listed, within
-// lostTTL (the backend's clock stands still, however slow the machine).
+// lostTTL (the backend's clock stands still, however slow the machine),
+// unless their bodies would hold more than maxLostBytes: then the newest
+// are kept.
 func TestInFlightKeepsManyBrokenOff(t *testing.T) {
-	_, killer := backendServer(t, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			c.Close()
-		}
-	}))
-	frozen := time.Now()
-	killer.now = func() time.Time { return frozen }
-	p := New(Options{})
-	p.SetPrimary(killer)
-	base := startProxy(t, p)
-	c := newClient()
-	const n = 300
-	for i := range n {
-		resp, err := c.Post(fmt.Sprintf("%s/kill?i=%d", base, i), "text/plain", strings.NewReader("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadGateway {
-			t.Fatalf("POST %d: status %d, want 502", i, resp.StatusCode)
-		}
+	tests := []struct {
+		name    string
+		body    int
+		wantAll bool
+	}{
+		{"small bodies", 1, true},
+		{"large bodies", 60 << 10, false},
 	}
-	seen := map[string]bool{}
-	for _, r := range killer.InFlight() {
-		seen[r.RawQuery] = true
-	}
-	for i := range n {
-		if !seen[fmt.Sprintf("i=%d", i)] {
-			t.Fatalf("request %d of %d not listed (%d listed)", i, n, len(seen))
-		}
-	}
-	// Once lostTTL has passed, they are forgotten.
-	frozen = frozen.Add(lostTTL + time.Second)
-	if fl := killer.InFlight(); len(fl) != 0 {
-		t.Fatalf("%d requests still listed after lostTTL", len(fl))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, killer := backendServer(t, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					c.Close()
+				}
+			}))
+			frozen := time.Now()
+			killer.now = func() time.Time { return frozen }
+			p := New(Options{})
+			p.SetPrimary(killer)
+			base := startProxy(t, p)
+			c := newClient()
+			const n = 300
+			body := strings.Repeat("x", tt.body)
+			for i := range n {
+				resp, err := c.Post(fmt.Sprintf("%s/kill?i=%d", base, i), "text/plain", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadGateway {
+					t.Fatalf("POST %d: status %d, want 502", i, resp.StatusCode)
+				}
+			}
+			seen, mem := map[string]bool{}, 0
+			for _, r := range killer.InFlight() {
+				seen[r.RawQuery] = true
+				mem += lostSize(&r)
+			}
+			if mem > maxLostBytes {
+				t.Fatalf("listed requests hold %d bytes, more than %d", mem, maxLostBytes)
+			}
+			if !seen[fmt.Sprintf("i=%d", n-1)] {
+				t.Fatal("the newest request is not listed")
+			}
+			if all := len(seen) == n; all != tt.wantAll {
+				t.Fatalf("%d of %d listed, want all: %v", len(seen), n, tt.wantAll)
+			}
+			// Once lostTTL has passed, they are forgotten.
+			frozen = frozen.Add(lostTTL + time.Second)
+			if fl := killer.InFlight(); len(fl) != 0 {
+				t.Fatalf("%d requests still listed after lostTTL", len(fl))
+			}
+		})
 	}
 }
