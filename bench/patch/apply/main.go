@@ -2,7 +2,7 @@
 // patch, to apply it with GOROUTINES goroutines alive, and the cost of a
 // call of the patched function against the dormant and the plain build.
 //
-//	go run ./bench/patch/apply [-goroutines 10000] [-rounds 5]
+//	go run ./bench/patch/apply [-goroutines 10000] [-rounds 5] [-instructions]
 package main
 
 import (
@@ -31,14 +31,15 @@ func main() {
 	rounds := flag.Int("rounds", 5, "make+apply+revert rounds")
 	calls := flag.Int("calls", 2000000, "calls per overhead sample")
 	to := flag.String("to", "same", "fixture version to patch to: same (an equivalent body: pure call overhead) or v2 (the real fix)")
+	instructions := flag.Bool("instructions", false, "also count the instructions per call under valgrind's callgrind (plain, dormant, patched)")
 	flag.Parse()
-	if err := run(*goroutines, *rounds, *calls, *to); err != nil {
+	if err := run(*goroutines, *rounds, *calls, *to, *instructions); err != nil {
 		fmt.Fprintln(os.Stderr, "apply:", err)
 		os.Exit(1)
 	}
 }
 
-func run(goroutines, rounds, calls int, to string) error {
+func run(goroutines, rounds, calls int, to string, instructions bool) error {
 	ctx := context.Background()
 	root, err := os.Getwd()
 	if err != nil {
@@ -87,13 +88,8 @@ func run(goroutines, rounds, calls int, to string) error {
 		return err
 	}
 	defer stop(psrv)
-	for i := 0; ; i++ {
-		if _, err := patch.List(ctx, sock); err == nil {
-			break
-		} else if i == 500 {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := awaitRT(ctx, sock); err != nil {
+		return err
 	}
 
 	var plainNs, dormantNs, patchedNs []float64
@@ -143,7 +139,18 @@ func run(goroutines, rounds, calls int, to string) error {
 		}
 		revertT = append(revertT, time.Since(t0))
 	}
-	fmt.Printf("Command: go run ./bench/patch/apply -goroutines %d -rounds %d -calls %d -to %s\n", goroutines, rounds, calls, to)
+	var perCall []float64
+	if instructions {
+		so := filepath.Join(work, fmt.Sprintf("p%d.so", rounds-1))
+		if perCall, err = countPerCall(ctx, work, plain, bin, so, pub, b.Manifest.Build.ID, calls); err != nil {
+			return fmt.Errorf("instructions: %w", err)
+		}
+	}
+	flags := ""
+	if instructions {
+		flags = " -instructions"
+	}
+	fmt.Printf("Command: go run ./bench/patch/apply -goroutines %d -rounds %d -calls %d -to %s%s\n", goroutines, rounds, calls, to, flags)
 	fmt.Printf("Machine: %s/%s, %d CPUs, %s; date %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Println("| measure | median | min | max |")
 	fmt.Println("|---|---|---|---|")
@@ -162,11 +169,34 @@ func run(goroutines, rounds, calls int, to string) error {
 	ns("call guard.Check: plain go build", plainNs)
 	ns("call guard.Check: graft build, dormant point", dormantNs)
 	ns("call guard.Check: patched (replacement via slot)", patchedNs)
+	if perCall != nil {
+		fmt.Printf("\nInstructions per call of guard.Check (callgrind, %d calls, the request's own cost included): plain %.1f, dormant %.1f, patched %.1f\n", calls, perCall[0], perCall[1], perCall[2])
+	}
 	return nil
 }
 
+// awaitRT waits for the server's rt admin socket to answer.
+func awaitRT(ctx context.Context, sock string) error {
+	for i := 0; ; i++ {
+		_, err := patch.List(ctx, sock)
+		if err == nil {
+			return nil
+		}
+		if i == 3000 {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func start(bin string, goroutines int, env ...string) (*exec.Cmd, string, error) {
-	c := exec.Command(bin)
+	return startCmd(bin, nil, goroutines, env...)
+}
+
+// startCmd starts a server (name args: the binary, or a tool that runs
+// it) and reads the address it serves on.
+func startCmd(name string, args []string, goroutines int, env ...string) (*exec.Cmd, string, error) {
+	c := exec.Command(name, args...)
 	c.Env = append(append(os.Environ(), "GOROUTINES="+strconv.Itoa(goroutines)), env...)
 	c.Stderr = os.Stderr
 	out, err := c.StdoutPipe()
@@ -179,7 +209,7 @@ func start(bin string, goroutines int, env ...string) (*exec.Cmd, string, error)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		stop(c)
-		return nil, "", fmt.Errorf("%s said nothing: %w", bin, err)
+		return nil, "", fmt.Errorf("%s said nothing: %w", name, err)
 	}
 	go io.Copy(io.Discard, out)
 	return c, strings.TrimSpace(strings.TrimPrefix(line, "addr ")), nil

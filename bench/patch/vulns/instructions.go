@@ -15,14 +15,11 @@ package main
 // not depend on layout, nor on the machine's load.
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/graftdev/graft/bench/internal/callgrind"
 )
 
 // instructionsWait bounds one answer under callgrind, which runs a Go
@@ -41,13 +38,12 @@ const instructionRatio = 1.10
 // the patch if apply is set, counts the instructions of one trigger, and
 // returns them with the answer.
 func countInstructions(bin, work string, apply func(*proc) error) (uint64, string, error) {
-	if _, err := exec.LookPath("valgrind"); err != nil {
-		return 0, "", fmt.Errorf("valgrind is not installed (apt-get install -y valgrind): %w", err)
-	}
 	out := filepath.Join(work, fmt.Sprintf("callgrind-%d.out", time.Now().UnixNano()))
-	// Asynchronous preemption's signals make callgrind's runs unreliable.
-	h, err := startProcWith(work, []string{"GODEBUG=asyncpreemptoff=1"},
-		"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file="+out, bin)
+	name, args, err := callgrind.Command(out, bin)
+	if err != nil {
+		return 0, "", err
+	}
+	h, err := startProcWith(work, callgrind.Env, name, args...)
 	if err != nil {
 		return 0, "", err
 	}
@@ -57,49 +53,10 @@ func countInstructions(bin, work string, apply func(*proc) error) (uint64, strin
 			return 0, "", err
 		}
 	}
-	pid := strconv.Itoa(h.cmd.Process.Pid)
-	if err := callgrindControl("-i", "on", pid); err != nil {
-		return 0, "", err
-	}
-	answer, err := h.repro(instructionsWait)
-	if err != nil {
-		return 0, "", err
-	}
-	if err := callgrindControl("-i", "off", pid); err != nil {
-		return 0, "", err
-	}
-	// The dump is written as OUT.1 (the first dump of the run).
-	if err := callgrindControl("-d", pid); err != nil {
-		return 0, "", err
-	}
-	n, err := callgrindTotal(out + ".1")
+	var answer string
+	n, err := callgrind.Attach(h.cmd.Process.Pid, out).Count(func() (err error) {
+		answer, err = h.repro(instructionsWait)
+		return err
+	})
 	return n, answer, err
-}
-
-func callgrindControl(args ...string) error {
-	if out, err := exec.Command("callgrind_control", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("callgrind_control %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// callgrindTotal reads the instruction count of a callgrind dump: its
-// "totals:" line at the end (the "summary:" line at the top counts only
-// what ran before instrumentation was switched on: 0 here).
-func callgrindTotal(file string) (uint64, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "totals: "); ok {
-			return strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s: no totals line", file)
 }

@@ -1,4 +1,4 @@
-package main
+package callgrind
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestCallgrindTotal(t *testing.T) {
+func TestTotal(t *testing.T) {
 	for _, tc := range []struct {
 		name, dump string
 		want       uint64
@@ -23,9 +23,9 @@ func TestCallgrindTotal(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tc.dump), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			got, err := callgrindTotal(file)
+			got, err := Total(file)
 			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Fatalf("callgrindTotal = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+				t.Fatalf("Total = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
 	}
