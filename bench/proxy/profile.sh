@@ -16,30 +16,10 @@ DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d /tmp/graft-proxy-profile.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ -n "${KEEP:-}" ]; then cp "$tmp/perf.data" "$KEEP" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-for tool in wrk perf go curl python3; do
-	command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-freeport() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-waitfor() {
-	for _ in $(seq 200); do
-		curl -fs -o /dev/null "$1" && return 0
-		sleep 0.05
-	done
-	echo "no answer from $1" >&2
-	return 1
-}
+# shellcheck source=bench/proxy/lib.sh
+. "$(dirname "$0")/lib.sh"
+on_exit() { if [ -n "${KEEP:-}" ]; then cp "$tmp/perf.data" "$KEEP" 2>/dev/null || true; fi; }
+need wrk perf go curl python3
 
 cd "$root"
 go build -o "$tmp/backend" ./bench/proxy/backend
