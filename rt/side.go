@@ -27,8 +27,10 @@ type Side[K, V any] struct {
 	once sync.Once
 }
 
-// sideEntry is the last object looked up (a *K) and its fields (a *V),
-// untyped so that Of stays within the inliner's budget.
+// sideEntry is the last object looked up (a *K) and its fields (a *V).
+// Of is not inlined (a generic method's shaped body is over the inliner's
+// budget, typed or not); plugins inline a per-call cache of their own in
+// front of it (internal/patch/plugingen).
 type sideEntry struct{ k, v unsafe.Pointer }
 
 // Of returns p's fields. p must not be nil.
