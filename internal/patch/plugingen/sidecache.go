@@ -14,6 +14,7 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"slices"
 	"strings"
 )
 
@@ -63,7 +64,7 @@ func (g *gen) sideCaches(decl *ast.FuncDecl, compounds []compound, info *types.I
 		if _, seen := need[body]; !seen {
 			order = append(order, body)
 		}
-		if !contains(need[body], decl) {
+		if !slices.Contains(need[body], decl) {
 			need[body] = append(need[body], decl)
 		}
 	}
@@ -73,13 +74,4 @@ func (g *gen) sideCaches(decl *ast.FuncDecl, compounds []compound, info *types.I
 		edits = append(edits, edit{lb, lb + 1, "{ " + strings.Join(need[body], " ")})
 	}
 	return edits
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
