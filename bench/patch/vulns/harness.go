@@ -234,13 +234,13 @@ func answerTimes(answer string) (wall, cpu time.Duration) {
 // trigger slowRounds times, interleaved, in fresh processes, waiting up to
 // slowWait; then the patched and the fixed-release harness answer it
 // slowRounds times more each, interleaved, under callgrind
-// (instructions.go). The row counts as stopped
-// when every patched answer equals the fixed release's answers, the
-// unpatched median CPU time exceeds the fixed release's largest (the
-// trigger still separates vulnerable from fixed), and the patched
-// program's median instruction count on the trigger is at most
-// instructionRatio times the fixed release's median. CPU time, not wall time: the machine these
-// run on is shared, and waiting for a core is not the program's cost.
+// (instructions.go). The row counts as stopped when every patched answer
+// equals the fixed release's answers, the unpatched median CPU time
+// exceeds the fixed release's largest (the trigger still separates
+// vulnerable from fixed), and the patched program's median instruction
+// count on the trigger is at most instructionRatio times the fixed
+// release's median. CPU time, not wall time: the machine these run on is
+// shared, and waiting for a core is not the program's cost.
 // Instructions, not CPU time, between patched and fixed: they are two
 // binaries, and CPU time depends on their layout (instructions.go). An
 // answer that times out counts as slowWait, and so does an unpatched
