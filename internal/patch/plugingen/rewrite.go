@@ -223,12 +223,13 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	for _, c := range compounds {
 		sortEdits()
 		if c.field != nil {
-			body := innermostBody(decl, c.field.Pos())
-			local := func(tn *types.TypeName) string { return sideCacheVar(g.sideOf(tn, where)) + ".of" }
-			if body == nil {
-				local = func(tn *types.TypeName) string { return g.sideOf(tn, where) }
+			// Side fields go through the per-call cache sideCaches
+			// declared in the innermost function body.
+			side := func(tn *types.TypeName) string { return sideCacheVar(g.sideOf(tn, where)) + ".of" }
+			if innermostBody(decl, c.field.Pos()) == nil {
+				side = func(tn *types.TypeName) string { return g.sideOf(tn, where) }
 			}
-			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where, local); ok {
+			if text, ok := g.fieldRef(info.Selections[c.field], render(src, 0, c.field.X, fset, edits), where, side); ok {
 				add(c.field, text)
 			}
 			continue
@@ -413,8 +414,9 @@ func layout(old map[string]*packages.Package) types.Sizes {
 // fieldRef reaches an unexported field through its offset in the struct:
 // the build gives plugins no accessor for fields, and the plugin links the
 // running program's exact type, so the layout is the same.
-// A field that lives in a side table is reached through side(type), the
-// expression of a func(*T) *fields (sideAccess).
+// A field that lives in a side table is reached through side(its type):
+// a func(*T) *fields, the table's accessor or a per-call cache's of
+// (sidecache.go).
 func (g *gen) fieldRef(s *types.Selection, x, where string, side func(*types.TypeName) string) (string, bool) {
 	t := s.Recv()
 	ptr := false
