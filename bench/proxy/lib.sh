@@ -31,3 +31,21 @@ waitfor() { # URL
 	echo "no answer from $1" >&2
 	return 1
 }
+
+# start_graft_proxy GRAFT NAME PORT: `GRAFT run --proxy` on 127.0.0.1:PORT
+# in front of $tmp/backend (its generation 1), admin socket $tmp/NAME.sock,
+# log $tmp/NAME.log; waits until it answers and sets started_pid.
+start_graft_proxy() {
+	"$1" run --admin "$tmp/$2.sock" --listen "web=127.0.0.1:$3" --proxy \
+		-- "$tmp/backend" -addr '{addr}' >"$tmp/$2.log" 2>&1 &
+	pids+=($!)
+	started_pid=$!
+	waitfor "http://127.0.0.1:$3/"
+}
+
+# serving GRAFT NAME FIELD: FIELD (addr, pid) of the generation the graft
+# started by start_graft_proxy NAME serves.
+serving() {
+	"$1" status --admin "$tmp/$2.sock" --json |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); print([g[sys.argv[1]] for g in d["generations"] if g["number"]==d["serving"]][0])' "$3"
+}

@@ -29,11 +29,8 @@ if [ -z "$graft" ]; then
 	graft=$tmp/graft
 fi
 port=$(freeport)
-"$graft" run --admin "$tmp/admin.sock" --listen "web=127.0.0.1:$port" --proxy \
-	-- "$tmp/backend" -addr '{addr}' >"$tmp/graft.log" 2>&1 &
-pids+=($!)
-graftpid=$!
-waitfor "http://127.0.0.1:$port/"
+start_graft_proxy "$graft" graft "$port"
+graftpid=$started_pid
 
 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$port/" >"$tmp/wrk.txt" &
 pids+=($!)

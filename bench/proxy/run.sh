@@ -44,23 +44,15 @@ fi
 if [ -n "$graft" ]; then
 	# graft run --proxy starts the backend as its generation 1.
 	gport=$(freeport)
-	"$graft" run --admin "$tmp/admin.sock" --listen "web=127.0.0.1:$gport" --proxy \
-		-- "$tmp/backend" -addr '{addr}' >"$tmp/graft.log" 2>&1 &
-	pids+=($!)
-	graftpid=$!
-	waitfor "http://127.0.0.1:$gport/"
-	status=$("$graft" status --admin "$tmp/admin.sock" --json)
-	baddr=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["addr"] for g in d["generations"] if g["number"]==d["serving"]][0])' <<<"$status")
-	backendpid=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["pid"] for g in d["generations"] if g["number"]==d["serving"]][0])' <<<"$status")
+	start_graft_proxy "$graft" graft "$gport"
+	graftpid=$started_pid
+	baddr=$(serving "$graft" graft addr)
+	backendpid=$(serving "$graft" graft pid)
 	if [ -n "${GRAFT_BEFORE:-}" ]; then
 		g0port=$(freeport)
-		"$GRAFT_BEFORE" run --admin "$tmp/admin0.sock" --listen "web=127.0.0.1:$g0port" --proxy \
-			-- "$tmp/backend" -addr '{addr}' >"$tmp/graft0.log" 2>&1 &
-		pids+=($!)
-		graft0pid=$!
-		waitfor "http://127.0.0.1:$g0port/"
-		backend0pid=$("$graft" status --admin "$tmp/admin0.sock" --json |
-			python3 -c 'import json,sys; d=json.load(sys.stdin); print([g["pid"] for g in d["generations"] if g["number"]==d["serving"]][0])')
+		start_graft_proxy "$GRAFT_BEFORE" graft0 "$g0port"
+		graft0pid=$started_pid
+		backend0pid=$(serving "$graft" graft0 pid)
 	fi
 else
 	baddr=127.0.0.1:$(freeport)
