@@ -164,9 +164,7 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 		return a, ErrNotAdmitted
 	}
 	start = time.Now()
-	// Calls into the running program's unexported functions hide the
-	// pointers those functions do not keep (plugingen/hostcall.go).
-	p, err := plugingen.GenerateWith(old.Pkgs, new.Pkgs, a.Report, plugingen.Options{Escapes: hostEscapes(oldFacts)})
+	p, err := plugingen.Generate(old.Pkgs, new.Pkgs, a.Report)
 	if err != nil {
 		return a, err
 	}

@@ -42,19 +42,13 @@ var ErrUnsupported = errors.New("not expressible in a plugin yet")
 // old and new are the packages of the two versions of the tree by import
 // path, loaded with syntax and types.
 func Generate(old, new map[string]*packages.Package, r *api.PatchReport) (*Plugin, error) {
-	return GenerateWith(old, new, r, Options{})
-}
-
-// GenerateWith is Generate with opts.
-func GenerateWith(old, new map[string]*packages.Package, r *api.PatchReport, opts Options) (*Plugin, error) {
 	if !r.Admitted {
 		return nil, errors.New("generate patch: the diff was not admitted")
 	}
 	g := &gen{old: old, new: new, decls: map[string]*pkgDecls{}, pkgIndex: map[string]int{},
 		imports: map[string]string{}, names: map[string]string{}, inPatch: map[string]bool{},
 		emitted: map[string]bool{}, syms: map[string]string{}, queuedConst: map[types.Object]bool{},
-		queuedType: map[types.Object]bool{}, queuedVar: map[types.Object]bool{}, sizes: layout(old),
-		opts: opts, hostDone: map[string]string{}}
+		queuedType: map[types.Object]bool{}, queuedVar: map[types.Object]bool{}, sizes: layout(old)}
 	for _, path := range slices.Sorted(maps.Keys(new)) {
 		g.pkgIndex[path] = len(g.pkgIndex)
 		g.decls[path] = collect(new[path])
@@ -144,9 +138,6 @@ func GenerateWith(old, new map[string]*packages.Package, r *api.PatchReport, opt
 		fmt.Fprintf(&b, "\t%q: %s,\n", id, g.pluginName(id))
 	}
 	b.WriteString("}\n")
-	if g.needSink {
-		b.WriteString("\n" + sinkDecls + "\n")
-	}
 	for _, d := range g.out {
 		b.WriteString("\n" + d + "\n")
 	}
@@ -185,12 +176,6 @@ type gen struct {
 	// sizes is the target's layout: offsets of fields reached through
 	// unsafe are computed with it.
 	sizes types.Sizes
-	opts  Options
-	// hostDone are the names plugin code calls the running program's
-	// unexported functions by (hostcall.go); needSink: a wrapper uses the
-	// sink.
-	hostDone map[string]string
-	needSink bool
 }
 
 func dedup(s []string) []string {

@@ -268,7 +268,7 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 			fn = g.pluginName(FuncID(m))
 			g.queueFunc(FuncID(m))
 		} else {
-			fn = g.hostCall(m, g.imp(m.Pkg().Path())+".GraftM_"+recvNamed(m).Obj().Name()+"_"+m.Name(), where)
+			fn = g.imp(m.Pkg().Path()) + ".GraftM_" + recvNamed(m).Obj().Name() + "_" + m.Name()
 		}
 		text := fn + "(" + recv
 		if len(c.call.Args) > 0 {

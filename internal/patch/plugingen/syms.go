@@ -50,7 +50,7 @@ func (g *gen) ref(obj types.Object, where string) (string, bool) {
 			return g.imp(path) + "." + name, true
 		}
 		if g.exports(obj.Pkg()) && obj.Type().(*types.Signature).TypeParams() == nil {
-			return g.hostCall(obj, g.imp(path)+".GraftF_"+name, where), true
+			return g.imp(path) + ".GraftF_" + name, true
 		}
 		return g.sym("_gf", k, obj, "Func["+g.typeExpr(obj.Type(), where)+"]"), true
 	case *types.Var:
@@ -212,4 +212,12 @@ func (g *gen) exprEdits(p *packages.Package, n ast.Node, where string) []edit {
 	})
 	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	return edits
+}
+
+// rtName imports rt under the name sym's init lines use.
+func (g *gen) rtName() string {
+	if _, ok := g.imports[RTImport]; !ok {
+		g.imports[RTImport], g.names["_graft_rt"] = "_graft_rt", RTImport
+	}
+	return g.imports[RTImport]
 }
