@@ -32,11 +32,19 @@ type Point struct {
 	// builds with atomic.LoadUint32 (rewrite.Config.AtomicLoad). The plain
 	// load is a benign race: a word-sized read observes some value
 	// written, and it only decides whether to take the slow path, which
-	// reads the word and the replacement again atomically (Load, Fn).
+	// reads the replacement variable the same way (LoadSlot in -race
+	// builds) and the word again atomically (Load).
 	// Only rt writes it, with atomic.StoreUint32 under mu. It must stay
 	// the first field.
-	W    uint32
-	fn   atomic.Pointer[any] // replacement body, of exactly Info.Type
+	W uint32
+	// slot is the address of the function's generated replacement
+	// variable (var _graft_fN func(...) ...), which its slow path calls
+	// when not nil: rt stores the installed replacement's func value
+	// there with atomic.StorePointer, so the call needs no interface
+	// assertion. fn is the same replacement as an interface, for
+	// Install and Revert; both under mu.
+	slot unsafe.Pointer
+	fn   *any
 	info *PointInfo
 	// sealed and patched are kept apart from w so arming and disarming
 	// checks never loses them.
@@ -58,14 +66,23 @@ type PointInfo struct {
 // Load returns the point's word (generated code loads W directly).
 func (p *Point) Load() uint32 { return atomic.LoadUint32(&p.W) }
 
-// Fn returns the installed replacement (nil unless patched). Generated code
-// asserts it to the function's own type.
-func (p *Point) Fn() any {
-	f := p.fn.Load()
-	if f == nil {
-		return nil
+// LoadSlot loads a replacement variable atomically, for generated code in
+// -race builds, where the plain read of the variable would be reported
+// (rewrite.Config.AtomicLoad); slot is the variable's address.
+func LoadSlot(slot Pointer) Pointer { return atomic.LoadPointer((*Pointer)(slot)) }
+
+// setFn installs f (nil: none) as p's replacement; callers hold mu.
+func (p *Point) setFn(f *any) {
+	p.fn = f
+	var fv unsafe.Pointer
+	if f != nil {
+		// A func value is pointer-shaped: an interface holds it in its
+		// data word, which is what a variable of the func type holds.
+		fv = (*[2]unsafe.Pointer)(unsafe.Pointer(f))[1]
 	}
-	return *f
+	atomic.StorePointer((*unsafe.Pointer)(p.slot), fv)
+	p.patched = f != nil
+	p.store()
 }
 
 // Err returns the error of a sealed point.
@@ -95,13 +112,15 @@ var (
 )
 
 // Register records p under info.ID; generated init functions call it with
-// a nil value of the replacement type (info.Type is set from it). A point
+// the address of the function's replacement variable (a func variable of
+// exactly the replacement's type: info.Type is set from it). A point
 // named in GRAFT_SEALED starts sealed.
-func Register(p *Point, info PointInfo, nilFn any) {
+func Register(p *Point, info PointInfo, slot any) {
 	mu.Lock()
 	defer mu.Unlock()
-	if nilFn != nil {
-		info.Type = reflect.TypeOf(nilFn)
+	if t := reflect.TypeOf(slot); t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Func {
+		info.Type = t.Elem()
+		p.slot = reflect.ValueOf(slot).UnsafePointer()
 	}
 	if _, dup := points[info.ID]; dup {
 		// Two packages cannot produce the same id; a duplicate means the
@@ -245,6 +264,9 @@ func Install(id string, fns map[string]any) (*Patch, error) {
 		if f == nil {
 			return nil, fmt.Errorf("install %s: %s: nil replacement", id, pid)
 		}
+		if p.slot == nil {
+			return nil, fmt.Errorf("install %s: %s: the point has no replacement variable", id, pid)
+		}
 		if got, want := reflect.TypeOf(f), p.info.Type; got != want {
 			return nil, fmt.Errorf("install %s: %s: replacement has type %v, point has %v", id, pid, got, want)
 		}
@@ -257,12 +279,10 @@ func Install(id string, fns map[string]any) (*Patch, error) {
 	pt := &Patch{ID: id, Funcs: ids, prev: map[string]*any{}, cur: map[string]*any{}}
 	for _, pid := range ids {
 		p := points[pid]
-		pt.prev[pid] = p.fn.Load()
+		pt.prev[pid] = p.fn
 		f := fns[pid]
 		pt.cur[pid] = &f
-		p.fn.Store(&f)
-		p.patched = true
-		p.store()
+		p.setFn(&f)
 	}
 	patches[id] = pt
 	return pt, nil
@@ -281,16 +301,12 @@ func Revert(id string) error {
 		return fmt.Errorf("revert %s: no such patch", id)
 	}
 	for _, pid := range pt.Funcs {
-		if points[pid].fn.Load() != pt.cur[pid] {
+		if points[pid].fn != pt.cur[pid] {
 			return fmt.Errorf("revert %s: %s was patched again since; revert the later patch first", id, pid)
 		}
 	}
 	for _, pid := range pt.Funcs {
-		p := points[pid]
-		prev := pt.prev[pid]
-		p.fn.Store(prev)
-		p.patched = prev != nil
-		p.store()
+		points[pid].setFn(pt.prev[pid])
 	}
 	pt.done = true
 	delete(patches, id)

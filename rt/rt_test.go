@@ -14,6 +14,9 @@ import (
 // Points registered by hand, as generated code would.
 var (
 	pAdd, pDiv, pBusy Point
+	fAdd              addFn
+	fDiv              divFn
+	fBusy             func()
 	addCalls          int
 )
 
@@ -23,7 +26,7 @@ type divFn = func(int, int) (int, error)
 func add(a, b int) int {
 	if w := pAdd.Load(); w != 0 {
 		if w&(Sealed|Patched) != 0 {
-			if f, _ := pAdd.Fn().(addFn); f != nil {
+			if f := fAdd; f != nil {
 				return f(a, b)
 			}
 			if w&Sealed != 0 {
@@ -41,7 +44,7 @@ func div(a, b int) (r0 int, r1 error) {
 			defer Recover(&r1)
 		}
 		if w&(Sealed|Patched) != 0 {
-			if f, _ := pDiv.Fn().(divFn); f != nil {
+			if f := fDiv; f != nil {
 				return f(a, b)
 			}
 			if w&Sealed != 0 {
@@ -57,9 +60,9 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		Register(&pAdd, PointInfo{ID: "rt.add", Func: "add"}, addFn(nil))
-		Register(&pDiv, PointInfo{ID: "rt.div", Func: "div", ErrorRet: true}, divFn(nil))
-		Register(&pBusy, PointInfo{ID: "github.com/graftdev/graft/rt.blockForever", Func: "blockForever"}, (func())(nil))
+		Register(&pAdd, PointInfo{ID: "rt.add", Func: "add"}, &fAdd)
+		Register(&pDiv, PointInfo{ID: "rt.div", Func: "div", ErrorRet: true}, &fDiv)
+		Register(&pBusy, PointInfo{ID: "github.com/graftdev/graft/rt.blockForever", Func: "blockForever"}, &fBusy)
 	})
 }
 

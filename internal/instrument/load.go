@@ -172,10 +172,10 @@ func (p *prep) rewrite(ctx context.Context, root string, sel []string, lps []*li
 		paths = append(paths, lp.ImportPath)
 		want[lp.ImportPath] = lp
 	}
-	var inl map[string]map[string]bool
+	var facts map[string]*pkgFacts
 	if p.opts.Rewrite.Budget >= 0 {
 		var err error
-		if inl, err = p.inlinable(ctx, sel, paths); err != nil {
+		if facts, err = p.compilerFacts(ctx, sel, paths); err != nil {
 			// Fall back on the rewriter's leaf heuristic; the build
 			// itself will report what is wrong, if anything.
 			p.log.Warn("using the inlinable-leaf heuristic", "error", err)
@@ -218,10 +218,10 @@ func (p *prep) rewrite(ctx context.Context, root string, sel []string, lps []*li
 		in.Files = files
 		rcfg := p.opts.Rewrite
 		rcfg.AtomicLoad = rcfg.AtomicLoad || raceFlag(p.opts.Flags)
-		if inl != nil {
-			rcfg.Inlinable = inl[pkg.PkgPath]
-			if rcfg.Inlinable == nil {
-				rcfg.Inlinable = map[string]bool{} // asked: nothing inlinable
+		if facts != nil {
+			rcfg.Inlinable = map[string]bool{} // asked: nothing inlinable
+			if f := facts[pkg.PkgPath]; f != nil {
+				rcfg.Inlinable, rcfg.Leaking = f.Inlinable, f.Leaking
 			}
 		}
 		res, err := rewrite.Package(in, rcfg)

@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"path/filepath"
 	"strings"
 
 	"github.com/graftdev/graft/api"
@@ -70,7 +71,7 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 		f := fd.Recv.List[0]
 		args = append(args, r.nameField(fs, f, "_graft_recv", 0)...)
 		typs = append(typs, fs.text(f.Type))
-		hide = append(hide, r.hidden(fs, f.Type))
+		hide = append(hide, r.leaked(fs, f, 0, r.hidden(fs, f.Type)))
 	}
 	variadic := false
 	for i, f := range fd.Type.Params.List {
@@ -80,9 +81,9 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 		if _, ok := f.Type.(*ast.Ellipsis); ok {
 			variadic = true
 		}
-		for range names {
+		for j := range names {
 			typs = append(typs, t)
-			hide = append(hide, h)
+			hide = append(hide, r.leaked(fs, f, j, h))
 		}
 		args = append(args, names...)
 	}
@@ -228,7 +229,16 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 		// A replacement's panic is converted as the body's would be.
 		fmt.Fprintf(&fs.tail, "\tif %s.Load()&_graft_rt.Catch != 0 {\n\t\tdefer _graft_rt.Recover(&%s)\n\t}\n", pv, ys[len(ys)-1])
 	}
-	fmt.Fprintf(&fs.tail, "\tif _graft_f, _ := %s.Fn().(%s); _graft_f != nil {\n", pv, alias)
+	// The replacement variable: a plain read, like the word's (a
+	// word-sized read observes some value written); -race builds load it
+	// atomically through rt, which needs it in memory to convert it.
+	slot := fmt.Sprintf("_graft_f%d", k)
+	if r.cfg.AtomicLoad {
+		fmt.Fprintf(&fs.tail, "\t_graft_fp := _graft_rt.LoadSlot(_graft_rt.Pointer(&%s))\n", slot)
+		fmt.Fprintf(&fs.tail, "\tif _graft_f := *(*%s)(_graft_rt.Pointer(&_graft_fp)); _graft_f != nil {\n", alias)
+	} else {
+		fmt.Fprintf(&fs.tail, "\tif _graft_f := %s; _graft_f != nil {\n", slot)
+	}
 	if len(resTypes) > 0 {
 		fmt.Fprintf(&fs.tail, "\t\treturn _graft_f(%s)\n\t}\n", strings.Join(xargs, ", "))
 	} else {
@@ -249,9 +259,9 @@ func (r *rewriter) funcDecl(fs *fileState, fd *ast.FuncDecl) {
 	fs.add(edit{off: lb, end: lb, text: pro.String(), class: -1})
 
 	tf := fs.tf
-	fmt.Fprintf(&fs.tail, "type %s = %s\n\nvar %s _graft_rt.Point\n", alias, sig, pv)
-	fmt.Fprintf(&fs.inits, "\t_graft_rt.Register(&%s, _graft_rt.PointInfo{ID: %q, Package: %q, Func: %q, File: %q, Line: %d, ErrorRet: %v}, (%s)(nil))\n",
-		pv, id, r.in.PkgPath, fn, fs.name, tf.Line(fd.Pos()), errRet, alias)
+	fmt.Fprintf(&fs.tail, "type %s = %s\n\nvar %s _graft_rt.Point\nvar %s %s // the installed replacement (nil: none), written by rt\n", alias, sig, pv, slot, alias)
+	fmt.Fprintf(&fs.inits, "\t_graft_rt.Register(&%s, _graft_rt.PointInfo{ID: %q, Package: %q, Func: %q, File: %q, Line: %d, ErrorRet: %v}, &%s)\n",
+		pv, id, r.in.PkgPath, fn, fs.name, tf.Line(fd.Pos()), errRet, slot)
 	for _, s := range sites {
 		fmt.Fprintf(&fs.tail, "var %s _graft_rt.Site\n", s.v)
 		fmt.Fprintf(&fs.inits, "\t_graft_rt.RegisterSite(&%s, &%s, _graft_rt.SiteInfo{ID: %q, Kind: %q, Point: %q, Package: %q, Func: %q, File: %q, Line: %d})\n",
@@ -330,6 +340,20 @@ func (r *rewriter) hidden(fs *fileState, t ast.Expr) string {
 		return ""
 	}
 	return text
+}
+
+// leaked returns hide, the type the slow path hides f's j-th name as, or
+// "" when the plain build leaks that parameter to the heap anyway
+// (Config.Leaking).
+func (r *rewriter) leaked(fs *fileState, f *ast.Field, j int, hide string) string {
+	if hide == "" || j >= len(f.Names) {
+		return hide
+	}
+	p := fs.tf.Position(f.Names[j].Pos())
+	if r.cfg.Leaking[fmt.Sprintf("%s:%d:%d", filepath.Base(p.Filename), p.Line, p.Column)] {
+		return ""
+	}
+	return hide
 }
 
 // PointerFree reports whether values of t contain no pointers. Parameters

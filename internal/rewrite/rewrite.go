@@ -23,7 +23,7 @@ import (
 
 // Version identifies the rewriter's output; it is part of every build id
 // and cache key, and changes whenever generated code changes.
-const Version = "graft-rewrite-6"
+const Version = "graft-rewrite-7"
 
 // RTImport is the import path of the runtime generated code calls.
 const RTImport = "github.com/graftdev/graft/rt"
@@ -44,6 +44,13 @@ type Config struct {
 	// stop the inlining, and the leaf heuristic (Budget) is not used.
 	// Ignored when Budget < 0.
 	Inlinable map[string]bool `json:"-"`
+	// Leaking, when not nil, holds the positions ("FILE.go:LINE:COL",
+	// the base name) of the parameters that escape analysis leaks to the
+	// heap in the plain build ("leaking param: x"). A patched call passes
+	// those to its replacement as they are: hiding one from escape
+	// analysis (rt.NoEscape on its address, which keeps it in memory:
+	// a store and a reload per call) would save its callers nothing.
+	Leaking map[string]bool `json:"-"`
 	// AtomicLoad makes prologues read the word with sync/atomic instead
 	// of a plain load. A plain load compiles to one compare with memory
 	// and a branch (an atomic load to a load, a test and a branch); it is

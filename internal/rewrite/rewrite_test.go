@@ -381,3 +381,40 @@ func TestPrologueLoads(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowPathHiding: the slow path hides a pointer argument from escape
+// analysis unless the plain build leaks it to the heap anyway, and it
+// reads the replacement variable atomically in -race builds.
+func TestSlowPathHiding(t *testing.T) {
+	src := "package p\n\nfunc f(a *int, b *int) int {\n\tprintln()\n\treturn *a + *b\n}\n"
+	for _, tc := range []struct {
+		name       string
+		cfg        Config
+		want, deny []string
+	}{
+		{"hidden", Config{Budget: -1},
+			[]string{"if _graft_f := _graft_f1; _graft_f != nil {", "return _graft_f(*(**int)(_graft_rt.NoEscape(_graft_rt.Pointer(&_graft_x0))), *(**int)(_graft_rt.NoEscape(_graft_rt.Pointer(&_graft_x1))))"},
+			nil},
+		{"leaking", Config{Budget: -1, Leaking: map[string]bool{"p.go:3:8": true}},
+			[]string{"return _graft_f(_graft_x0, *(**int)(_graft_rt.NoEscape(_graft_rt.Pointer(&_graft_x1))))"},
+			nil},
+		{"atomic", Config{Budget: -1, AtomicLoad: true},
+			[]string{"_graft_fp := _graft_rt.LoadSlot(_graft_rt.Pointer(&_graft_f1))", "if _graft_f := *(*_graft_t1)(_graft_rt.Pointer(&_graft_fp)); _graft_f != nil {"},
+			[]string{"_graft_f := _graft_f1;"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, tc.cfg)
+			got := string(out.Files["p.go"])
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("missing %q in\n%s", w, got)
+				}
+			}
+			for _, d := range tc.deny {
+				if strings.Contains(got, d) {
+					t.Errorf("unexpected %q in\n%s", d, got)
+				}
+			}
+		})
+	}
+}
