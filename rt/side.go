@@ -33,7 +33,18 @@ type Side[K, V any] struct {
 // front of it (internal/patch/plugingen).
 type sideEntry struct{ k, v unsafe.Pointer }
 
-// Of returns p's fields. p must not be nil.
+// Cached returns p's fields when p is the last object looked up, else
+// nil. It inlines (Of does not), so generated code that looks an object up
+// once per call tries it first: a load and a compare instead of a call.
+func (s *Side[K, V]) Cached(p *K) *V {
+	if c := s.last.Load(); c != nil && c.k == unsafe.Pointer(p) {
+		return (*V)(c.v)
+	}
+	return nil
+}
+
+// Of returns p's fields, nil for a nil p (so that the access through it
+// fails as the original's through p would).
 func (s *Side[K, V]) Of(p *K) *V {
 	if c := s.last.Load(); c != nil && c.k == unsafe.Pointer(p) {
 		return (*V)(c.v)
@@ -42,6 +53,9 @@ func (s *Side[K, V]) Of(p *K) *V {
 }
 
 func (s *Side[K, V]) lookup(p *K) *V {
+	if p == nil {
+		return nil
+	}
 	s.once.Do(func() { forgetAfterGC(s.forget) })
 	k := weak.Make(p)
 	v, ok := s.m.Load(k)

@@ -32,6 +32,13 @@ func TestSideFieldsPerObject(t *testing.T) {
 	if s.Of(a) == s.Of(b) {
 		t.Error("two objects share their fields")
 	}
+	// Cached answers for the last object only; Of answers nil for nil.
+	if s.Cached(b) != s.Of(b) || s.Cached(a) != nil {
+		t.Error("Cached: not the last object's fields, or an answer for another")
+	}
+	if s.Of(nil) != nil || s.Cached(nil) != nil {
+		t.Error("fields for a nil object")
+	}
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(b)
 }

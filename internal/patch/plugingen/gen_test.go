@@ -77,11 +77,13 @@ func TestGenerate(t *testing.T) {
 		{
 			name: "sidegen",
 			contains: []string{
-				// Fields in a side table, through the call's own cache.
-				`var _graft_p0_side_parser_c p0_side_parser_c`,
-				`_graft_p0_side_parser_c.of(p).depth++`,
-				`if _graft_p0_side_parser_c.of(p).depth > 100`,
-				// A function literal has a cache of its own.
+				// Fields in a side table: next looks its entry up once.
+				"_graft_sd_p := p0_side_parser_t.Cached(p)\n\tif _graft_sd_p == nil {\n\t\t_graft_sd_p = p0_side_parser_t.Of(p)\n\t}\n\t_graft_sd_p.depth++",
+				`if _graft_sd_p.depth > 100`,
+				// rewind, through per-call caches: the body's, and a
+				// function literal's own.
+				"func p0_parser_rewind(p *p0.GraftT_parser, n int) {\n\tvar _graft_p0_side_parser_c p0_side_parser_c",
+				`_graft_p0_side_parser_c.of(p).depth = 0`,
 				`defer func() { var _graft_p0_side_parser_c p0_side_parser_c; _graft_p0_side_parser_c.of(p).depth-- }()`,
 				`p0_parser_reset(p, b)`,
 				`*p0_side_parser_of(_graft_p) = p0_side_parser{}`,

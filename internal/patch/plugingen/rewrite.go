@@ -26,14 +26,16 @@ type edit struct {
 }
 
 // render returns the source of n with edits applied; an edit inside an
-// earlier, wider one is dropped.
+// earlier, wider one is dropped, and so is an insertion (start == end) at
+// n's edges, which belongs to the code around n (a statement inserted
+// before the one n begins).
 func render(src []byte, base int, n ast.Node, fset *token.FileSet, edits []edit) string {
 	start := fset.PositionFor(n.Pos(), false).Offset
 	end := fset.PositionFor(n.End(), false).Offset
 	var b strings.Builder
 	cur := start
 	for _, e := range edits {
-		if e.start < cur || e.end > end {
+		if e.start < cur || e.end > end || e.start == e.end && (e.start == start || e.start == end) {
 			continue
 		}
 		b.Write(src[cur:e.start])
@@ -202,10 +204,16 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	ast.Inspect(decl, visit)
 	sortEdits := func() {
 		sort.Slice(edits, func(i, j int) bool {
-			if edits[i].start != edits[j].start {
-				return edits[i].start < edits[j].start
+			ei, ej := edits[i], edits[j]
+			if ei.start != ej.start {
+				return ei.start < ej.start
 			}
-			return edits[i].end > edits[j].end
+			// At one offset an insertion goes first, then the widest
+			// replacement (the narrower ones inside it are dropped).
+			if (ei.start == ei.end) != (ej.start == ej.end) {
+				return ei.start == ei.end
+			}
+			return ei.end > ej.end
 		})
 	}
 	size := func(c compound) token.Pos {
@@ -219,9 +227,15 @@ func (g *gen) edits(p *packages.Package, decl *ast.FuncDecl, id string) []edit {
 	}
 	sort.SliceStable(compounds, func(i, j int) bool { return size(compounds[i]) < size(compounds[j]) })
 	src, _ := ReadSource(fset.PositionFor(decl.Pos(), false).Filename)
-	edits = append(edits, g.sideCaches(decl, compounds, info, off, where)...)
+	hoist, hoistEdits := g.sideHoists(decl, compounds, info, off, where)
+	edits = append(edits, hoistEdits...)
+	edits = append(edits, g.sideCaches(decl, compounds, hoist, info, off, where)...)
 	for _, c := range compounds {
 		sortEdits()
+		if local, ok := hoist[c.field]; ok {
+			add(c.field, local+"."+c.field.Sel.Name)
+			continue
+		}
 		if c.field != nil {
 			// Side fields go through the per-call cache sideCaches
 			// declared in the innermost function body.
