@@ -109,7 +109,7 @@ func (x *exporter) funcExport(d *ast.FuncDecl) string {
 	}
 	export, target := "GraftF_"+name, name
 	if d.Recv != nil {
-		if name == "init" || genericRecv(d) || len(d.Recv.List) != 1 {
+		if genericRecv(d) || len(d.Recv.List) != 1 {
 			return ""
 		}
 		t := unparen(d.Recv.List[0].Type)

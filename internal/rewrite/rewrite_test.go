@@ -418,3 +418,53 @@ func TestSlowPathHiding(t *testing.T) {
 		})
 	}
 }
+
+// TestExportsCompile: the export file's wrappers spell every signature so
+// that the package still type-checks, with parameter types from packages
+// two files import under one name, and call what they wrap.
+func TestExportsCompile(t *testing.T) {
+	srcs := map[string][]byte{
+		"a.go": []byte(`package p
+
+import (
+	b "bytes"
+	"strings"
+)
+
+type T struct{ n int }
+
+func (t *T) init()                            { t.n = 1 }
+func (t T) get(_ int, r *b.Reader) int        { return t.n + r.Len() }
+func join(sep string, parts ...string) string { return strings.Join(parts, sep) }
+func pair(b *strings.Builder) (int, error)    { return b.Len(), nil }
+func noop(int, string)                        {}
+`),
+		"b.go": []byte(`package p
+
+import strings "bytes"
+
+func fill(b *strings.Buffer) (int, error) { return b.Len(), nil }
+`),
+	}
+	in, err := check("example.com/p", srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := string(Exports(in))
+	for _, want := range []string{
+		`func GraftM_T_init(_graft_r *T) { _graft_r.init() }`,
+		`func GraftM_T_get(_graft_r T, _graft_a0 int, _graft_a1 *_graft_i0.Reader) int { return _graft_r.get(_graft_a0, _graft_a1) }`,
+		`func GraftF_join(_graft_a0 string, _graft_a1 ...string) string { return join(_graft_a0, _graft_a1...) }`,
+		`func GraftF_pair(_graft_a0 *_graft_i1.Builder) (int, error) { return pair(_graft_a0) }`,
+		`func GraftF_noop(_graft_a0 int, _graft_a1 string) { noop(_graft_a0, _graft_a1) }`,
+		`func GraftF_fill(_graft_a0 *_graft_i0.Buffer) (int, error) { return fill(_graft_a0) }`,
+	} {
+		if !strings.Contains(exp, want) {
+			t.Errorf("export file lacks %q:\n%s", want, exp)
+		}
+	}
+	srcs["zz_graft_export.go"] = []byte(exp)
+	if _, err := check("example.com/p", srcs); err != nil {
+		t.Errorf("package with its export file does not type-check: %v\n%s", err, exp)
+	}
+}
