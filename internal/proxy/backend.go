@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // Backend is one upstream (a generation's private address) with its own
@@ -275,7 +277,7 @@ func (b *Backend) wakeLocked() {
 // upconn is one connection to a backend.
 type upconn struct {
 	c         net.Conn
-	in        rbuf
+	in        http1.Reader
 	reused    bool
 	idleSince time.Time
 }
@@ -308,7 +310,7 @@ func (b *Backend) get(ctx context.Context, check bool) (*upconn, error) {
 		return nil, err
 	}
 	u := &upconn{c: c}
-	u.in = rbuf{c: c, b: make([]byte, rbufSize)}
+	u.in = http1.NewReader(c)
 	return u, nil
 }
 

@@ -166,7 +166,7 @@ type clientConn struct {
 	s     *server
 	p     *Proxy
 	c     net.Conn
-	in    rbuf
+	in    http1.Reader
 	state atomic.Int32
 	ip    []byte // client address for X-Forwarded-For; nil for unix sockets
 
@@ -179,7 +179,7 @@ type clientConn struct {
 
 func newClientConn(s *server, c net.Conn) *clientConn {
 	cc := &clientConn{s: s, p: s.p, c: c}
-	cc.in = rbuf{c: c, b: make([]byte, rbufSize)}
+	cc.in = http1.NewReader(c)
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		cc.ip = []byte(ta.IP.String())
 	}
@@ -201,21 +201,21 @@ func (cc *clientConn) closeTunnel() {
 func (cc *clientConn) serve() {
 	defer cc.c.Close()
 	for {
-		if len(cc.in.buffered()) == 0 {
+		if len(cc.in.Buffered()) == 0 {
 			cc.state.Store(stateIdle)
 			if cc.s.isClosing() {
 				return
 			}
 		}
 		cc.extendDeadline()
-		n, err := cc.in.readHead()
+		n, err := cc.in.ReadHead()
 		if !cc.state.CompareAndSwap(stateIdle, stateActive) && cc.state.Load() == stateClosed {
 			return
 		}
 		if err != nil {
 			if errors.Is(err, http1.ErrHeadTooLarge) {
 				cc.writeError(431, "request head too large")
-			} else if len(cc.in.buffered()) > 0 && !isNetErr(err) {
+			} else if len(cc.in.Buffered()) > 0 && !isNetErr(err) {
 				cc.writeError(400, "bad request")
 			}
 			return
@@ -246,5 +246,5 @@ func isNetErr(err error) bool {
 // writeError answers a request the proxy could not parse; the connection
 // is closed afterwards.
 func (cc *clientConn) writeError(status int, msg string) {
-	cc.c.Write(errorResponse(nil, status, msg, true))
+	cc.c.Write(http1.AppendError(nil, status, msg, true))
 }

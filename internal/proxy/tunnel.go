@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // tunnelLinger bounds how long one direction of a tunnel may stay open
@@ -14,15 +16,15 @@ const tunnelLinger = 5 * time.Second
 // both ways until either side is done (WebSocket and other upgrades).
 func (x *exchange) tunnel(b *Backend, u *upconn) {
 	cc := x.cc
-	w := x.appendResponseHead(x.wbuf[:0], frameNone, false, true)
-	// appendResponseHead dropped the hop-by-hop Connection/Upgrade fields,
+	w := http1.AppendResponseHead(x.wbuf[:0], &x.rh, http1.FrameNone, false, true, x.hd.Minor)
+	// AppendResponseHead dropped the hop-by-hop Connection/Upgrade fields,
 	// which a 101 must carry: restate them before the blank line.
 	w = w[:len(w)-2]
 	w = append(w, "Connection: Upgrade\r\nUpgrade: "...)
 	w = append(w, x.rh.Upgrade...)
 	w = append(w, "\r\n\r\n"...)
-	w = append(w, u.in.buffered()...) // backend bytes that came with the head
-	u.in.r = u.in.w
+	w = append(w, u.in.Buffered()...) // backend bytes that came with the head
+	u.in.Discard(len(u.in.Buffered()))
 	x.wbuf = w[:0]
 
 	b.startTunnel(&x.fl, u)
@@ -39,12 +41,12 @@ func (x *exchange) tunnel(b *Backend, u *upconn) {
 	if _, err := cc.c.Write(w); err != nil {
 		return
 	}
-	if pending := cc.in.buffered(); len(pending) > 0 {
+	if pending := cc.in.Buffered(); len(pending) > 0 {
 		// Client bytes that followed the request head.
 		if _, err := u.c.Write(pending); err != nil {
 			return
 		}
-		cc.in.r = cc.in.w
+		cc.in.Discard(len(cc.in.Buffered()))
 	}
 	cc.c.SetReadDeadline(time.Time{})
 

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"time"
+
+	"github.com/graftdev/graft/internal/proxy/http1"
 )
 
 // View is the request being proxied as the lazy hooks (Hooks.Admit,
@@ -60,7 +62,7 @@ func (v *View) AppendPath(dst []byte) []byte {
 	if len(t) > 0 && t[0] == '/' && bytes.IndexByte(t, '%') < 0 {
 		return append(dst, t...)
 	}
-	path, _ := splitTarget(string(v.x.hd.Target))
+	path, _ := http1.SplitTarget(string(v.x.hd.Target))
 	return append(dst, path...)
 }
 

@@ -1,5 +1,7 @@
 package http1
 
+import "strconv"
+
 // ChunkedDecoder decodes a chunked body incrementally (RFC 9112 §7.1).
 // Chunk extensions are skipped; trailers are read and dropped.
 type ChunkedDecoder struct {
@@ -157,3 +159,14 @@ func (c *ChunkedDecoder) Unread(n int) {
 	c.remaining += int64(n)
 	c.phase = chData
 }
+
+// AppendChunk frames p as one chunk (p must be non-empty).
+func AppendChunk(dst, p []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(p)), 16)
+	dst = append(dst, '\r', '\n')
+	dst = append(dst, p...)
+	return append(dst, '\r', '\n')
+}
+
+// LastChunk ends a chunked body (no trailers).
+const LastChunk = "0\r\n\r\n"

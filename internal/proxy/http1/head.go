@@ -1,5 +1,6 @@
 // Package http1 parses HTTP/1.x message heads and chunked framing for the
-// proxy, in place and without allocating.
+// proxy, in place and without allocating; reads message bodies from a
+// connection through one buffer; and writes response heads.
 package http1
 
 import (
