@@ -365,20 +365,25 @@ func TestPrologueLoads(t *testing.T) {
 			[]string{`import _graft_atomic "sync/atomic"`, "if _graft_atomic.LoadUint32(&_graft_p1.W) >= _graft_rt.Sealed {", "if _graft_w := _graft_atomic.LoadUint32(&_graft_p2.W); _graft_w != 0 {"},
 			[]string{"_graft_p1.W >=", "_graft_p2.W != 0"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, tc.cfg)
-			got := string(out.Files["p.go"])
-			for _, w := range tc.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("missing %q in\n%s", w, got)
-				}
-			}
-			for _, d := range tc.deny {
-				if strings.Contains(got, d) {
-					t.Errorf("unexpected %q in\n%s", d, got)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { rewritesTo(t, src, tc.cfg, tc.want, tc.deny) })
+	}
+}
+
+// rewritesTo rewrites the one-file package src with cfg and checks that
+// its text contains every want and no deny.
+func rewritesTo(t *testing.T, src string, cfg Config, want, deny []string) {
+	t.Helper()
+	out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, cfg)
+	got := string(out.Files["p.go"])
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing %q in\n%s", w, got)
+		}
+	}
+	for _, d := range deny {
+		if strings.Contains(got, d) {
+			t.Errorf("unexpected %q in\n%s", d, got)
+		}
 	}
 }
 
@@ -402,20 +407,7 @@ func TestSlowPathHiding(t *testing.T) {
 			[]string{"_graft_fp := _graft_rt.LoadSlot(_graft_rt.Pointer(&_graft_f1))", "if _graft_f := *(*_graft_t1)(_graft_rt.Pointer(&_graft_fp)); _graft_f != nil {"},
 			[]string{"_graft_f := _graft_f1;"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out, _ := rewriteAndCheck(t, "example.com/p", map[string][]byte{"p.go": []byte(src)}, tc.cfg)
-			got := string(out.Files["p.go"])
-			for _, w := range tc.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("missing %q in\n%s", w, got)
-				}
-			}
-			for _, d := range tc.deny {
-				if strings.Contains(got, d) {
-					t.Errorf("unexpected %q in\n%s", d, got)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { rewritesTo(t, src, tc.cfg, tc.want, tc.deny) })
 	}
 }
 
