@@ -74,7 +74,7 @@ func writeHarness(ctx context.Context, work string, f fix, src, fixed string, t 
 	}
 	cmd := exec.CommandContext(ctx, "go", "mod", "tidy")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = append(append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod"), f.env()...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go mod tidy: %v: %s", err, out)
 	}
@@ -95,7 +95,7 @@ func buildHarness(ctx context.Context, work string, f fix, src, fixed string, t 
 	if err != nil {
 		return "", fmt.Errorf("harness: %w", err)
 	}
-	b, err := instrument.Prepare(ctx, instrument.Options{Dir: dir, Patterns: []string{"."}, Instrument: inst, Patchable: true})
+	b, err := instrument.Prepare(ctx, instrument.Options{Dir: dir, Patterns: []string{"."}, Instrument: inst, Patchable: true, Env: f.env()})
 	if err != nil {
 		return "", fmt.Errorf("graft build of the %s harness: %w", tag, err)
 	}

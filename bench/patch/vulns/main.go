@@ -224,7 +224,7 @@ func main() {
 			f.goarch = *goarch
 		}
 		start := time.Now()
-		res, err := runFor(ctx, work, f)
+		res, err := run(ctx, work, f)
 		el := time.Since(start)
 		if err != nil {
 			fmt.Printf("| %s | %s | %s → %s%s | – | error | – | – | %s | |\n", f.id, f.module, short(f.from), short(f.to), archNote(f), oneLine(err.Error()))
@@ -330,24 +330,15 @@ func archNote(f fix) string {
 	return " (" + f.goarch + ")"
 }
 
-// runFor runs the row with the go command building for its GOARCH: the
-// trees are loaded, the harness built and the plugin made for it.
-// graft's instrument package takes its environment from the process, so
-// the row sets it there and restores it after (rows run one at a time).
-func runFor(ctx context.Context, work string, f fix) (*result, error) {
+// env is what every go command of the row adds to its environment: for a
+// row that needs another GOARCH than graft's, that GOARCH (and cgo, which
+// plugins need), so that its trees are loaded, its harness built and its
+// plugin made for it.
+func (f fix) env() []string {
 	if f.goarch == "" || f.goarch == runtime.GOARCH {
-		return run(ctx, work, f)
+		return nil
 	}
-	for k, v := range map[string]string{"GOARCH": f.goarch, "CGO_ENABLED": "1"} {
-		old, had := os.LookupEnv(k)
-		os.Setenv(k, v)
-		if had {
-			defer os.Setenv(k, old)
-		} else {
-			defer os.Unsetenv(k)
-		}
-	}
-	return run(ctx, work, f)
+	return []string{"GOARCH=" + f.goarch, "CGO_ENABLED=1"}
 }
 
 // result is one row of the table.
@@ -382,7 +373,7 @@ type result struct {
 // the harness, applies the patch to it and triggers the bug again.
 func run(ctx context.Context, work string, f fix) (*result, error) {
 	var dirs [2]string
-	lo := patch.LoadOptions{ModMod: true}
+	lo := patch.LoadOptions{ModMod: true, Env: f.env()}
 	for _, p := range f.pkgs {
 		lo.Patterns = append(lo.Patterns, "./"+p)
 	}
@@ -415,7 +406,7 @@ func run(ctx context.Context, work string, f fix) (*result, error) {
 	for _, d := range with {
 		inst = append(inst, d.Module+"/...")
 	}
-	b, err := instrument.Prepare(ctx, instrument.Options{Dir: hdir, Patterns: []string{"."}, Instrument: inst, Patchable: true})
+	b, err := instrument.Prepare(ctx, instrument.Options{Dir: hdir, Patterns: []string{"."}, Instrument: inst, Patchable: true, Env: f.env()})
 	if err != nil {
 		return nil, fmt.Errorf("graft build of the harness: %w", err)
 	}
