@@ -2,7 +2,9 @@
 // admin API follows, whichever feature mounts it: JSON answers (indented,
 // for people reading them with curl), errors as api.Error, and request
 // bodies of at most MaxBody bytes decoded strictly (unknown fields refused),
-// so that a malformed request is refused with the reason.
+// so that a malformed request is refused with the reason; and how an admin
+// API listens: a unix socket only its owner may use (ListenSocket), or TCP
+// behind a bearer token (Bearer).
 package adminhttp
 
 import (

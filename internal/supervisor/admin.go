@@ -2,20 +2,16 @@ package supervisor
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/graftdev/graft/api"
 	"github.com/graftdev/graft/internal/adminhttp"
-	"github.com/graftdev/graft/internal/listener"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -86,37 +82,6 @@ func (a *adminServers) close() {
 	}
 }
 
-var umaskMu sync.Mutex
-
-// listenAdmin creates the unix admin socket with mode 0600 in a directory
-// it creates 0700 when missing. It refuses when another supervisor answers
-// there and removes a stale socket file.
-func listenAdmin(path string) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("admin socket dir: %w", err)
-		}
-	}
-	if err := listener.RemoveStale(path); err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	// The umask closes the window between bind and chmod.
-	umaskMu.Lock()
-	old := syscall.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	umaskMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	return ln, nil
-}
-
 func (s *Supervisor) startAdmin(ctx context.Context) (*adminServers, error) {
 	a := &adminServers{}
 	serve := func(ln net.Listener, h http.Handler) {
@@ -125,7 +90,7 @@ func (s *Supervisor) startAdmin(ctx context.Context) (*adminServers, error) {
 		a.wg.Go(func() { srv.Serve(ln) })
 	}
 	if s.opts.AdminSocket != "" {
-		ln, err := listenAdmin(s.opts.AdminSocket)
+		ln, err := adminhttp.ListenSocket(s.opts.AdminSocket)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +103,7 @@ func (s *Supervisor) startAdmin(ctx context.Context) (*adminServers, error) {
 			a.close()
 			return nil, fmt.Errorf("admin tcp: %w", err)
 		}
-		serve(ln, bearer(s.opts.AdminToken, s.mux))
+		serve(ln, adminhttp.Bearer(s.opts.AdminToken, s.mux))
 	}
 	if s.opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", s.opts.MetricsAddr)
@@ -151,17 +116,4 @@ func (s *Supervisor) startAdmin(ctx context.Context) (*adminServers, error) {
 		serve(ln, m)
 	}
 	return a, nil
-}
-
-// bearer admits only requests carrying "Authorization: Bearer token".
-func bearer(token string, h http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			adminhttp.WriteError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
