@@ -34,7 +34,7 @@ func (p *prep) compilerFacts(ctx context.Context, sel []string, paths []string) 
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("ask the compiler what it inlines: %w: %s", err, strings.TrimSpace(lastLines(errb.String(), 5)))
+		return nil, fmt.Errorf("ask the compiler what it inlines and what escapes: %w: %s", err, strings.TrimSpace(lastLines(errb.String(), 5)))
 	}
 	return parseFacts(errb.String(), paths), nil
 }
