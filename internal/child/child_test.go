@@ -107,35 +107,29 @@ func TestStrayKilled(t *testing.T) {
 	// The stray holds the write end of a pipe as its fd 3: the read end
 	// sees EOF once it has died. Were it not killed, ReadAll would wait
 	// for the test's timeout.
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	o := sh("sleep 300 & echo started >&3")
-	o.Files = []uintptr{w.Fd()}
-	p, err := Start(o)
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil || string(b) != "started\n" {
+	if b, err := runWithFD3(t, "sleep 300 & echo started >&3"); err != nil || b != "started\n" {
 		t.Errorf("fd 3 carried %q, %v", b, err)
 	}
 }
 
 // Files become the child's descriptors 3, 4, ...
 func TestFiles(t *testing.T) {
+	if b, err := runWithFD3(t, "echo three >&3"); err != nil || b != "three\n" {
+		t.Errorf("fd 3 carried %q, %v", b, err)
+	}
+}
+
+// runWithFD3 runs script with the write end of a pipe as its fd 3 and
+// returns what the read end got until EOF, which comes once every process
+// holding the write end (the script and whatever it left behind) is gone.
+func runWithFD3(t *testing.T, script string) (string, error) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	o := sh("echo three >&3")
+	o := sh(script)
 	o.Files = []uintptr{w.Fd()}
 	p, err := Start(o)
 	w.Close() // the child has its copy
@@ -146,9 +140,7 @@ func TestFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := io.ReadAll(r)
-	if err != nil || string(b) != "three\n" {
-		t.Errorf("fd 3 carried %q, %v", b, err)
-	}
+	return string(b), err
 }
 
 // Stderr keeps the last 64 KiB.
