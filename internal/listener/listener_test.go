@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graftdev/graft/internal/listener/listenertest"
 )
 
 func TestMain(m *testing.M) {
@@ -114,16 +116,7 @@ func TestRemoveStale(t *testing.T) {
 func TestOpenAndActivation(t *testing.T) {
 	for _, raw := range []bool{false, true} {
 		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
-			tl, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := tl.(*net.TCPListener).File()
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := tl.Addr().String()
-			tl.Close() // the dup in f keeps the socket
+			f, addr := listenertest.InheritedTCP(t)
 			path := filepath.Join(t.TempDir(), "local.sock")
 			ls, err := Open([]Spec{{Name: "local", Addr: "unix:" + path}, {Name: "web", Addr: "127.0.0.1:1"}},
 				[]Inherited{{Name: "web", File: f}}, raw)

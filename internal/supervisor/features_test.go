@@ -22,6 +22,7 @@ import (
 	"github.com/graftdev/graft/client"
 	"github.com/graftdev/graft/internal/adminhttp"
 	"github.com/graftdev/graft/internal/listener"
+	"github.com/graftdev/graft/internal/listener/listenertest"
 	"github.com/graftdev/graft/internal/loadtest"
 )
 
@@ -342,16 +343,7 @@ func TestInheritedUnixAndShellShim(t *testing.T) {
 				shimArgv = listener.ShellShimArgv
 			}
 			t.Cleanup(func() { shimArgv = old })
-			tl, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := tl.(*net.TCPListener).File()
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := tl.Addr().String()
-			tl.Close() // the dup in f keeps the socket
+			f, addr := listenertest.InheritedTCP(t)
 			path := filepath.Join(t.TempDir(), "http.sock")
 			h := run(t, Options{
 				Command:   fix("-ctl", "-version", "1"),

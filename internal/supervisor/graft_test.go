@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/graftdev/graft/api"
+	"github.com/graftdev/graft/internal/listener/listenertest"
 	"github.com/graftdev/graft/internal/loadtest"
 )
 
@@ -29,16 +30,8 @@ func TestGraftBinary(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", graft, "../../cmd/graft").CombinedOutput(); err != nil {
 		t.Fatalf("build graft: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lf, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String() + "/"
-	ln.Close()
+	lf, addr := listenertest.InheritedTCP(t)
+	url := "http://" + addr + "/"
 	notifyPath := filepath.Join(dir, "notify.sock")
 	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
 	if err != nil {
