@@ -29,8 +29,8 @@ type Side[K, V any] struct {
 
 // sideEntry is the last object looked up (a *K) and its fields (a *V).
 // Of is not inlined (a generic method's shaped body is over the inliner's
-// budget, typed or not); plugins inline a per-call cache of their own in
-// front of it (internal/patch/plugingen).
+// budget, typed or not); plugins inline Cached, or a per-call cache of
+// their own, in front of it (internal/patch/plugingen).
 type sideEntry struct{ k, v unsafe.Pointer }
 
 // Cached returns p's fields when p is the last object looked up, else
@@ -46,6 +46,8 @@ func (s *Side[K, V]) Cached(p *K) *V {
 // Of returns p's fields, nil for a nil p (so that the access through it
 // fails as the original's through p would).
 func (s *Side[K, V]) Of(p *K) *V {
+	// Cached's test written out: calling Cached and testing its answer
+	// for nil adds a compare and a branch (2.26 -> 2.57 ns, BenchmarkSideOf).
 	if c := s.last.Load(); c != nil && c.k == unsafe.Pointer(p) {
 		return (*V)(c.v)
 	}
