@@ -104,7 +104,10 @@ func (g *gen) sideHoists(decl *ast.FuncDecl, compounds []compound, info *types.I
 	inserts := map[ast.Stmt][]string{}
 	for _, id := range params {
 		obj, ok := info.Defs[id].(*types.Var)
-		if !ok || id.Name == "_" || assigned(decl.Body, obj, info) {
+		if !ok || id.Name == "_" {
+			continue
+		}
+		if _, ptr := types.Unalias(obj.Type()).(*types.Pointer); !ptr {
 			continue
 		}
 		var tn *types.TypeName
@@ -121,14 +124,14 @@ func (g *gen) sideHoists(decl *ast.FuncDecl, compounds []compound, info *types.I
 			if t == nil {
 				continue
 			}
-			if _, ptr := types.Unalias(obj.Type()).(*types.Pointer); !ptr || tn != nil && t != tn {
+			if tn != nil && t != tn {
 				uses = nil
 				break
 			}
 			tn = t
 			uses = append(uses, c.field)
 		}
-		if len(uses) == 0 {
+		if len(uses) == 0 || assigned(decl.Body, obj, info) {
 			continue
 		}
 		first := slices.MinFunc(uses, func(a, b *ast.SelectorExpr) int { return int(a.Pos() - b.Pos()) })
