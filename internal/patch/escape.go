@@ -212,45 +212,6 @@ func escapes(ctx context.Context, t *Tree, lo LoadOptions, pkgs []string) (map[s
 	return facts, nil
 }
 
-// escapeFacts are one tree's facts, each package compiled with -m at most
-// once: the escape check and the generator's host calls ask about the same
-// packages of the running program.
-type escapeFacts struct {
-	ctx   context.Context
-	t     *Tree
-	lo    LoadOptions
-	facts map[string]*leak
-	errs  map[string]error // by package compiled: why it gave no facts, or nil
-}
-
-func newEscapeFacts(ctx context.Context, t *Tree, lo LoadOptions) *escapeFacts {
-	return &escapeFacts{ctx: ctx, t: t, lo: lo, facts: map[string]*leak{}, errs: map[string]error{}}
-}
-
-// of returns the facts, with those of pkgs; the packages not compiled yet
-// are compiled together, in one go build.
-func (f *escapeFacts) of(pkgs []string) (map[string]*leak, error) {
-	var todo []string
-	for _, p := range pkgs {
-		if _, done := f.errs[p]; !done {
-			todo = append(todo, p)
-		}
-	}
-	if len(todo) > 0 {
-		facts, err := escapes(f.ctx, f.t, f.lo, todo)
-		for _, p := range todo {
-			f.errs[p] = err
-		}
-		maps.Copy(f.facts, facts)
-	}
-	for _, p := range pkgs {
-		if err := f.errs[p]; err != nil {
-			return nil, err
-		}
-	}
-	return f.facts, nil
-}
-
 // normalize keys results by index ("0"), whether the compiler spelled them
 // ~r0 or by name.
 func (l *leak) normalize(results []string) {
@@ -292,9 +253,9 @@ func firstLines(b []byte, n int) string {
 
 // checkEscapes refuses, in r, every slot whose replacement keeps a pointer
 // parameter the original does not keep, or whose facts the compiler did
-// not give. It reports whether r is still admitted.
-func checkEscapes(oldF, newF *escapeFacts, r *api.PatchReport) bool {
-	old, new := oldF.t, newF.t
+// not give: it compiles the slots' packages of each tree (loaded with
+// oldLo and newLo) with -m once. It reports whether r is still admitted.
+func checkEscapes(ctx context.Context, old, new *Tree, oldLo, newLo LoadOptions, r *api.PatchReport) bool {
 	pkgsOf := func(t *Tree) []string {
 		var out []string
 		for _, id := range r.Slots {
@@ -318,8 +279,8 @@ func checkEscapes(oldF, newF *escapeFacts, r *api.PatchReport) bool {
 		}
 		r.Changes = append(r.Changes, api.PatchChange{ID: id, Kind: api.PatchCaller, Change: api.Changed, Reason: reason})
 	}
-	oldFacts, oerr := oldF.of(pkgsOf(old))
-	newFacts, nerr := newF.of(pkgsOf(new))
+	oldFacts, oerr := escapes(ctx, old, oldLo, pkgsOf(old))
+	newFacts, nerr := escapes(ctx, new, newLo, pkgsOf(new))
 	for _, id := range r.Slots {
 		short := shortID(id)
 		if oerr != nil || nerr != nil {

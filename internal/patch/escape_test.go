@@ -95,7 +95,7 @@ func TestEscapeCheckNoSummary(t *testing.T) {
 	r := &api.PatchReport{Admitted: true, Slots: []string{id},
 		Changes: []api.PatchChange{{ID: id, Kind: api.PatchFunc, Change: api.Changed, Admitted: true}}}
 	broken := LoadOptions{Env: []string{"GOFLAGS=-mod=nonsense"}}
-	if checkEscapes(newEscapeFacts(t.Context(), old, broken), newEscapeFacts(t.Context(), new, broken), r) || r.Admitted {
+	if checkEscapes(t.Context(), old, new, broken, broken, r) || r.Admitted {
 		t.Fatalf("admitted without a summary: %+v", r)
 	}
 	if c := r.Changes[0]; c.Admitted || !strings.Contains(c.Reason, "(*server).allow: no escape summary") {

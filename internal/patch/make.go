@@ -152,12 +152,11 @@ func Make(ctx context.Context, opts MakeOptions) (*Artifact, error) {
 		}
 	}
 	a.Report = diff.Diff(old, new, dopts)
-	oldFacts := newEscapeFacts(ctx, old, effectiveLoad(opts.From, oldLoad))
 	a.Report.From, a.Report.To = opts.From, opts.To
 	if a.Report.Admitted {
 		// Arguments reach a replacement through rt.NoEscape: it must keep
 		// none the original does not keep (escape.go).
-		checkEscapes(oldFacts, newEscapeFacts(ctx, new, effectiveLoad(opts.To, newLoad)), a.Report)
+		checkEscapes(ctx, old, new, effectiveLoad(opts.From, oldLoad), effectiveLoad(opts.To, newLoad), a.Report)
 	}
 	a.DiffDur = time.Since(start)
 	if !a.Report.Admitted {
